@@ -1,0 +1,50 @@
+"""The command line: `python -m bpcheck SUBCOMMAND ...`.
+
+Each subcommand lives in bpcheck/commands/<name>.py with add_arguments(parser) and run(args) -> int,
+and imports what it needs inside run(), so `--help` stays fast and torch/jax load only when used.
+Exit codes: 0 all agree, 1 a disagreement was found, 2 a usage or input error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .spec import BpcheckError
+
+COMMANDS = ("xor",)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, instead of usage + message
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="bpcheck", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"bpcheck {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        module = importlib.import_module(f".commands.{name}", __package__)
+        p = sub.add_parser(name, help=module.HELP, description=module.__doc__)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args))
+    except BpcheckError as exc:
+        print(f"bpcheck {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bpcheck {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,158 @@
+"""Activation and loss rules: each forward with its backward right beside it.
+
+Every rule works on the last axis (activations) or the last two axes (losses: batch, outputs),
+so a leading axis of perturbed copies, as finite differences use, broadcasts for free.
+Conventions follow torch and jax: relu'(0) = 0, leaky_relu'(0) = 0.01, gelu in its tanh form,
+and the losses' reduction='mean'.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .spec import ACTIVATIONS, LOSSES
+
+Array = np.ndarray
+LEAKY_SLOPE = 0.01
+ELU_ALPHA = 1.0
+HUBER_DELTA = 1.0
+_GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_K = 0.044715
+
+
+@dataclass(frozen=True)
+class Activation:
+    """a = forward(z); backward(z, a, dL/da) -> dL/dz, reading only what the forward made.
+
+    kink: not twice differentiable at z = 0, so a finite difference must not straddle 0.
+    slopes: the one-sided derivatives (left, right) at 0; at_zero: the declared subgradient.
+    """
+
+    name: str
+    forward: Callable[[Array], Array]
+    backward: Callable[[Array, Array, Array], Array]
+    kink: bool = False
+    slopes: tuple[float, float] | None = None
+    at_zero: float | None = None
+
+    def regions(self, z: Array) -> Array:
+        """-1, 0 or +1 by the side of the kink that z lies on; a change of region is a crossing."""
+        return np.sign(z).astype(np.int8)
+
+
+def _sigmoid(z: Array) -> Array:
+    # exp(-|z|) never overflows, so both tails are exact to the last ulp.
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
+
+
+def _softmax(z: Array) -> Array:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _log_softmax(z: Array) -> Array:
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _gelu(z: Array) -> Array:
+    return 0.5 * z * (1.0 + np.tanh(_GELU_C * (z + _GELU_K * z**3)))
+
+
+def _gelu_backward(z: Array, a: Array, g: Array) -> Array:
+    t = np.tanh(_GELU_C * (z + _GELU_K * z**3))
+    return g * (0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _GELU_C * (1.0 + 3.0 * _GELU_K * z * z))
+
+
+def _elu(z: Array) -> Array:
+    return np.where(z > 0, z, ELU_ALPHA * np.expm1(np.minimum(z, 0)))
+
+
+RULES: dict[str, Activation] = {
+    a.name: a
+    for a in (
+        Activation("identity", lambda z: z, lambda z, a, g: g),
+        Activation("sigmoid", _sigmoid, lambda z, a, g: g * (a * (1 - a))),
+        Activation("tanh", np.tanh, lambda z, a, g: g * (1 - a * a)),
+        Activation("relu", lambda z: np.maximum(z, 0), lambda z, a, g: g * (z > 0),
+                   kink=True, slopes=(0.0, 1.0), at_zero=0.0),
+        Activation("leaky_relu", lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
+                   lambda z, a, g: np.where(z > 0, g, LEAKY_SLOPE * g),
+                   kink=True, slopes=(LEAKY_SLOPE, 1.0), at_zero=LEAKY_SLOPE),
+        # elu with alpha 1 has equal one-sided slopes, but its second derivative jumps at 0.
+        Activation("elu", _elu, lambda z, a, g: np.where(z > 0, g, g * (a + ELU_ALPHA)),
+                   kink=True, slopes=(ELU_ALPHA, 1.0), at_zero=ELU_ALPHA),
+        Activation("softplus", lambda z: np.logaddexp(z, 0), lambda z, a, g: g * _sigmoid(z)),
+        Activation("gelu", _gelu, _gelu_backward),
+        # The softmax backward is the Jacobian-vector product J^T g = a * (g - <g, a>).
+        Activation("softmax", _softmax, lambda z, a, g: a * (g - (g * a).sum(axis=-1, keepdims=True))),
+    )
+}
+assert tuple(RULES) == ACTIVATIONS
+
+
+@dataclass(frozen=True)
+class Loss:
+    """value = forward(out, y) over the last two axes; backward(out, y) -> dL/dout.
+
+    from_logits: out is the output layer's z (the loss is fused with its activation, so the
+    engine skips that activation's backward); otherwise out is the output activation a_L.
+    kink: the loss is not twice differentiable where regions(out, y) changes.
+    """
+
+    name: str
+    forward: Callable[[Array, Array], Array]
+    backward: Callable[[Array, Array], Array]
+    from_logits: bool = False
+    kink: bool = False
+
+    def regions(self, out: Array, y: Array) -> Array:
+        return (np.abs(out - y) > HUBER_DELTA).astype(np.int8)
+
+
+def _count(out: Array) -> int:
+    return out.shape[-1] * out.shape[-2]
+
+
+def _mean2(v: Array) -> Array:
+    return v.mean(axis=(-2, -1))
+
+
+def _bce(z: Array, y: Array) -> Array:
+    # binary_cross_entropy_with_logits: max(z, 0) - z*y + log(1 + exp(-|z|)).
+    return _mean2(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
+
+
+def _cross_entropy(z: Array, y: Array) -> Array:
+    return -(y * _log_softmax(z)).sum(axis=-1).mean(axis=-1)
+
+
+def _cross_entropy_backward(z: Array, y: Array) -> Array:
+    # d/dz of -sum(y * log_softmax(z)) is softmax(z) * sum(y) - y: exact for rows not summing to 1.
+    return (_softmax(z) * y.sum(axis=-1, keepdims=True) - y) / z.shape[-2]
+
+
+def _huber(a: Array, y: Array) -> Array:
+    r = np.abs(a - y)
+    return _mean2(np.where(r <= HUBER_DELTA, 0.5 * r * r, HUBER_DELTA * (r - 0.5 * HUBER_DELTA)))
+
+
+LOSS_RULES: dict[str, Loss] = {
+    rule.name: rule
+    for rule in (
+        Loss("mse", lambda a, y: _mean2((a - y) ** 2), lambda a, y: (2.0 / _count(a)) * (a - y)),
+        Loss("bce", _bce, lambda z, y: (_sigmoid(z) - y) / _count(z), from_logits=True),
+        Loss("cross_entropy", _cross_entropy, _cross_entropy_backward, from_logits=True),
+        Loss("huber", _huber, lambda a, y: np.clip(a - y, -HUBER_DELTA, HUBER_DELTA) / _count(a), kink=True),
+    )
+}
+assert tuple(LOSS_RULES) == LOSSES
+
+sigmoid = _sigmoid
+softmax = _softmax
+log_softmax = _log_softmax
