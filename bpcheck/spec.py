@@ -154,8 +154,9 @@ def _as_tuple(value: Any, name: str) -> tuple:
     return tuple(value)
 
 
-def init_params(arch: Arch, rng: np.random.Generator, scheme: str = "xavier", dtype: Any = np.float64) -> Params:
-    """Xavier (normal, std sqrt(2/(fan_in+fan_out))) or He (normal, std sqrt(2/fan_in)); biases start at 0."""
+def init_params(arch: Arch, rng: np.random.Generator, scheme: str = "xavier", dtype: Any = np.float64,
+                gain: float = 1.0) -> Params:
+    """Xavier (normal, std gain*sqrt(2/(fan_in+fan_out))) or He (normal, std gain*sqrt(2/fan_in)); biases start at 0."""
     if scheme not in ("xavier", "he"):
         raise UsageError(f"init scheme {scheme!r}{suggest(scheme, ('xavier', 'he'))} is unknown: use 'xavier' or 'he'")
     dtype = resolve_dtype(dtype)
@@ -163,7 +164,7 @@ def init_params(arch: Arch, rng: np.random.Generator, scheme: str = "xavier", dt
     for name, shape in arch.param_shapes().items():
         if name.startswith("W"):
             fan_in, fan_out = shape
-            std = math.sqrt(2.0 / (fan_in + fan_out)) if scheme == "xavier" else math.sqrt(2.0 / fan_in)
+            std = gain * (math.sqrt(2.0 / (fan_in + fan_out)) if scheme == "xavier" else math.sqrt(2.0 / fan_in))
             params[name] = (rng.standard_normal(shape) * std).astype(dtype)
         else:
             params[name] = np.zeros(shape, dtype=dtype)
