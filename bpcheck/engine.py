@@ -10,12 +10,12 @@ mutates its inputs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import numpy as np
 
-from .ops import LOSS_RULES, RULES
+from .ops import LOSS_RULES, RULES, Activation
 from .spec import Arch, Case, Gradients, Params
 
 
@@ -46,12 +46,15 @@ def loss_of(arch: Arch, caches: list[LayerCache], y: np.ndarray) -> float:
 
 
 def backward(
-    arch: Arch, params: Params, caches: list[LayerCache], y: np.ndarray, *, input_grad: bool = True
+    arch: Arch, params: Params, caches: list[LayerCache], y: np.ndarray, *, input_grad: bool = True,
+    rules: Mapping[str, Activation] = RULES,
 ) -> Gradients:
     """Backpropagate the loss through the cached forward; see the module docstring for the math.
 
     Returns the loss, dL/dW_l and dL/db_l for every layer, dL/dx (None if not input_grad), and
     the per-layer trace dz[l-1] = dL/dz_l and da[l-1] = dL/da_l (hidden layers only).
+    rules replaces ops.RULES, so that a checker can recompute the gradient under another
+    subgradient convention at the kinks (bpcheck.compare.convention).
     """
     rule = LOSS_RULES[arch.loss]
     last = caches[-1]
@@ -69,7 +72,7 @@ def backward(
         else:
             if layer < n:
                 da_trace[layer - 1] = g
-            dz = RULES[arch.activations[layer - 1]].backward(cache.z, cache.a, g)
+            dz = rules[arch.activations[layer - 1]].backward(cache.z, cache.a, g)
         dz_trace[layer - 1] = dz
         grads[f"W{layer}"] = cache.a_prev.T @ dz
         grads[f"b{layer}"] = dz.sum(axis=0)
