@@ -1,0 +1,342 @@
+"""Hypothesis strategies for networks, parameters, data and whole cases (public API).
+
+Every strategy takes keyword-only arguments, checks them before anything is drawn and raises
+hypothesis.errors.InvalidArgument naming the bad value and the fix, as hypothesis's own do.
+Everything is drawn with integers(), sampled_from() and element-wise float arrays, so a failing
+example shrinks toward depth 1, width 1, batch 1, the first loss and activation listed, and zeros.
+
+    from bpcheck import strategies as bst
+    @given(bst.cases(max_depth=2, max_width=3))
+    def test_mine(case): ...
+
+Softmax in hidden layers: not drawn unless hidden_softmax=True. A hidden softmax couples a
+layer's units (a non-elementwise Jacobian, still drawn as an output for mse and huber and
+forced for cross_entropy), but at width 1 it is the constant 1, which zeroes every gradient
+below it and makes the example vacuous; real networks rarely use it there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+from hypothesis.extra import numpy as hnp
+
+from . import engine
+from .ops import RULES
+from .spec import ACTIVATIONS, LOSS_OUTPUT, LOSSES, Arch, Case, Params
+
+REGIMES: tuple[str, ...] = ("ordinary", "near_kink", "saturating", "tiny", "huge")
+DTYPE_NAMES: tuple[str, ...] = ("float64", "float32")
+TARGET_KINDS: tuple[str, ...] = ("one_hot", "probabilities", "unnormalised")
+KINKED: tuple[str, ...] = tuple(name for name, rule in RULES.items() if rule.kink)
+SATURATING: tuple[str, ...] = ("sigmoid", "tanh")
+
+# (params scale, input and target scale) per regime; near_kink and saturating start ordinary
+# and then move chosen pre-activations (see _near_kink and _saturate).
+_SCALES: dict[str, tuple[float, float]] = {
+    "ordinary": (1.0, 2.0), "near_kink": (1.0, 2.0), "saturating": (1.0, 2.0),
+    "tiny": (1e-4, 1e-4), "huge": (10.0, 1e3),
+}
+MAX_KINK_ULPS = 4        # near_kink puts z at 0 or within this many ulps of it
+SATURATION = (8, 30)     # saturating rescales a layer so that max |z| lies in this range
+
+
+def _check_int(value: Any, name: str, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidArgument(f"{name}={value!r} is not an integer: give an int >= {low}")
+    if value < low:
+        raise InvalidArgument(f"{name}={value} is below {low}: give an int >= {low}")
+
+
+def _check_range(lo: int, hi: int, lo_name: str, hi_name: str, low: int = 1) -> None:
+    _check_int(lo, lo_name, low)
+    _check_int(hi, hi_name, low)
+    if lo > hi:
+        raise InvalidArgument(f"Cannot have {hi_name}={hi} < {lo_name}={lo}: raise {hi_name} or lower {lo_name}")
+
+
+def _check_names(values: Any, name: str, vocabulary: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        example = tuple(vocabulary[:2])
+        raise InvalidArgument(f"{name}={values!r} is not a sequence of names: give a tuple, like {example}")
+    values = tuple(values)
+    if not values:
+        raise InvalidArgument(f"{name}=() is empty: give at least one of {', '.join(vocabulary)}")
+    bad = [v for v in values if v not in vocabulary]
+    if bad:
+        raise InvalidArgument(f"{name} has unknown {bad[0]!r}: choose from {', '.join(vocabulary)}")
+    return values
+
+
+def _check_scale(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise InvalidArgument(f"{name}={value!r} is not a real number: give a positive float, like 1.0")
+    if not (math.isfinite(value) and 0 < value <= 1e30):
+        raise InvalidArgument(f"{name}={value!r} is not a finite positive scale: give a float in (0, 1e30]")
+    return float(value)
+
+
+def _check_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in DTYPE_NAMES:
+        raise InvalidArgument(f"{name}={dtype!r} is not supported: use 'float32' or 'float64'")
+    return dt
+
+
+def _floats(dtype: np.dtype, low: float, high: float) -> st.SearchStrategy[float]:
+    """Finite floats of dtype's width in [low, high]; subnormals left out (torch may flush them)."""
+    width = dtype.itemsize * 8
+    low, high = (float(dtype.type(v)) for v in (low, high))  # bounds must be representable at that width
+    return st.floats(low, high, width=width, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+
+
+def _array(dtype: np.dtype, shape: tuple[int, ...], elements: st.SearchStrategy) -> st.SearchStrategy[np.ndarray]:
+    # fill=nothing() draws every element: slower than a shared fill value, but a network whose
+    # weights are mostly one value has symmetric units that hide index bugs.
+    return hnp.arrays(dtype, shape, elements=elements, fill=st.nothing())
+
+
+def _depth_budget(depth: int, first: int, min_width: int, n_out_min: int) -> int:
+    """Fewest params of a depth-layer net: input first wide, hidden min_width, output n_out_min."""
+    sizes = [first] + [min_width] * (depth - 1) + [n_out_min]
+    return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+
+
+def _out_min(loss: str, min_width: int, max_width: int) -> int:
+    # A one-class softmax is the constant 1: cross_entropy gets two outputs when the widths allow.
+    return max(min_width, min(2, max_width)) if loss == "cross_entropy" else min_width
+
+
+@st.composite
+def _architectures(draw, min_depth, max_depth, min_width, max_width, hidden, outputs, losses, max_params):
+    loss = draw(st.sampled_from(losses))
+    out_min = _out_min(loss, min_width, max_width)
+    budget = math.inf if max_params is None else max_params
+    top = max_depth
+    while top > min_depth and _depth_budget(top, min_width, min_width, out_min) > budget:
+        top -= 1
+    depth = draw(st.integers(min_depth, top))
+    mins = [min_width] * depth + [out_min]
+    sizes: list[int] = []
+    spent = 0
+    for i in range(depth + 1):
+        # Largest n_i such that this layer, the next at its minimum and the rest at theirs still fit.
+        rest = sum((mins[j - 1] + 1) * mins[j] for j in range(i + 2, depth + 1))
+        nxt = mins[i + 1] if i < depth else 0
+        fixed = spent + nxt + rest
+        per_unit = (sizes[-1] + 1 if i > 0 else 0) + nxt
+        cap = max_width if per_unit == 0 or budget == math.inf else min(max_width, int((budget - fixed) // per_unit))
+        n = draw(st.integers(mins[i], max(mins[i], cap)))
+        if i > 0:
+            spent += (sizes[-1] + 1) * n
+        sizes.append(n)
+    acts = [draw(st.sampled_from(hidden)) for _ in range(depth - 1)]
+    # Drawn even when the loss fixes it: every arch then takes the same number of choices, so the
+    # shrinker (which prefers fewer choices) reaches the first loss listed rather than bce.
+    output = draw(st.sampled_from(outputs))
+    acts.append(LOSS_OUTPUT.get(loss, output))
+    return Arch(tuple(sizes), tuple(acts), loss)
+
+
+def architectures(
+    *,
+    min_depth: int = 1,
+    max_depth: int = 4,
+    min_width: int = 1,
+    max_width: int = 8,
+    activations: Sequence[str] = ACTIVATIONS,
+    losses: Sequence[str] = LOSSES,
+    max_params: int | None = None,
+    hidden_softmax: bool = False,
+) -> st.SearchStrategy[Arch]:
+    """Valid Archs: depth layers in [min_depth, max_depth], every size in [min_width, max_width].
+
+    Hidden layers draw from activations (without softmax unless hidden_softmax, see the module
+    docstring); the output layer of mse and huber draws from activations too, while bce and
+    cross_entropy fix it to the activation they are fused with (spec.LOSS_OUTPUT) whatever
+    activations says. cross_entropy gets n_out >= 2 when max_width >= 2. max_params bounds the
+    total count of weights and biases. Shrinks toward depth min_depth, width min_width and
+    the first loss and activation listed.
+    """
+    _check_range(min_depth, max_depth, "min_depth", "max_depth")
+    _check_range(min_width, max_width, "min_width", "max_width")
+    activations = _check_names(activations, "activations", ACTIVATIONS)
+    losses = _check_names(losses, "losses", LOSSES)
+    hidden = tuple(a for a in activations if hidden_softmax or a != "softmax")
+    if max_depth > 1 and not hidden:
+        raise InvalidArgument(f"activations={activations} leaves nothing for hidden layers (softmax is output-only "
+                              "unless hidden_softmax=True): add an activation, or set max_depth=1")
+    if max_params is not None:
+        _check_int(max_params, "max_params", 1)
+        fits = tuple(loss for loss in losses if _depth_budget(
+            min_depth, min_width, min_width, _out_min(loss, min_width, max_width)) <= max_params)
+        if not fits:
+            fewest = _depth_budget(min_depth, min_width, min_width, _out_min(losses[0], min_width, max_width))
+            raise InvalidArgument(f"max_params={max_params} is below the {fewest} params of the smallest net "
+                                  f"(depth {min_depth}, width {min_width}): raise max_params, or lower "
+                                  "min_depth or min_width")
+        losses = fits  # cross_entropy's two outputs may not fit a budget the other losses fit
+    return _architectures(min_depth, max_depth, min_width, max_width, hidden or activations, activations,
+                          losses, max_params)
+
+
+def params(arch: Arch, *, dtype: Any = np.float64, scale: float = 1.0) -> st.SearchStrategy[Params]:
+    """{W1: (n_0, n_1), b1: (n_1,), ...} with every element in [-scale, scale], shrinking to 0."""
+    if not isinstance(arch, Arch):
+        raise InvalidArgument(f"arch={arch!r} is not an Arch: draw one from architectures() or build Arch(...)")
+    dt = _check_dtype(dtype)
+    scale = _check_scale(scale, "scale")
+    elements = _floats(dt, -scale, scale)
+    shapes = arch.param_shapes()
+    # A tuple keeps the W1, b1, ..., WL, bL order (fixed_dictionaries would not).
+    return st.tuples(*(_array(dt, shape, elements) for shape in shapes.values())).map(
+        lambda arrays: dict(zip(shapes, arrays, strict=True)))
+
+
+def inputs(arch: Arch, *, min_batch: int = 1, max_batch: int = 16, dtype: Any = np.float64,
+           scale: float = 2.0) -> st.SearchStrategy[np.ndarray]:
+    """x of shape (batch, n_in), batch in [min_batch, max_batch], elements in [-scale, scale]."""
+    if not isinstance(arch, Arch):
+        raise InvalidArgument(f"arch={arch!r} is not an Arch: draw one from architectures() or build Arch(...)")
+    _check_range(min_batch, max_batch, "min_batch", "max_batch")
+    dt = _check_dtype(dtype)
+    elements = _floats(dt, -_check_scale(scale, "scale"), scale)
+    return st.integers(min_batch, max_batch).flatmap(lambda b: _array(dt, (b, arch.sizes[0]), elements))
+
+
+def targets(arch: Arch, batch: int, *, dtype: Any = np.float64, scale: float = 2.0,
+            kinds: Sequence[str] = TARGET_KINDS) -> st.SearchStrategy[np.ndarray]:
+    """y of shape (batch, n_out) that fits arch.loss.
+
+    mse, huber: any reals in [-scale, scale]. bce: [0, 1]. cross_entropy: one-hot rows,
+    probability rows, or nonnegative rows not summing to 1 ('unnormalised'), by kinds.
+    """
+    if not isinstance(arch, Arch):
+        raise InvalidArgument(f"arch={arch!r} is not an Arch: draw one from architectures() or build Arch(...)")
+    _check_int(batch, "batch", 1)
+    dt = _check_dtype(dtype)
+    scale = _check_scale(scale, "scale")
+    kinds = _check_names(kinds, "kinds", TARGET_KINDS)
+    shape = (batch, arch.sizes[-1])
+    if arch.loss in ("mse", "huber"):
+        return _array(dt, shape, _floats(dt, -scale, scale))
+    if arch.loss == "bce":
+        return _array(dt, shape, _floats(dt, 0.0, 1.0))
+    return st.sampled_from(kinds).flatmap(lambda kind: _class_targets(kind, shape, dt))
+
+
+def _class_targets(kind: str, shape: tuple[int, int], dt: np.dtype) -> st.SearchStrategy[np.ndarray]:
+    if kind == "one_hot":
+        labels = st.lists(st.integers(0, shape[1] - 1), min_size=shape[0], max_size=shape[0])
+        return labels.map(lambda ls: np.eye(shape[1], dtype=dt)[ls])
+    rows = _array(dt, shape, _floats(dt, 0.0, 1.0))
+    if kind == "unnormalised":
+        return rows
+    # A zero row has no distribution to normalise; it becomes uniform.
+    return rows.map(lambda r: np.where(r.sum(1, keepdims=True) > 0, r / np.maximum(r.sum(1, keepdims=True), 1e-30),
+                                       1.0 / shape[1]).astype(dt))
+
+
+@st.composite
+def _cases(draw, archs, regimes, dtypes, min_batch, max_batch):
+    regime = draw(st.sampled_from(regimes))
+    dt = np.dtype(draw(st.sampled_from(dtypes)))
+    arch = archs if isinstance(archs, Arch) else draw(archs if archs is not None else _steered(regime))
+    p_scale, data_scale = _SCALES[regime]
+    p = draw(params(arch, dtype=dt, scale=p_scale))
+    x = draw(inputs(arch, min_batch=min_batch, max_batch=max_batch, dtype=dt, scale=data_scale))
+    y = draw(targets(arch, x.shape[0], dtype=dt, scale=data_scale))
+    if regime == "near_kink":
+        p = _near_kink(draw, arch, p, x)
+    elif regime == "saturating":
+        p = _saturate(draw, arch, p, x)
+    return Case(arch, p, x, y, regime)
+
+
+def _steered(regime: str) -> st.SearchStrategy[Arch]:
+    """The default small nets, with activations steered to where the regime has something to test."""
+    focus = {"near_kink": KINKED, "saturating": SATURATING}.get(regime)
+    if focus is None:
+        return architectures(max_depth=3, max_width=4)
+    # Depth >= 2, so that a hidden layer has a focus activation even when the loss fixes the output.
+    return architectures(min_depth=2, max_depth=3, max_width=4, activations=focus)
+
+
+def cases(
+    *,
+    archs: Arch | st.SearchStrategy[Arch] | None = None,
+    regimes: Sequence[str] = REGIMES,
+    dtypes: Sequence[str] = DTYPE_NAMES,
+    min_batch: int = 1,
+    max_batch: int = 8,
+) -> st.SearchStrategy[Case]:
+    """spec.Case with its regime set: draws a regime, a dtype (independently), an arch, params, x and y.
+
+    archs: a fixed Arch, a strategy of them, or None for small nets (depth <= 3, width <= 4);
+    for near_kink and saturating these have depth >= 2 and hidden activations from the regime's
+    focus (KINKED, or sigmoid and tanh). Regimes: ordinary; near_kink (chosen pre-activations of every kinked layer
+    exactly 0 or within MAX_KINK_ULPS ulps of it); saturating (each sigmoid and tanh layer
+    rescaled so max |z| is 8 to 30); tiny (everything ~1e-4); huge (x, y ~1e3, params ~10).
+    """
+    if archs is not None and not isinstance(archs, (Arch, st.SearchStrategy)):
+        raise InvalidArgument(f"archs={archs!r} is neither an Arch nor a strategy: give architectures(...) or an Arch")
+    regimes = _check_names(regimes, "regimes", REGIMES)
+    if isinstance(dtypes, str) or not isinstance(dtypes, Sequence) or not dtypes:
+        raise InvalidArgument(f"dtypes={dtypes!r} is not a nonempty sequence: give a tuple, like {DTYPE_NAMES}")
+    dtypes = tuple(_check_dtype(d, "dtypes").name for d in dtypes)
+    _check_range(min_batch, max_batch, "min_batch", "max_batch")
+    return _cases(archs, regimes, dtypes, min_batch, max_batch)
+
+
+def _near_kink(draw, arch: Arch, p: Params, x: np.ndarray) -> Params:
+    """Set chosen biases so that chosen entries z_l[r, j] of kinked layers are 0 or +-k ulps.
+
+    With pdot = (a_{l-1} @ W_l)[r, j] as the engine computes it, b_j = -pdot gives z = pdot - pdot = 0
+    exactly; stepping b_j k ulps away gives z = +-k ulp(pdot) exactly (Sterbenz). Layers are
+    fixed in order, since each change moves every later layer's input.
+    """
+    p = dict(p)
+    batch = x.shape[0]
+    for layer, act in enumerate(arch.activations, start=1):
+        if not RULES[act].kink:
+            continue
+        width = arch.sizes[layer]
+        cols = draw(st.lists(st.integers(0, width - 1), min_size=1, max_size=width, unique=True))
+        _, caches = engine.forward(arch, p, x)
+        pre = caches[layer - 1].a_prev @ p[f"W{layer}"]
+        b = p[f"b{layer}"].copy()
+        for j in cols:
+            r = draw(st.integers(0, batch - 1))
+            ulps = draw(st.integers(-MAX_KINK_ULPS, MAX_KINK_ULPS))
+            value = -pre[r, j]
+            direction = b.dtype.type(np.inf if ulps > 0 else -np.inf)
+            for _ in range(abs(ulps)):
+                value = np.nextafter(value, direction)
+            b[j] = value
+        p[f"b{layer}"] = b
+    return p
+
+
+def _saturate(draw, arch: Arch, p: Params, x: np.ndarray) -> Params:
+    """Rescale each sigmoid or tanh layer's W_l and b_l so that max |z_l| hits a drawn target in SATURATION."""
+    p = dict(p)
+    for layer, act in enumerate(arch.activations, start=1):
+        if act not in SATURATING:
+            continue
+        target = draw(st.integers(*SATURATION))
+        _, caches = engine.forward(arch, p, x)
+        peak = float(np.max(np.abs(caches[layer - 1].z)))
+        # A layer whose z is all but zero cannot saturate without absurd weights: leave it.
+        if peak > 1e-2:
+            factor = target / peak
+            p[f"W{layer}"] = (p[f"W{layer}"] * factor).astype(p[f"W{layer}"].dtype)
+            p[f"b{layer}"] = (p[f"b{layer}"] * factor).astype(p[f"b{layer}"].dtype)
+    return p
