@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..ops import ELU_ALPHA, HUBER_DELTA, LEAKY_SLOPE, LOSS_RULES
-from ..spec import ACTIVATIONS, LOSSES, Arch, Case, Gradients
+from ..spec import ACTIVATIONS, LOSSES, Arch, Case, Gradients, UsageError, suggest
 
 MODES = ("bucketed", "eager", "jit")
 # Smallest bucket: one compile serves every arch up to depth 4, width 8 and batch 16; larger
@@ -227,10 +227,11 @@ def gradients(case: Case, mode: str = "bucketed") -> Gradients:
     writable float64 numpy arrays with the engine's shapes.
     """
     if mode not in MODES:
-        from ..spec import UsageError, suggest
-
         raise UsageError(f"jax mode {mode!r}{suggest(mode, MODES)} is unknown: use one of {', '.join(MODES)}")
     st = _jax()
+    if not st.jax.config.jax_enable_x64:  # someone turned it off after the first call: results would be float32
+        raise UsageError("jax_enable_x64 was turned off after bpcheck's jax reference turned it on: "
+                         "leave it on (jax.config.update('jax_enable_x64', True)) to compare in float64")
     case = case if case.dtype is np.float64 else case.astype(np.float64)
     loss, params, dx, dz, da, meta = _bucketed(case) if mode == "bucketed" else _unpadded(case, mode == "jit")
     names = list(case.arch.param_shapes())
