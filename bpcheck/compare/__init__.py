@@ -1,0 +1,81 @@
+"""Compare a producer's gradients with a reference's: metrics, tolerance, kinks, blame, localisation, diagnosis.
+
+    ctx = CaseContext.build(case, trace)               # float64 copy, forward caches, rounding scales
+    c = compare(ctx, produced, reference, "torch")     # per-tensor metrics + dz traces, agree, first bad layer
+    blame(...)                                         # one label per reference (blame.py)
+    diagnose(ctx, produced, reference, "torch", c.tol, c.tensors, c.first_bad)   # one sentence
+
+Modules: tolerance (the table, the rounding model), metrics (one agreement rule), convention (subgradients
+at exact zeros), blame (labels across oracles), localise (first bad layer), diagnose (bug shapes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..results import TensorMetrics, Tolerance
+from ..spec import Gradients
+from .blame import blame
+from .convention import exact_zeros, find_convention
+from .diagnose import diagnose, factor_name
+from .localise import first_bad_layer, trace_metrics
+from .metrics import agrees, compare_gradients, compare_tensor
+from .tolerance import ANALYTIC, EPS, TOLERANCES, CaseContext, Rule, error_scales, kind_of, tolerance_for
+
+__all__ = [
+    "ANALYTIC", "EPS", "TOLERANCES", "CaseContext", "Comparison", "Rule", "agrees", "blame", "compare",
+    "compare_gradients", "compare_tensor", "diagnose", "error_scales", "exact_zeros", "factor_name", "find_convention",
+    "first_bad_layer", "kind_of", "merge_masks", "references_agree", "tolerance_for", "trace_metrics",
+]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The producer against one reference: the tolerance, per-tensor metrics (params then 'x'), the dz
+    trace metrics ('dz1'..), the number of kink coordinates left out, and the first bad layer."""
+
+    reference: str
+    tol: Tolerance
+    tensors: tuple[TensorMetrics, ...]
+    traces: tuple[TensorMetrics, ...]
+    kinks: int
+    first_bad: tuple[int | None, str]
+
+    @property
+    def agree(self) -> bool:
+        return agrees(self.tensors)
+
+
+def merge_masks(*masks: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    """The union, key by key, of kink masks (FD's per coordinate, the rounding-ambiguity ones)."""
+    out: dict[str, np.ndarray] = {}
+    for mask in masks:
+        for key, m in (mask or {}).items():
+            out[key] = out[key] | m if key in out and out[key].shape == np.shape(m) else np.asarray(m, dtype=bool)
+    return out
+
+
+def compare(ctx: CaseContext, produced: Gradients, reference: Gradients, name: str) -> Comparison:
+    """Compare produced with reference (called name) on ctx's case.
+
+    Left out: the reference's own kink mask (FD's: its +-h crossed a kink) and the coordinates that
+    rounding in the producer's dtype can push across a kink (ctx.kinks). Exact zeros stay in, so
+    that a subgradient convention there can be seen (convention.py).
+    """
+    tol = ctx.tolerance(name, has_estimate=reference.error is not None)
+    mask = merge_masks(reference.kink, ctx.kinks)
+    tensors = compare_gradients(produced, reference, tol, ctx.scales, kink=mask)
+    traces = trace_metrics(ctx, produced, reference, tol, ctx.kinks)
+    kinks = sum(m.kinks for m in tensors)
+    return Comparison(name, tol, tensors, traces, kinks, first_bad_layer(tensors, traces, ctx.case64.arch.n_layers))
+
+
+def references_agree(ctx: CaseContext, a: Gradients, name_a: str, b: Gradients, name_b: str) -> bool:
+    """Do two references (both float64) agree? FD's error estimate and kink mask apply when one is FD."""
+    if kind_of(name_a) == "fd" and kind_of(name_b) != "fd":
+        a, name_a, b, name_b = b, name_b, a, name_a  # FD on the reference side, where its estimate is read
+    tol = tolerance_for(name_b, ctx.case64, has_estimate=b.error is not None, scale=ctx.scale)
+    mask = merge_masks(a.kink, b.kink, ctx.kinks64)
+    return agrees(compare_gradients(a, b, tol, ctx.scales, kink=mask))

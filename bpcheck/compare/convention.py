@@ -1,0 +1,82 @@
+"""Subgradient conventions at exact zeros of a kink: CONVENTION rather than ENGINE.
+
+At z == 0 a kinked activation (ops.RULES with .kink) has two one-sided slopes, `slopes`, and
+bpcheck declares one subgradient, `at_zero` (torch's and jax's: relu'(0) = 0). An engine that
+picks another one (relu'(0) = 1, or the midpoint 1/2) is not wrong, only different. To tell that
+from a bug, the gradient is recomputed by engine.backward on the case with the other slope at the
+exact zeros, and the engine must match that recomputation under the same tolerance.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+
+from .. import engine
+from ..ops import RULES, Activation
+from ..results import Tolerance
+from ..spec import Gradients
+from .metrics import agrees, compare_gradients
+from .tolerance import CaseContext
+
+
+def exact_zeros(ctx: CaseContext) -> dict[str, int]:
+    """Kinked activation name -> number of pre-activations exactly at 0 in the layers that use it."""
+    out: dict[str, int] = {}
+    for act, cache in zip(ctx.case64.arch.activations, ctx.caches):
+        if RULES[act].kink:
+            n = int(np.count_nonzero(cache.z == 0))
+            if n:
+                out[act] = out.get(act, 0) + n
+    return out
+
+
+def slope_choices(act: str) -> tuple[float, ...]:
+    """The subgradients one could use at 0: both one-sided slopes and their midpoint, declared one first."""
+    rule = RULES[act]
+    left, right = rule.slopes or (rule.at_zero, rule.at_zero)
+    out = [rule.at_zero]
+    for s in (left, right, (left + right) / 2):
+        if s not in out:
+            out.append(s)
+    return tuple(out)
+
+
+def _with_slope(rule: Activation, slope: float) -> Activation:
+    def backward(z: np.ndarray, a: np.ndarray, g: np.ndarray) -> np.ndarray:
+        return np.where(z == 0, slope * g, rule.backward(z, a, g))
+
+    return replace(rule, backward=backward, at_zero=slope)
+
+
+def gradients_with(ctx: CaseContext, slopes: dict[str, float]) -> Gradients:
+    """The float64 gradient of ctx's case with act'(0) = slopes[act] at exact zeros."""
+    rules = {**RULES, **{act: _with_slope(RULES[act], s) for act, s in slopes.items()}}
+    case = ctx.case64
+    return engine.backward(case.arch, case.params, list(ctx.caches), case.y, rules=rules)
+
+
+def find_convention(ctx: CaseContext, produced: Gradients, tol: Tolerance) -> str:
+    """A sentence naming the convention the producer follows at exact zeros, or '' when none explains it.
+
+    Every combination of slope choices for the kinked activations that have exact zeros is tried,
+    except the declared one; the producer must agree with the recomputation on every tensor.
+    """
+    zeros = exact_zeros(ctx)
+    if not zeros:
+        return ""
+    acts = sorted(zeros)
+    for combo in itertools.product(*(slope_choices(a) for a in acts)):
+        if all(s == RULES[a].at_zero for a, s in zip(acts, combo)):
+            continue
+        choice = {a: s for a, s in zip(acts, combo) if s != RULES[a].at_zero}
+        expected = gradients_with(ctx, choice)
+        if agrees(compare_gradients(produced, expected, tol, ctx.scales)):
+            used = ", ".join(f"{a}'(0) = {s:g}" for a, s in choice.items())
+            declared = ", ".join(f"{a}'(0) = {RULES[a].at_zero:g}" for a in choice)
+            n = sum(zeros[a] for a in choice)
+            return (f"the producer uses {used} at {n} exact zero(s) of z, where torch and jax use {declared}; "
+                    "both are valid subgradients")
+    return ""

@@ -1,0 +1,217 @@
+"""Diagnosis: test a disagreement against the shapes that backprop bugs leave, in one sentence.
+
+Each bug shape is a hypothesis H about what the producer computed, built from the reference's
+own gradients (and its dz trace); the producer's tensor must agree with H under the same
+tolerance as the comparison itself (compare_tensor), so a diagnosis is as strict as a verdict:
+  all zeros            E_t = 0 while R_t is not
+  missing act'         the first bad layer m has dz_m = dL/da_m (R's), i.e. E/R = 1/act'(z_m)
+  transposed backward  dL/da_{m} = dz_{m+1} @ W_{m+1} instead of dz_{m+1} @ W_{m+1}^T (square W)
+  transposed dW        E_W = R_W^T
+  bias averaged        every wrong tensor is a b, and E_b = R_b / batch (weights summed)
+  uniform scale        E_t = k R_t, k named when it is 1/batch, batch, 2, 1/2, -1 (a sign flip)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ops import LOSS_RULES, RULES
+from ..results import TensorMetrics, Tolerance
+from ..spec import Gradients
+from .metrics import compare_tensor
+from .tolerance import CaseContext
+
+
+@dataclass(frozen=True)
+class _Test:
+    """One diagnosis: the producer E against reference R (named ref) on ctx's case, under tol."""
+
+    ctx: CaseContext
+    mine: Gradients
+    ref: Gradients
+    ref_name: str
+    tol: Tolerance
+
+    def fits(self, name: str, e: np.ndarray | None, h: np.ndarray, *, k: float = 1.0,
+             env_key: str | None = None, err: np.ndarray | None = None, kink: np.ndarray | None = None) -> bool:
+        """Does E's tensor e agree with hypothesis h = k * (something of R) under the verdict's tolerance?"""
+        if e is None:
+            return False
+        scale = abs(k) * self.ctx.scales.get(env_key or name, 0.0)
+        err = None if err is None or err.shape != h.shape else abs(k) * err
+        return compare_tensor(name, np.asarray(e), h, self.tol, scale, err=err, kink=kink).ok
+
+    def err(self, name: str) -> np.ndarray | None:
+        return (self.ref.error or {}).get(name)
+
+    def kink(self, name: str) -> np.ndarray | None:
+        return (self.ref.kink or {}).get(name)
+
+
+def factor_name(k: float, batch: int, n_out: int, rel: float) -> str:
+    """'1/batch' for k = 1/batch (within rel), and so on; '' for a factor with no name."""
+    names = [(1.0 / batch, "1/batch"), (float(batch), "batch"), (2.0, "2"), (0.5, "1/2"), (-1.0, "a sign flip"),
+             (float(n_out), "n_out"), (1.0 / n_out, "1/n_out"), (0.0, "")]
+    found = [label for value, label in names if label and abs(k - value) <= rel * abs(value)]
+    return " = ".join(dict.fromkeys(found))
+
+
+def _fmt(k: float) -> str:
+    return f"{k:.6g}"
+
+
+def _join(names: list[str]) -> str:
+    return ", ".join(f"d{n}" for n in names)
+
+
+def diagnose(ctx: CaseContext, mine: Gradients, ref: Gradients, ref_name: str, tol: Tolerance,
+             metrics: tuple[TensorMetrics, ...], first_bad: tuple[int | None, str]) -> str:
+    """One plain sentence on what the disagreement looks like; '' when nothing disagrees."""
+    bad = [m.name for m in metrics if not m.ok and not m.name.startswith(("dz", "da"))]
+    if not bad:
+        return ""
+    t = _Test(ctx, mine, ref, ref_name, tol)
+    theirs, ours = ref.tensors(), mine.tensors()
+    zeros = [n for n in bad if n in ours and np.shape(ours[n]) == np.shape(theirs[n])
+             and not np.any(ours[n]) and np.any(theirs[n])]
+    if zeros and len(zeros) == len(bad):
+        verb = "is" if len(zeros) == 1 else "are"
+        return f"{_join(zeros)} {verb} all zeros ({ref_name}'s {verb} not)"
+    layer, how = first_bad
+    if how == "dz" or (how == "params" and mine.dz is None) or (layer is None and bad == ["x"]):
+        sentence = _layer_patterns(t, layer if layer is not None else 0)
+        if sentence:
+            return sentence
+    transposed = [n for n in bad if n.startswith("W") and ours.get(n) is not None
+                  and t.fits(n, ours[n], theirs[n].T, err=_t(t.err(n)), kink=_t(t.kink(n)))]
+    if transposed and len(transposed) == len(bad):
+        return f"{_join(transposed)} = {ref_name}'s transposed: the weight gradient must be a_prev^T @ dz, shaped like W"
+    batch = ctx.case.batch
+    if batch > 1 and all(n.startswith("b") for n in bad) and all(
+            t.fits(n, ours.get(n), theirs[n] / batch, k=1 / batch, err=t.err(n), kink=t.kink(n)) for n in bad):
+        return (f"{_join(bad)} = 1/batch x {ref_name}: the bias gradient is averaged over the batch "
+                "while the weight gradient is summed")
+    return _scales(t, bad, [n for n in theirs])
+
+
+def _t(a: np.ndarray | None) -> np.ndarray | None:
+    return None if a is None else a.T
+
+
+def _scales(t: _Test, bad: list[str], everything: list[str]) -> str:
+    """Group the wrong tensors by a common factor k (E_t = k R_t everywhere); name k; the rest is unexplained."""
+    ours, theirs = t.mine.tensors(), t.ref.tensors()
+    rel = 1e-6 if t.ctx.case.x.dtype == np.float64 else 1e-4
+    batch, n_out = t.ctx.case.batch, t.ctx.case.arch.sizes[-1]
+    groups: list[tuple[float, list[str]]] = []
+    unexplained = []
+    for n in bad:
+        e, r = ours.get(n), theirs[n]
+        rr = float(np.vdot(r, r))
+        if e is None or np.shape(e) != np.shape(r) or rr == 0:
+            unexplained.append(n)
+            continue
+        k = float(np.vdot(np.asarray(e, dtype=np.float64), r)) / rr
+        named = [v for v in (1 / batch, batch, 2.0, 0.5, -1.0, n_out, 1 / n_out) if abs(k - v) <= rel * abs(v)]
+        k = float(named[0]) if named else k
+        if not t.fits(n, e, k * r, k=k, err=t.err(n), kink=t.kink(n)):
+            unexplained.append(n)
+            continue
+        for group in groups:
+            if abs(group[0] - k) <= rel * abs(k):
+                group[1].append(n)
+                break
+        else:
+            groups.append((k, [n]))
+    parts = []
+    for k, names in groups:
+        label = factor_name(k, batch, n_out, rel)
+        who = "every gradient" if len(names) == len(everything) and len(everything) > 1 else _join(names)
+        parts.append(f"{who} = {_fmt(k)} x {t.ref_name} everywhere" + (f" ({label})" if label else ""))
+    if unexplained:
+        worst = max((m for m in unexplained), key=lambda n: np.size(theirs[n]))
+        e, r = ours.get(worst), theirs[worst]
+        if e is None or np.shape(e) != np.shape(r):
+            shape = None if e is None else np.shape(e)
+            parts.append(f"d{worst} has shape {shape}, but {t.ref_name}'s is {np.shape(r)}")
+        else:
+            parts.append(f"{_join(unexplained)} fit{'s' if len(unexplained) == 1 else ''} no known bug shape"
+                         f" ({_spread(e, r)})")
+    return "; ".join(parts)
+
+
+def _spread(e: np.ndarray, r: np.ndarray) -> str:
+    """How much of a tensor is wrong: 'k of n coordinates differ by more than 1% of its scale'."""
+    diff = np.abs(np.asarray(e, dtype=np.float64) - r)
+    scale = max(float(np.abs(r).max()), float(np.abs(e).max()), 1e-300)
+    n = int(np.count_nonzero(diff > 1e-2 * scale))
+    return f"{n} of {diff.size} coordinates differ by more than 1% of its largest entry"
+
+
+def _layer_patterns(t: _Test, m: int) -> str:
+    """Bugs in the backward of one layer, at the first bad layer m (0: only dL/dx is wrong)."""
+    ctx, ref = t.ctx, t.ref
+    arch = ctx.case64.arch
+    n = arch.n_layers
+    if ref.dz is None or len(ref.dz) != n:
+        return ""
+    params = ctx.case64.params
+    dz_err = ref.meta.get("dz_error") or (None,) * n
+    if m >= 1:
+        act = arch.activations[m - 1]
+        rule = LOSS_RULES[arch.loss]
+        logits = m == n and rule.from_logits
+        if act != "identity" and not logits:
+            da, err = _da(ctx, ref, m, dz_err)
+            if _below(t, m, da, err, from_da=False):
+                return (f"dz{m} = dL/da{m} of {t.ref_name}: the derivative of {act} is missing in layer {m} "
+                        f"(engine/{t.ref_name} = 1/{act}'(z{m})); every tensor below inherits it")
+    if m < n:
+        w = params[f"W{m + 1}"]
+        if w.shape[0] == w.shape[1]:
+            da = ref.dz[m] @ w  # the bug: W, not W^T
+            err = None if dz_err[m] is None else dz_err[m] @ np.abs(w)
+            if m == 0:
+                ok = t.fits("x", t.mine.dx, da, err=err, kink=t.kink("x"))
+            else:
+                ok = _below(t, m, da, err, from_da=True)
+            if ok:
+                where = "dL/dx" if m == 0 else f"dL/da{m}"
+                return (f"the backward of layer {m + 1} multiplies by W{m + 1} instead of W{m + 1}^T "
+                        f"({where} = dz{m + 1} @ W{m + 1}); every tensor below inherits it")
+    return ""
+
+
+def _da(ctx: CaseContext, ref: Gradients, m: int, dz_err) -> tuple[np.ndarray, np.ndarray | None]:
+    """The reference's dL/da_m: from its next layer's dz (m < L), or the loss's backward (m = L)."""
+    n = ctx.case64.arch.n_layers
+    if m == n:
+        rule = LOSS_RULES[ctx.case64.arch.loss]
+        return rule.backward(ctx.caches[-1].a, ctx.case64.y), None
+    w = ctx.case64.params[f"W{m + 1}"]
+    err = None if dz_err[m] is None else dz_err[m] @ np.abs(w).T
+    return ref.dz[m] @ w.T, err
+
+
+def _below(t: _Test, m: int, da: np.ndarray, err: np.ndarray | None, *, from_da: bool) -> bool:
+    """Does the producer's layer m match a hypothesised dL/da_m?
+
+    from_da: da is what the producer received, so its dz_m = act'(z_m) * da (via ops.RULES);
+    otherwise da is the hypothesised dz_m itself (the derivative was skipped). Checked on the
+    producer's da/dz trace when it has one, else on its dW_m and db_m.
+    """
+    ctx, mine = t.ctx, t.mine
+    cache = ctx.caches[m - 1]
+    act = ctx.case64.arch.activations[m - 1]
+    if from_da and mine.da is not None and len(mine.da) >= m and mine.da[m - 1] is not None:
+        return t.fits(f"da{m}", mine.da[m - 1], da, err=err)
+    dz = RULES[act].backward(cache.z, cache.a, da) if from_da else da
+    dz_err = None if err is None else (np.abs(RULES[act].backward(cache.z, cache.a, err)) if from_da else err)
+    if mine.dz is not None and len(mine.dz) >= m and mine.dz[m - 1] is not None:
+        return t.fits(f"dz{m}", mine.dz[m - 1], dz, env_key=f"dz{m}", err=dz_err)
+    w_err = None if dz_err is None else np.abs(cache.a_prev).T @ dz_err
+    b_err = None if dz_err is None else dz_err.sum(axis=0)
+    return (t.fits(f"W{m}", mine.grads.get(f"W{m}"), cache.a_prev.T @ dz, err=w_err)
+            and t.fits(f"b{m}", mine.grads.get(f"b{m}"), dz.sum(axis=0), err=b_err))

@@ -1,0 +1,117 @@
+"""Per-tensor metrics and the agreement test, one function for every comparison bpcheck makes.
+
+The same `compare_tensor` compares the engine with a reference, two references with each other,
+a layer's dL/dz traces, and the engine with a hypothesis about its bug (diagnose.py): one rule.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..results import Entry, TensorMetrics, Tolerance
+from ..spec import Gradients
+
+_TINY = 1e-300
+
+
+def norm(v: np.ndarray) -> float:
+    """The 2-norm, scaled so that tensors near the float64 limits neither overflow nor underflow."""
+    m = float(np.max(np.abs(v))) if v.size else 0.0
+    if m == 0.0 or not math.isfinite(m):
+        return m
+    return m * float(np.linalg.norm(v / m))
+
+
+def mismatch(name: str) -> TensorMetrics:
+    """A tensor that cannot be compared coordinate by coordinate: missing, or of another shape."""
+    return TensorMetrics(name, math.inf, math.inf, math.inf, 0.0, math.inf, 0.0, False)
+
+
+def compare_tensor(
+    name: str,
+    a: np.ndarray,
+    b: np.ndarray,
+    tol: Tolerance,
+    scale: float = 0.0,
+    *,
+    err: np.ndarray | None = None,
+    kink: np.ndarray | None = None,
+) -> TensorMetrics:
+    """Metrics of a (producer side) against b (reference side) and whether they agree under tol.
+
+    scale is the tensor's rounding error scale E_t (tolerance.error_scales), err the reference's
+    per-coordinate error estimate and kink a bool mask of coordinates left out (shapes of a and b).
+    """
+    if a is None or b is None or np.shape(a) != np.shape(b):
+        return mismatch(name)
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    keep = np.ones(a.shape, dtype=bool) if kink is None else ~np.asarray(kink, dtype=bool)
+    kinks = int(a.size - keep.sum())
+    av, bv = a[keep], b[keep]
+    diff = np.abs(av - bv)
+    diff = np.where(np.isnan(diff), np.inf, diff)  # a NaN anywhere is infinitely wrong
+    budget = 0.0
+    if tol.fd_mult and err is not None:
+        budget = tol.fd_mult * np.asarray(err, dtype=np.float64)[keep]
+    unexplained = np.maximum(diff - budget - tol.fd_floor, 0.0)
+    na, nb = norm(av), norm(bv)
+    denom = max(na, nb)
+    allowed = tol.rtol * denom + tol.gamma * scale + tol.atol * math.sqrt(av.size)
+    excess_abs = norm(unexplained) if np.all(np.isfinite(unexplained)) else math.inf
+    ok = excess_abs <= allowed
+    if denom > 0 and math.isfinite(denom):
+        norm_rel = norm(diff) / denom if np.all(np.isfinite(diff)) else math.inf
+        excess, bound = excess_abs / denom, allowed / denom
+        cosine = float(np.dot(av / na, bv / nb)) if na > 0 and nb > 0 else 0.0
+    else:
+        norm_rel = 0.0 if denom == 0 else math.inf
+        excess, bound = (0.0 if excess_abs == 0 else math.inf), 0.0
+        cosine = 1.0 if denom == 0 else 0.0
+    if not math.isfinite(cosine):
+        cosine = 0.0
+    # Relative error means something only above the rounding level of a coordinate (the rms of the
+    # allowed error): that is the floor.
+    floor = max(allowed / math.sqrt(max(av.size, 1)), _TINY)
+    rel = diff / np.maximum(np.maximum(np.abs(av), np.abs(bv)), floor)
+    worst = None
+    if av.size:
+        order = unexplained if np.any(unexplained > 0) else diff
+        flat = int(np.argmax(order))
+        index = tuple(int(i) for i in np.argwhere(keep)[flat])
+        worst = Entry(index, a[index], b[index], diff[flat], rel[flat])
+    return TensorMetrics(
+        name, float(diff.max()) if diff.size else 0.0, float(rel.max()) if rel.size else 0.0,
+        norm_rel, cosine, excess, bound, ok, kinks, worst,
+    )
+
+
+def compare_gradients(
+    engine: Gradients,
+    reference: Gradients,
+    tol: Tolerance,
+    scales: dict[str, float] | None = None,
+    *,
+    kink: dict[str, np.ndarray] | None = None,
+) -> tuple[TensorMetrics, ...]:
+    """One TensorMetrics per tensor of reference.tensors() (params in order, then 'x').
+
+    The reference's error estimate (FD) is read from reference.error. A tensor the engine lacks, or
+    gives with another shape, is a mismatch; dL/dx is compared only when both sides give it.
+    """
+    scales = scales or {}
+    kink = kink or {}
+    err = reference.error or {}
+    mine = engine.tensors()
+    out = []
+    for name, b in reference.tensors().items():
+        if name == "x" and engine.dx is None:
+            continue
+        out.append(compare_tensor(name, mine.get(name), b, tol, scales.get(name, 0.0), err=err.get(name), kink=kink.get(name)))
+    return tuple(out)
+
+
+def agrees(metrics: tuple[TensorMetrics, ...] | list[TensorMetrics]) -> bool:
+    return all(m.ok for m in metrics)

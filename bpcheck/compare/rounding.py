@@ -1,0 +1,137 @@
+"""The rounding model: how large an error a correct producer may make, and where a kink makes it moot.
+
+Everything is in units of eps (the producer's dtype's), computed in float64 on the case:
+
+forward_errors   u_z, u_a per layer: the rounding error z_l and a_l carry, root-sum-square
+                 (roundings are independent, so they add in quadrature, not in magnitude).
+error_scales     E_t per tensor: the error the backward pass may accumulate, norm-wise, from the
+                 output down (see tolerance.py for the recursion), from a reference's dz trace.
+ambiguous        where |z| is within rounding of a kink (0 < |z| <= gamma u_z), a correct producer
+                 may land on either side, so its slope there, and every coordinate downstream of
+                 it, is not comparable: those coordinates are left out, as FD's kink mask is.
+                 Exact zeros stay in: there the declared subgradient (or a CONVENTION) applies.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import engine
+from ..ops import LOSS_RULES, RULES
+from ..spec import Case
+from .metrics import norm
+
+_DELTA = 2.0**-20  # relative step of the first-order sensitivities; only their magnitude matters
+Forward = list[tuple[np.ndarray, np.ndarray]]
+
+
+def _signs(shape: tuple[int, ...]) -> np.ndarray:
+    """A +-1 checkerboard: roundings are independent, so neighbours must not move together (softmax
+    ignores a common shift of its inputs, and would hide a same-sign perturbation)."""
+    return np.where(np.indices(shape).sum(axis=0) % 2, -1.0, 1.0)
+
+
+def _rms(m: np.ndarray) -> float:
+    """The rms singular value, ||m||_F / sqrt(min(shape)): the typical gain of a random direction."""
+    return norm(m) / math.sqrt(max(1, min(m.shape)))
+
+
+def forward_errors(case64: Case, caches: list[engine.LayerCache]) -> Forward:
+    """(u_z, u_a) per layer, shaped like z_l: the rounding error of z_l and a_l in units of eps.
+
+    u_z = sqrt((a_{l-1}^2 + u_a_{l-1}^2) @ W_l^2) + |b_l| (each product rounds, and so does its input);
+    u_a = |act(z + u_z s) - act(z)| + |a| (to first order, by a finite difference of ops.RULES).
+    x is exact, so u_a_0 = 0.
+    """
+    u_a = np.zeros_like(case64.x)
+    out = []
+    for layer, (act, cache) in enumerate(zip(case64.arch.activations, caches), start=1):
+        w, b = case64.params[f"W{layer}"], case64.params[f"b{layer}"]
+        u_z = np.sqrt((cache.a_prev**2 + u_a**2) @ w**2) + np.abs(b)
+        moved = RULES[act].forward(cache.z + _DELTA * u_z * _signs(u_z.shape))
+        u_a = np.abs(moved - cache.a) / _DELTA + np.abs(cache.a)
+        out.append((u_z, u_a))
+    return out
+
+
+def error_scales(case64: Case, caches: list[engine.LayerCache], dz: tuple[np.ndarray, ...],
+                 fwd: Forward) -> dict[str, float]:
+    """E_t for every tensor (W1, b1, ..., x) and trace (dz1.., da1..), from the float64 dz trace."""
+    arch, params, y = case64.arch, case64.params, case64.y
+    rule = LOSS_RULES[arch.loss]
+    n = arch.n_layers
+    logits = rule.from_logits
+    out = caches[-1].z if logits else caches[-1].a
+    u_out = fwd[-1][0] if logits else fwd[-1][1]
+    g = rule.backward(out, y)
+    e = norm(np.abs(g) + np.abs(rule.backward(out + _DELTA * u_out * _signs(out.shape), y) - g) / _DELTA)
+    scales: dict[str, float] = {}
+    for layer in range(n, 0, -1):
+        cache, w, d = caches[layer - 1], params[f"W{layer}"], np.asarray(dz[layer - 1], dtype=np.float64)
+        act = arch.activations[layer - 1]
+        if not (layer == n and logits):
+            da = g if layer == n else np.asarray(dz[layer], dtype=np.float64) @ params[f"W{layer + 1}"].T
+            if layer < n:
+                scales[f"da{layer}"] = e
+            e = e * _gain(act, cache, d, da) + norm(_act_sensitivity(act, cache, da, *fwd[layer - 1])) + norm(d)
+        scales[f"dz{layer}"] = e
+        u_prev = fwd[layer - 2][1] if layer > 1 else np.zeros_like(cache.a_prev)
+        # dW = a^T dz: the error of dz, the terms of each sum, and the forward error a carries.
+        scales[f"W{layer}"] = (_rms(cache.a_prev) * e + norm(np.abs(cache.a_prev).T @ np.abs(d))
+                               + norm(u_prev.T @ np.abs(d)))
+        scales[f"b{layer}"] = math.sqrt(case64.batch) * e + norm(np.abs(d).sum(axis=0))
+        e = _rms(w) * e + norm(np.abs(d) @ np.abs(w).T)
+    scales["x"] = e
+    return {k: (v if math.isfinite(v) else math.inf) for k, v in scales.items()}
+
+
+def _gain(act: str, cache: engine.LayerCache, dz: np.ndarray, da: np.ndarray) -> float:
+    """How an error in dL/da_l passes to dL/dz_l: the gain of act's backward on a +-1 direction (the
+    rms of act' when elementwise; softmax's Jacobian kills the all-ones direction, so ones would not
+    do), or ||dz|| / ||da||, the larger."""
+    s = _signs(cache.z.shape)
+    return max(norm(RULES[act].backward(cache.z, cache.a, s)) / norm(s), norm(dz) / norm(da) if norm(da) > 0 else 0.0)
+
+
+def _act_sensitivity(act: str, cache: engine.LayerCache, da: np.ndarray, u_z: np.ndarray, u_a: np.ndarray) -> np.ndarray:
+    """How far act's backward moves when its cached z and a carry their rounding (per eps).
+
+    sigmoid's backward a (1 - a) loses its digits when a rounds toward 1: the term in a shows it.
+    A kinked rule reads z only through its sign, which is the kink masks' business, not rounding's.
+    """
+    rule = RULES[act]
+    base = rule.backward(cache.z, cache.a, da)
+    s = _signs(cache.z.shape)
+    moved = np.abs(rule.backward(cache.z, cache.a + _DELTA * u_a * s, da) - base)
+    if not rule.kink:
+        moved = moved + np.abs(rule.backward(cache.z + _DELTA * u_z * s, cache.a, da) - base)
+    return moved / _DELTA
+
+
+def ambiguous(case64: Case, caches: list[engine.LayerCache], fwd: Forward, gamma: float) -> dict[str, np.ndarray]:
+    """Bool masks (keys W1, b1, ..., x, dz1..) of coordinates downstream of a kinked z within rounding of 0.
+
+    A unit (b, j) of layer l is ambiguous when 0 < |z_l[b, j]| <= gamma * u_z. Its slope reaches
+    dz_l[b, j], hence dW_l[:, j] and db_l[j]; through the dense W_l it reaches every unit of sample b
+    in the layers below, so every column of their dW and db and the row dx[b]. Empty when none.
+    """
+    arch = case64.arch
+    hit = [np.zeros(c.z.shape, dtype=bool) for c in caches]
+    for layer, (act, cache) in enumerate(zip(arch.activations, caches), start=1):
+        if RULES[act].kink:
+            z = cache.z
+            hit[layer - 1] = (z != 0) & (np.abs(z) <= gamma * fwd[layer - 1][0])
+    if not any(h.any() for h in hit):
+        return {}
+    masks: dict[str, np.ndarray] = {}
+    rows = np.zeros(case64.batch, dtype=bool)  # samples contaminated from above
+    for layer in range(arch.n_layers, 0, -1):
+        dz = hit[layer - 1] | rows[:, None]
+        masks[f"dz{layer}"] = dz
+        masks[f"W{layer}"] = np.broadcast_to(dz.any(axis=0), case64.params[f"W{layer}"].shape).copy()
+        masks[f"b{layer}"] = dz.any(axis=0)
+        rows = dz.any(axis=1)
+    masks["x"] = np.broadcast_to(rows[:, None], case64.x.shape).copy()
+    return masks

@@ -1,0 +1,130 @@
+"""The one tolerance table, and the rounding model that turns it into a bound per tensor.
+
+A tensor t of the producer (a) agrees with a reference (b) when
+
+    ||u_t|| <= rtol * max(||a_t||, ||b_t||) + gamma * E_t + atol * sqrt(n_t),
+    u_i = max(|a_i - b_i| - fd_mult * err_i - fd_floor, 0)        (u = |a - b| for torch and jax)
+
+rtol is what two correct float64 implementations reach (1e-12; they measure ~1e-15). err is FD's
+own per-coordinate error estimate (Gradients.error) and fd_floor a tiny floor relative to the
+largest gradient entry; atol is where the dtype underflows. gamma * E_t is the rounding error the producer's dtype allows:
+gamma = safety * eps(dtype) * sqrt(width), the typical error of a dot product of length width,
+and E_t (`error_scales`) follows the backward pass from the output down, norm-wise:
+
+    E(dL/dout) = || |g| + s ||                      s: how far g moves when out carries its
+                                                    forward rounding error (forward_errors)
+    E(dz_l)    = E(da_l) * max(rms act', ||dz_l|| / ||da_l||) + || s_l || + ||dz_l||
+    E(W_l)     = rms(a_{l-1}) E(dz_l) + || |a_{l-1}|^T |dz_l| || + || u_a^T |dz_l| ||
+                                                                  (rms: the rms singular value,
+    E(b_l)     = sqrt(B) E(dz_l) + || sum_b |dz_l| ||                 how a random-direction error
+    E(da_{l-1}) = rms(W_l) E(dz_l) + || |dz_l| |W_l|^T ||             passes through a matrix)
+
+Each layer adds its own rounding (the |.| products: the terms of each dot product, large where they
+cancel; s_l: how far act's backward moves when z or a is rounded, large where a sigmoid
+saturates) to the error it passes on. The signed values come from a reference's dz trace, never from
+the producer under test, so a wrong producer cannot widen its own bound. References run in float64 on
+the (exactly representable) float64 copy of the case, so the table is keyed by the producer's dtype.
+The model lives in rounding.py, with the masks of coordinates that rounding can push across a kink.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import engine
+from ..results import Tolerance
+from ..spec import Case, Gradients
+from .rounding import ambiguous, error_scales, forward_errors
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of TOLERANCES: rtol, the rounding safety factor, FD's error multiple and floor."""
+
+    rtol: float
+    safety: float
+    fd_mult: float = 0.0
+    fd_floor: float = 0.0             # times the largest gradient entry of the case
+    fd_rtol_no_estimate: float = 0.0  # replaces rtol when an FD reference gives no error estimate
+    atol: float = 0.0                 # per sqrt(coordinate): gradients below it underflow in the dtype
+
+
+# Keyed by (reference kind, producer dtype). Measured (see tests/test_compare.py and the report):
+# a float64 engine is within 1e-15 of torch/jax; FD's error estimate is honest to a factor ~3; a
+# correct float32 engine uses a small fraction of its float32 budget.
+# atol: 1e4 x the smallest normal number, so products of underflowed factors with moderate gains pass.
+_TINY32, _TINY64 = float(np.finfo(np.float32).tiny), float(np.finfo(np.float64).tiny)
+TOLERANCES: dict[tuple[str, str], Rule] = {
+    ("analytic", "float64"): Rule(rtol=1e-12, safety=4.0, atol=1e4 * _TINY64),
+    ("analytic", "float32"): Rule(rtol=0.0, safety=4.0, atol=1e4 * _TINY32),
+    ("fd", "float64"): Rule(rtol=1e-12, safety=4.0, fd_mult=10.0, fd_floor=1e-13, fd_rtol_no_estimate=1e-6,
+                            atol=1e4 * _TINY64),
+    ("fd", "float32"): Rule(rtol=0.0, safety=4.0, fd_mult=10.0, fd_floor=1e-13, fd_rtol_no_estimate=1e-6,
+                            atol=1e4 * _TINY32),
+}
+EPS: dict[str, float] = {"float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps)}
+ANALYTIC: frozenset[str] = frozenset({"torch", "jax"})
+
+
+def kind_of(reference: str) -> str:
+    """'fd' for finite differences (any name starting with 'fd'), 'analytic' for torch, jax and the rest."""
+    return "fd" if reference.startswith("fd") else "analytic"
+
+
+def tolerance_for(reference: str, case: Case, *, has_estimate: bool = True, scale: float = 1.0) -> Tolerance:
+    """The Tolerance for comparing a producer's output on case (its dtype) with reference.
+
+    scale is the largest gradient entry of the case (CaseContext.scale), which fd_floor multiplies.
+    """
+    dtype = case.x.dtype.name
+    kind = kind_of(reference)
+    rule = TOLERANCES[(kind, dtype)]
+    gamma = gamma_for(case, dtype, kind)
+    if kind == "fd" and not has_estimate:
+        return Tolerance(kind, dtype, max(rule.rtol, rule.fd_rtol_no_estimate), gamma, atol=rule.atol)
+    return Tolerance(kind, dtype, rule.rtol, gamma, rule.fd_mult, rule.fd_floor * scale, rule.atol)
+
+
+def gamma_for(case: Case, dtype: str, kind: str = "analytic") -> float:
+    """safety * eps(dtype) * sqrt(width): the rounding of one dot product over the widest axis."""
+    return TOLERANCES[(kind, dtype)].safety * EPS[dtype] * math.sqrt(max(*case.arch.sizes, case.batch))
+
+
+@dataclass(frozen=True)
+class CaseContext:
+    """What every comparison of one case shares: the float64 copy and its forward caches; the error
+    scales E_t (from a reference's dz trace); scale, the largest entry of that reference's gradient;
+    and the rounding-ambiguity kink masks for the producer's dtype (kinks) and for float64 (kinks64,
+    used between references)."""
+
+    case: Case
+    case64: Case
+    caches: tuple[engine.LayerCache, ...]
+    scales: dict[str, float]
+    scale: float
+    kinks: dict[str, np.ndarray]
+    kinks64: dict[str, np.ndarray]
+
+    @classmethod
+    def build(cls, case: Case, trace: Gradients | None) -> CaseContext:
+        """trace: a reference's Gradients with a dz trace (torch or jax preferred, FD will do). Without
+        one, every E_t is 0 and only rtol (and FD's estimate) bound the error."""
+        case64 = case if case.dtype is np.float64 else case.astype(np.float64)
+        _, caches = engine.forward(case64.arch, case64.params, case64.x)
+        fwd = forward_errors(case64, caches)
+        scales: dict[str, float] = {}
+        scale = 1.0
+        if trace is not None and trace.dz is not None and len(trace.dz) == case64.arch.n_layers:
+            scales = error_scales(case64, caches, trace.dz, fwd)
+            entries = [float(np.max(np.abs(v))) for v in trace.tensors().values() if np.size(v)]
+            scale = max(entries, default=0.0) or 1.0
+        dtype = case.x.dtype.name
+        kinks64 = ambiguous(case64, caches, fwd, gamma_for(case64, "float64"))
+        kinks = kinks64 if dtype == "float64" else ambiguous(case64, caches, fwd, gamma_for(case64, dtype))
+        return cls(case, case64, tuple(caches), scales, scale, kinks, kinks64)
+
+    def tolerance(self, reference: str, *, has_estimate: bool = True) -> Tolerance:
+        return tolerance_for(reference, self.case, has_estimate=has_estimate, scale=self.scale)

@@ -1,0 +1,376 @@
+"""Plain data for what a check found: numbers and labels, never arrays, plus the Case as JSON.
+
+A `CheckResult` is one case checked against every reference: one `Verdict` per reference
+(its label, per-tensor `TensorMetrics`, the `Tolerance` used, the worst `Entry`, the first layer
+that disagrees, a diagnosis) and an overall label. A `RunResult` is a sweep: a meta block and a
+list of CheckResults. Everything round-trips through JSON: `X.from_dict(x.to_dict()) == x`.
+Non-finite numbers are written as the strings "inf", "-inf" and "nan", so the files stay strict
+JSON; NaN is normalised to one shared object so that equality survives the round trip.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from .spec import SpecError
+
+FORMAT_VERSION = 1
+
+# Most to least severe; a CheckResult's overall label is its most severe verdict label.
+LABELS: tuple[str, ...] = ("ENGINE", "REFERENCE", "ERROR", "CONVENTION", "FD_NOISE", "KINK", "AGREE", "SKIPPED")
+DEFAULT_FAIL_ON: tuple[str, ...] = ("ENGINE", "REFERENCE")
+LABEL_MEANING: dict[str, str] = {
+    "ENGINE": "the engine differs while the references agree with each other",
+    "REFERENCE": "the references disagree with each other",
+    "ERROR": "the reference raised",
+    "CONVENTION": "the engine uses another one-sided slope at exact zeros of a kink",
+    "FD_NOISE": "only finite differences differ, beyond their estimate, while the analytic references agree",
+    "KINK": "agrees once coordinates whose finite difference crosses a kink are left out",
+    "AGREE": "agrees within tolerance",
+    "SKIPPED": "the reference is not available",
+}
+NAN = float("nan")
+
+
+def num(value: Any) -> float:
+    """A Python float; every NaN becomes the one shared NAN, so dataclass equality holds for it."""
+    value = float(value)
+    return NAN if math.isnan(value) else value
+
+
+def _enc(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)  # 'inf', '-inf', 'nan'
+
+
+def _dec(value: Any) -> float:
+    return num(value)  # float('inf') and float('nan') parse the strings _enc writes
+
+
+def _check_keys(d: Any, cls: type, required: tuple[str, ...]) -> None:
+    if not isinstance(d, dict):
+        raise SpecError(f"{cls.__name__} JSON is {type(d).__name__}, not an object: give a file written by bpcheck")
+    missing = [k for k in required if k not in d]
+    if missing:
+        raise SpecError(f"{cls.__name__} JSON is missing {', '.join(missing)}: give a file written by this bpcheck")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """The bound one comparison used (see bpcheck.compare.tolerance for where each number comes from).
+
+    A tensor t of n coordinates agrees when ||u_t|| <= rtol * max(||a_t||, ||b_t||) + gamma * E_t
+    + atol * sqrt(n), where u_i = max(|a_i - b_i| - fd_mult * err_i - fd_floor, 0) is the error FD's
+    own estimate err does not explain (u = |a - b| for analytic references) and E_t the rounding
+    error scale of the computation (so gamma * E_t is the rounding the producer's dtype allows).
+    """
+
+    kind: str            # "analytic" (torch, jax) or "fd"
+    dtype: str           # the engine's dtype: "float64" or "float32"
+    rtol: float
+    gamma: float
+    fd_mult: float = 0.0
+    fd_floor: float = 0.0
+    atol: float = 0.0    # absolute, per sqrt(coordinate): below it the dtype underflows
+
+    def __post_init__(self) -> None:
+        for f in ("rtol", "gamma", "fd_mult", "fd_floor", "atol"):
+            object.__setattr__(self, f, num(getattr(self, f)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (_enc(v) if isinstance(v := getattr(self, f.name), float) else v) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Tolerance:
+        _check_keys(d, cls, ("kind", "dtype", "rtol", "gamma"))
+        return cls(str(d["kind"]), str(d["dtype"]), _dec(d["rtol"]), _dec(d["gamma"]),
+                   _dec(d.get("fd_mult", 0.0)), _dec(d.get("fd_floor", 0.0)), _dec(d.get("atol", 0.0)))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One coordinate of a tensor: its index, the engine's and the reference's values and their errors."""
+
+    index: tuple[int, ...]
+    engine: float
+    reference: float
+    abs_err: float
+    rel_err: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", tuple(int(i) for i in self.index))
+        for f in ("engine", "reference", "abs_err", "rel_err"):
+            object.__setattr__(self, f, num(getattr(self, f)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": list(self.index), "engine": _enc(self.engine), "reference": _enc(self.reference),
+                "abs_err": _enc(self.abs_err), "rel_err": _enc(self.rel_err)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Entry:
+        _check_keys(d, cls, ("index", "engine", "reference", "abs_err", "rel_err"))
+        return cls(tuple(d["index"]), _dec(d["engine"]), _dec(d["reference"]), _dec(d["abs_err"]), _dec(d["rel_err"]))
+
+
+_METRIC_FLOATS = ("max_abs", "max_rel", "norm_rel", "cosine", "excess", "tol")
+
+
+@dataclass(frozen=True)
+class TensorMetrics:
+    """How one gradient tensor ("W1", "b1", ..., "x" for dL/dx, "dz2" for a trace) compares.
+
+    max_abs = max |a - b|; max_rel = max |a - b| / max(|a|, |b|, floor); norm_rel = ||a - b|| /
+    max(||a||, ||b||); cosine = <a, b> / (||a|| ||b||) (1 when both are zero); excess = the
+    unexplained error ||u|| / max(||a||, ||b||) and tol the bound it is held to, so ok = excess <= tol.
+    Coordinates in a kink are left out of every number and counted in kinks.
+    """
+
+    name: str
+    max_abs: float
+    max_rel: float
+    norm_rel: float
+    cosine: float
+    excess: float
+    tol: float
+    ok: bool
+    kinks: int = 0
+    worst: Entry | None = None
+
+    def __post_init__(self) -> None:
+        for f in _METRIC_FLOATS:
+            object.__setattr__(self, f, num(getattr(self, f)))
+        object.__setattr__(self, "ok", bool(self.ok))
+        object.__setattr__(self, "kinks", int(self.kinks))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name}
+        d.update({f: _enc(getattr(self, f)) for f in _METRIC_FLOATS})
+        d.update(ok=self.ok, kinks=self.kinks, worst=None if self.worst is None else self.worst.to_dict())
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any) -> TensorMetrics:
+        _check_keys(d, cls, ("name", *_METRIC_FLOATS, "ok"))
+        worst = d.get("worst")
+        return cls(str(d["name"]), *(_dec(d[f]) for f in _METRIC_FLOATS), bool(d["ok"]), int(d.get("kinks", 0)),
+                   None if worst is None else Entry.from_dict(worst))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The engine against one reference: a label from LABELS, why, and where and how it differs.
+
+    first_bad_layer is the first layer, from the output down, whose dL/dz disagrees (localised_by
+    "dz"), or whose W or b disagrees when a side has no dz trace (localised_by "params").
+    """
+
+    reference: str
+    label: str
+    tensors: tuple[TensorMetrics, ...] = ()
+    tolerance: Tolerance | None = None
+    first_bad_layer: int | None = None
+    localised_by: str = ""
+    kinks: int = 0
+    diagnosis: str = ""
+    reason: str = ""
+    seconds: float = 0.0
+    version: str = ""
+
+    def __post_init__(self) -> None:
+        if self.label not in LABELS:
+            raise SpecError(f"Verdict label {self.label!r} is unknown: use one of {', '.join(LABELS)}")
+        object.__setattr__(self, "tensors", tuple(self.tensors))
+        object.__setattr__(self, "seconds", num(self.seconds))
+        object.__setattr__(self, "kinks", int(self.kinks))
+
+    @property
+    def failing_tensors(self) -> tuple[TensorMetrics, ...]:
+        return tuple(t for t in self.tensors if not t.ok)
+
+    def worst_tensor(self) -> TensorMetrics | None:
+        """The disagreeing tensor furthest beyond its bound (excess / tol), params before traces."""
+        bad = self.failing_tensors
+        if not bad:
+            return None
+        return max(bad, key=lambda t: (not t.name.startswith(("dz", "da")), _ratio(t.excess, t.tol)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference, "label": self.label,
+            "tensors": [t.to_dict() for t in self.tensors],
+            "tolerance": None if self.tolerance is None else self.tolerance.to_dict(),
+            "first_bad_layer": self.first_bad_layer, "localised_by": self.localised_by, "kinks": self.kinks,
+            "diagnosis": self.diagnosis, "reason": self.reason, "seconds": _enc(self.seconds), "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Verdict:
+        _check_keys(d, cls, ("reference", "label"))
+        tol = d.get("tolerance")
+        layer = d.get("first_bad_layer")
+        return cls(
+            str(d["reference"]), str(d["label"]), tuple(TensorMetrics.from_dict(t) for t in d.get("tensors", [])),
+            None if tol is None else Tolerance.from_dict(tol), None if layer is None else int(layer),
+            str(d.get("localised_by", "")), int(d.get("kinks", 0)), str(d.get("diagnosis", "")),
+            str(d.get("reason", "")), _dec(d.get("seconds", 0.0)), str(d.get("version", "")),
+        )
+
+    def message(self, producer: str = "engine") -> str:
+        """'dW2 (engine vs torch) at (2, 0): engine=0.3125, torch=0.31261, rel err 3.5e-4; norm-rel 2e-4 > tol
+        1e-12; layer 2 is the first that disagrees; dW2 = 0.25 x torch everywhere (1/batch)'."""
+        if self.label in ("SKIPPED", "ERROR"):
+            return f"{self.reference}: {self.label} ({self.reason})"
+        worst = self.worst_tensor()
+        if worst is None:
+            text = f"{self.reference}: {self.label}"
+            if self.kinks:
+                text += f", {self.kinks} coordinate(s) in a kink left out"
+            return text + (f"; {self.reason}" if self.reason else "")
+        parts = [f"{_tensor_label(worst.name)} ({producer} vs {self.reference})"]
+        if worst.worst is not None:
+            e = worst.worst
+            parts[0] += (f" at {e.index}: {producer}={e.engine:.6g}, {self.reference}={e.reference:.6g}, "
+                         f"rel err {e.rel_err:.2g}")
+        parts.append(f"norm-rel err {worst.norm_rel:.2g}, unexplained {worst.excess:.2g} > tol {worst.tol:.2g}")
+        if self.first_bad_layer is not None:
+            how = "dL/dz" if self.localised_by == "dz" else "W or b"
+            parts.append(f"layer {self.first_bad_layer} is the first whose {how} disagrees")
+        if self.diagnosis:
+            parts.append(self.diagnosis)
+        text = "; ".join(parts)
+        return f"[{self.label}] {text}" + (f" ({self.reason})" if self.reason else "")
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else math.inf
+
+
+def _tensor_label(name: str) -> str:
+    """'W2' -> 'dW2', 'x' -> 'dx', 'dz2' stays: how a gradient tensor is named in messages."""
+    return name if name.startswith(("dz", "da")) else f"d{name}"
+
+
+def worst_label(labels: list[str] | tuple[str, ...]) -> str:
+    """The most severe of labels (LABELS order); SKIPPED when there are none."""
+    return min(labels, key=LABELS.index) if labels else "SKIPPED"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One case checked against every requested reference.
+
+    case is Case.to_dict() (replay with Case.from_dict); seconds is the producer's wall time;
+    error is the producer's exception message when it raised (then label is ERROR and ok is False).
+    """
+
+    case_id: str
+    arch: str
+    dtype: str
+    regime: str
+    batch: int
+    case: dict[str, Any]
+    verdicts: tuple[Verdict, ...]
+    label: str
+    ok: bool
+    producer: str = "engine"
+    fail_on: tuple[str, ...] = DEFAULT_FAIL_ON
+    fast: bool = False
+    seconds: float = 0.0
+    error: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verdicts", tuple(self.verdicts))
+        object.__setattr__(self, "fail_on", tuple(self.fail_on))
+        object.__setattr__(self, "seconds", num(self.seconds))
+        object.__setattr__(self, "batch", int(self.batch))
+        object.__setattr__(self, "ok", bool(self.ok))
+
+    __hash__ = None  # type: ignore[assignment]  # holds the case dict
+
+    def verdict(self, reference: str) -> Verdict | None:
+        return next((v for v in self.verdicts if v.reference == reference), None)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """reference -> label."""
+        return {v.reference: v.label for v in self.verdicts}
+
+    def without_timings(self) -> CheckResult:
+        """The same result with every wall time set to 0: what a replay must reproduce exactly."""
+        return replace(self, seconds=0.0, verdicts=tuple(replace(v, seconds=0.0) for v in self.verdicts))
+
+    def message(self) -> str:
+        """The localised, diagnosed one-paragraph message, most severe verdicts first."""
+        head = f"{self.producer} on case {self.case_id} ({self.arch}, {self.dtype}, batch {self.batch}, {self.regime})"
+        if self.error:
+            return f"{head}: ERROR: the producer raised {self.error}"
+        shown = [v for v in sorted(self.verdicts, key=lambda v: LABELS.index(v.label))
+                 if v.label not in ("AGREE", "SKIPPED")]
+        agree = [v.reference for v in self.verdicts if v.label == "AGREE"]
+        skipped = [f"{v.reference} ({v.reason})" for v in self.verdicts if v.label == "SKIPPED"]
+        parts = [v.message(self.producer) for v in shown]
+        if agree:
+            parts.append(f"agrees with {', '.join(agree)}")
+        if skipped:
+            parts.append(f"skipped {', '.join(skipped)}")
+        verdict = "FAIL" if not self.ok else "ok"
+        return f"{head}: {verdict} {self.label}. " + ". ".join(parts) + "."
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case_id, "arch": self.arch, "dtype": self.dtype, "regime": self.regime,
+            "batch": self.batch, "producer": self.producer, "label": self.label, "ok": self.ok,
+            "fail_on": list(self.fail_on), "fast": self.fast, "seconds": _enc(self.seconds), "error": self.error,
+            "verdicts": [v.to_dict() for v in self.verdicts], "case": self.case,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> CheckResult:
+        _check_keys(d, cls, ("case_id", "arch", "dtype", "regime", "batch", "case", "verdicts", "label", "ok"))
+        return cls(
+            str(d["case_id"]), str(d["arch"]), str(d["dtype"]), str(d["regime"]), int(d["batch"]), d["case"],
+            tuple(Verdict.from_dict(v) for v in d["verdicts"]), str(d["label"]), bool(d["ok"]),
+            str(d.get("producer", "engine")), tuple(d.get("fail_on", DEFAULT_FAIL_ON)), bool(d.get("fast", False)),
+            _dec(d.get("seconds", 0.0)), str(d.get("error", "")),
+        )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A sweep: meta (seed, versions, references found and skipped with reasons, timings, partial) and results."""
+
+    meta: dict[str, Any] = field(default_factory=dict)
+    results: tuple[CheckResult, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "results", tuple(self.results))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.meta.get("partial", False))
+
+    def counts(self) -> dict[str, int]:
+        """Overall label -> number of cases, in LABELS order, zeros left out."""
+        out = {label: sum(r.label == label for r in self.results) for label in LABELS}
+        return {k: v for k, v in out.items() if v}
+
+    def failures(self) -> tuple[CheckResult, ...]:
+        return tuple(r for r in self.results if not r.ok)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, "meta": self.meta, "results": [r.to_dict() for r in self.results]}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> RunResult:
+        _check_keys(d, cls, ("format_version", "results"))
+        if d["format_version"] != FORMAT_VERSION:
+            raise SpecError(f"results JSON has format_version={d['format_version']!r}, but this bpcheck reads "
+                            f"{FORMAT_VERSION}: re-run the check with this version")
+        return cls(dict(d.get("meta", {})), tuple(CheckResult.from_dict(r) for r in d["results"]))
