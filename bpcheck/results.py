@@ -136,6 +136,7 @@ class TensorMetrics:
     ok: bool
     kinks: int = 0
     worst: Entry | None = None
+    note: str = ""       # why the tensor could not be compared entry by entry (missing, another shape)
 
     def __post_init__(self) -> None:
         for f in _METRIC_FLOATS:
@@ -146,7 +147,7 @@ class TensorMetrics:
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name}
         d.update({f: _enc(getattr(self, f)) for f in _METRIC_FLOATS})
-        d.update(ok=self.ok, kinks=self.kinks, worst=None if self.worst is None else self.worst.to_dict())
+        d.update(ok=self.ok, kinks=self.kinks, worst=None if self.worst is None else self.worst.to_dict(), note=self.note)
         return d
 
     @classmethod
@@ -154,7 +155,7 @@ class TensorMetrics:
         _check_keys(d, cls, ("name", *_METRIC_FLOATS, "ok"))
         worst = d.get("worst")
         return cls(str(d["name"]), *(_dec(d[f]) for f in _METRIC_FLOATS), bool(d["ok"]), int(d.get("kinks", 0)),
-                   None if worst is None else Entry.from_dict(worst))
+                   None if worst is None else Entry.from_dict(worst), str(d.get("note", "")))
 
 
 @dataclass(frozen=True)
@@ -189,11 +190,13 @@ class Verdict:
         return tuple(t for t in self.tensors if not t.ok)
 
     def worst_tensor(self) -> TensorMetrics | None:
-        """The disagreeing tensor furthest beyond its bound (excess / tol), params before traces."""
+        """The disagreeing tensor to lead a message with: W or b of the first bad layer if one disagrees,
+        then params and x before traces, then the furthest beyond its bound (excess / tol)."""
         bad = self.failing_tensors
         if not bad:
             return None
-        return max(bad, key=lambda t: (not t.name.startswith(("dz", "da")), _ratio(t.excess, t.tol)))
+        here = {f"W{self.first_bad_layer}", f"b{self.first_bad_layer}"}
+        return max(bad, key=lambda t: (t.name in here, not t.name.startswith(("dz", "da")), _ratio(t.excess, t.tol)))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -216,39 +219,16 @@ class Verdict:
             str(d.get("reason", "")), _dec(d.get("seconds", 0.0)), str(d.get("version", "")),
         )
 
-    def message(self, producer: str = "engine") -> str:
-        """'dW2 (engine vs torch) at (2, 0): engine=0.3125, torch=0.31261, rel err 3.5e-4; norm-rel 2e-4 > tol
-        1e-12; layer 2 is the first that disagrees; dW2 = 0.25 x torch everywhere (1/batch)'."""
-        if self.label in ("SKIPPED", "ERROR"):
-            return f"{self.reference}: {self.label} ({self.reason})"
-        worst = self.worst_tensor()
-        if worst is None:
-            text = f"{self.reference}: {self.label}"
-            if self.kinks:
-                text += f", {self.kinks} coordinate(s) in a kink left out"
-            return text + (f"; {self.reason}" if self.reason else "")
-        parts = [f"{_tensor_label(worst.name)} ({producer} vs {self.reference})"]
-        if worst.worst is not None:
-            e = worst.worst
-            parts[0] += (f" at {e.index}: {producer}={e.engine:.6g}, {self.reference}={e.reference:.6g}, "
-                         f"rel err {e.rel_err:.2g}")
-        parts.append(f"norm-rel err {worst.norm_rel:.2g}, unexplained {worst.excess:.2g} > tol {worst.tol:.2g}")
-        if self.first_bad_layer is not None:
-            how = "dL/dz" if self.localised_by == "dz" else "W or b"
-            parts.append(f"layer {self.first_bad_layer} is the first whose {how} disagrees")
-        if self.diagnosis:
-            parts.append(self.diagnosis)
-        text = "; ".join(parts)
-        return f"[{self.label}] {text}" + (f" ({self.reason})" if self.reason else "")
+    def message(self) -> str:
+        """'[ENGINE] dW2 (engine vs torch) at (2, 0): engine=0.3125, torch=0.31261, rel err 3.5e-4; ...'
+        (bpcheck.message.verdict_message)."""
+        from .message import verdict_message
+
+        return verdict_message(self)
 
 
 def _ratio(a: float, b: float) -> float:
     return a / b if b > 0 else math.inf
-
-
-def _tensor_label(name: str) -> str:
-    """'W2' -> 'dW2', 'x' -> 'dx', 'dz2' stays: how a gradient tensor is named in messages."""
-    return name if name.startswith(("dz", "da")) else f"d{name}"
 
 
 def worst_label(labels: list[str] | tuple[str, ...]) -> str:
@@ -301,21 +281,10 @@ class CheckResult:
         return replace(self, seconds=0.0, verdicts=tuple(replace(v, seconds=0.0) for v in self.verdicts))
 
     def message(self) -> str:
-        """The localised, diagnosed one-paragraph message, most severe verdicts first."""
-        head = f"{self.producer} on case {self.case_id} ({self.arch}, {self.dtype}, batch {self.batch}, {self.regime})"
-        if self.error:
-            return f"{head}: ERROR: the producer raised {self.error}"
-        shown = [v for v in sorted(self.verdicts, key=lambda v: LABELS.index(v.label))
-                 if v.label not in ("AGREE", "SKIPPED")]
-        agree = [v.reference for v in self.verdicts if v.label == "AGREE"]
-        skipped = [f"{v.reference} ({v.reason})" for v in self.verdicts if v.label == "SKIPPED"]
-        parts = [v.message(self.producer) for v in shown]
-        if agree:
-            parts.append(f"agrees with {', '.join(agree)}")
-        if skipped:
-            parts.append(f"skipped {', '.join(skipped)}")
-        verdict = "FAIL" if not self.ok else "ok"
-        return f"{head}: {verdict} {self.label}. " + ". ".join(parts) + "."
+        """The localised, diagnosed one-paragraph message, most severe verdicts first (bpcheck.message)."""
+        from .message import check_message
+
+        return check_message(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {

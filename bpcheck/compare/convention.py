@@ -58,11 +58,13 @@ def gradients_with(ctx: CaseContext, slopes: dict[str, float]) -> Gradients:
     return engine.backward(case.arch, case.params, list(ctx.caches), case.y, rules=rules)
 
 
-def find_convention(ctx: CaseContext, produced: Gradients, tol: Tolerance) -> str:
+def find_convention(ctx: CaseContext, produced: Gradients, tol: Tolerance,
+                    kink: dict[str, np.ndarray] | None = None) -> str:
     """A sentence naming the convention the producer follows at exact zeros, or '' when none explains it.
 
     Every combination of slope choices for the kinked activations that have exact zeros is tried,
-    except the declared one; the producer must agree with the recomputation on every tensor.
+    except the declared one; the producer must agree with the recomputation on every tensor, kink
+    (the rounding-ambiguity masks, CaseContext.kinks) left out.
     """
     zeros = exact_zeros(ctx)
     if not zeros:
@@ -73,7 +75,7 @@ def find_convention(ctx: CaseContext, produced: Gradients, tol: Tolerance) -> st
             continue
         choice = {a: s for a, s in zip(acts, combo) if s != RULES[a].at_zero}
         expected = gradients_with(ctx, choice)
-        if agrees(compare_gradients(produced, expected, tol, ctx.scales)):
+        if agrees(compare_gradients(produced, expected, tol, ctx.scales, kink=kink)):
             used = ", ".join(f"{a}'(0) = {s:g}" for a, s in choice.items())
             declared = ", ".join(f"{a}'(0) = {RULES[a].at_zero:g}" for a in choice)
             n = sum(zeros[a] for a in choice)

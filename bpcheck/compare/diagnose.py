@@ -128,6 +128,7 @@ def _scales(t: _Test, bad: list[str], everything: list[str]) -> str:
     parts = []
     for k, names in groups:
         label = factor_name(k, batch, n_out, rel)
+        label = "" if label == _fmt(k) else label  # '2 x torch (2)' says nothing more
         who = "every gradient" if len(names) == len(everything) and len(everything) > 1 else _join(names)
         parts.append(f"{who} = {_fmt(k)} x {t.ref_name} everywhere" + (f" ({label})" if label else ""))
     if unexplained:

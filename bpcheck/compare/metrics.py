@@ -24,9 +24,10 @@ def norm(v: np.ndarray) -> float:
     return m * float(np.linalg.norm(v / m))
 
 
-def mismatch(name: str) -> TensorMetrics:
+def mismatch(name: str, a: np.ndarray | None, b: np.ndarray | None) -> TensorMetrics:
     """A tensor that cannot be compared coordinate by coordinate: missing, or of another shape."""
-    return TensorMetrics(name, math.inf, math.inf, math.inf, 0.0, math.inf, 0.0, False)
+    note = "missing" if a is None else f"shape {np.shape(a)}, but the reference's is {np.shape(b)}"
+    return TensorMetrics(name, math.inf, math.inf, math.inf, 0.0, math.inf, 0.0, False, note=note)
 
 
 def compare_tensor(
@@ -45,7 +46,7 @@ def compare_tensor(
     per-coordinate error estimate and kink a bool mask of coordinates left out (shapes of a and b).
     """
     if a is None or b is None or np.shape(a) != np.shape(b):
-        return mismatch(name)
+        return mismatch(name, a, b)
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     keep = np.ones(a.shape, dtype=bool) if kink is None else ~np.asarray(kink, dtype=bool)

@@ -1,0 +1,277 @@
+"""Orchestration: run a producer and the references on a case, compare, blame, localise, diagnose.
+
+    result = check_case(case)                          # the engine against fd, torch and jax
+    result = check_case(case, "fd,torch", producer=my_gradients, fast=True)
+    print(result.message())
+    run = check_cases(cases, seed=0)                   # a sweep: RunResult with a meta block
+
+References run on the float64 copy of the case (they do not depend on the producer), so their
+outputs are cached per case and reference: checking a second producer on the same case reuses them.
+fast=True replaces the per-coordinate FD reference by FD along FAST_DIRECTIONS random unit
+directions (seeded from the case), g.u against the directional derivative; on any disagreement the
+full per-coordinate FD check runs instead, so that the fault can be located.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import platform
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import __version__, engine
+from . import references as refs
+from .compare import CaseContext, Comparison, blame, compare, compare_tensor, diagnose, kind_of, references_agree
+from .compare.convention import exact_zeros, find_convention
+from .results import DEFAULT_FAIL_ON, LABELS, CheckResult, RunResult, TensorMetrics, Verdict, worst_label
+from .spec import Case, Gradients, UsageError
+
+Producer = Callable[[Case], Gradients]
+FAST_DIRECTIONS = 3
+CACHE_SIZE = 32
+_cache: OrderedDict[tuple[str, str], tuple[Any, float]] = OrderedDict()
+
+
+def case_digest(case: Case) -> str:
+    """sha1 over the arch, dtype, regime and every array's bytes: equal cases, equal digests."""
+    h = hashlib.sha1(f"{case.arch.label()}|{case.x.dtype.name}|{case.regime}".encode())
+    for arr in (*case.params.values(), case.x, case.y):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def _cached(key: tuple[str, str], compute: Callable[[], Any]) -> tuple[Any, float]:
+    """(value, seconds it took) from the cache, or computed, timed and cached (LRU, CACHE_SIZE entries)."""
+    if key in _cache:
+        _cache.move_to_end(key)
+        return _cache[key]
+    start = time.perf_counter()
+    value = compute()
+    _cache[key] = (value, time.perf_counter() - start)
+    while len(_cache) > CACHE_SIZE:
+        _cache.popitem(last=False)
+    return _cache[key]
+
+
+def clear_cache() -> None:
+    _cache.clear()
+
+
+def producer_name(producer: Producer) -> str:
+    if producer is engine.gradients:
+        return "engine"
+    return f"{getattr(producer, '__module__', '?')}.{getattr(producer, '__qualname__', repr(producer))}"
+
+
+def _fail_on(labels: Sequence[str]) -> tuple[str, ...]:
+    labels = (labels,) if isinstance(labels, str) else tuple(labels)
+    for label in labels:
+        if label not in LABELS:
+            raise UsageError(f"fail_on has unknown label {label!r}: choose from {', '.join(LABELS)}")
+    return labels
+
+
+def _run_reference(name: str, case64: Case, digest: str) -> tuple[Gradients | None, float, str]:
+    """(gradients, seconds, error message); the producer's exception becomes the message."""
+    try:
+        grads, seconds = _cached((name, digest), lambda: refs.producer(name)(case64))
+    except Exception as exc:  # any failure of a reference is reported as its ERROR verdict
+        return None, 0.0, f"{type(exc).__name__}: {exc}"
+    return grads, seconds, ""
+
+
+def _trace(ran: dict[str, Gradients]) -> Gradients | None:
+    """The reference whose dz trace scales the tolerances: torch or jax before FD."""
+    ordered = sorted(ran, key=lambda n: kind_of(n) == "fd")
+    return next((ran[n] for n in ordered if ran[n].dz is not None), None)
+
+
+def check_case(
+    case: Case,
+    references: str | Sequence[str] | None = None,
+    *,
+    producer: Producer = engine.gradients,
+    fast: bool = False,
+    fail_on: Sequence[str] = DEFAULT_FAIL_ON,
+) -> CheckResult:
+    """Check producer(case) against every reference in references (None: fd, torch and jax).
+
+    Unavailable references are SKIPPED with the reason; a reference that raises is ERROR with its
+    message; a producer that raises, or returns something that is not a Gradients, makes the whole
+    result ERROR and not ok. ok is False when any verdict's label is in fail_on.
+    """
+    fail_on = _fail_on(fail_on)
+    names = refs.resolve(references)
+    case64 = case if case.dtype is np.float64 else case.astype(np.float64)
+    digest = case_digest(case64)
+    head = dict(case_id=case_digest(case)[:12], arch=case.arch.label(), dtype=case.x.dtype.name,
+                regime=case.regime, batch=case.batch, case=case.to_dict(), producer=producer_name(producer),
+                fail_on=fail_on, fast=fast)
+    start = time.perf_counter()
+    try:
+        produced = producer(case)
+        if not isinstance(produced, Gradients):
+            raise TypeError(f"it returned {type(produced).__name__}, not a bpcheck.spec.Gradients")
+    except Exception as exc:  # the producer under test may fail in any way; the result says how
+        return CheckResult(**head, verdicts=(), label="ERROR", ok=False, seconds=time.perf_counter() - start,
+                           error=f"{type(exc).__name__}: {exc}")
+    seconds = time.perf_counter() - start
+
+    skipped: dict[str, Verdict] = {}
+    ran: dict[str, Gradients] = {}
+    timing: dict[str, float] = {}
+    versions: dict[str, str] = {}
+    for name in names:
+        status = refs.status(name)
+        versions[name] = status.version or ""
+        if not status.available:
+            skipped[name] = Verdict(name, "SKIPPED", reason=status.reason or "not available", version=versions[name])
+        elif not (fast and kind_of(name) == "fd"):
+            grads, timing[name], error = _run_reference(name, case64, digest)
+            if error:
+                skipped[name] = Verdict(name, "ERROR", reason=error, seconds=timing[name], version=versions[name])
+            else:
+                ran[name] = grads
+
+    ctx = CaseContext.build(case, _trace(ran))
+    comparisons = {name: compare(ctx, produced, g, name) for name, g in ran.items()}
+    fast_notes: dict[str, str] = {}
+    for name in names:
+        if fast and kind_of(name) == "fd" and name not in skipped:
+            metrics, took, note = _fast_fd(ctx, produced, name, digest, case64)
+            if metrics is not None and metrics.ok and all(c.agree for c in comparisons.values()):
+                comparisons[name] = Comparison(name, ctx.tolerance(name), (metrics,), (), metrics.kinks, (None, ""))
+                timing[name] = took
+                fast_notes[name] = note
+                continue
+            grads, timing[name], error = _run_reference(name, case64, digest)  # escalate to every coordinate
+            if error:
+                skipped[name] = Verdict(name, "ERROR", reason=error, seconds=timing[name], version=versions[name])
+                continue
+            ran[name] = grads
+            fast_notes[name] = f"{note}; escalated to the per-coordinate FD check"
+            comparisons[name] = compare(ctx, produced, grads, name)
+
+    verdicts = _judge(ctx, produced, ran, comparisons, timing, versions, fast_notes)
+    verdicts.update(skipped)
+    ordered = tuple(verdicts[n] for n in names if n in verdicts)
+    label = worst_label([v.label for v in ordered])
+    ok = not any(v.label in fail_on for v in ordered)
+    return CheckResult(**head, verdicts=ordered, label=label, ok=ok, seconds=seconds)
+
+
+def _judge(ctx: CaseContext, produced: Gradients, ran: dict[str, Gradients], comparisons: dict[str, Comparison],
+           timing: dict[str, float], versions: dict[str, str], notes: dict[str, str]) -> dict[str, Verdict]:
+    """Blame, then localise and diagnose each disagreement: one Verdict per compared reference."""
+    agree = {n: c.agree for n, c in comparisons.items()}
+    pairs: dict[frozenset[str], bool] = {}
+    convention: dict[str, bool] = {}
+    sentences: dict[str, str] = {}
+    if not all(agree.values()):
+        for a, b in itertools.combinations([n for n in comparisons if n in ran], 2):
+            pairs[frozenset((a, b))] = references_agree(ctx, ran[a], a, ran[b], b)
+        if exact_zeros(ctx):
+            for n, c in comparisons.items():
+                if not c.agree and kind_of(n) == "analytic":
+                    sentences[n] = find_convention(ctx, produced, c.tol, ctx.kinks)
+                    convention[n] = bool(sentences[n])
+    labels = blame(agree, pairs, convention=convention, kinked={n: c.kinks > 0 for n, c in comparisons.items()})
+    out = {}
+    for name, c in comparisons.items():
+        label, reason = labels[name]
+        diagnosis = sentences.get(name, "") if label == "CONVENTION" else ""
+        if label in ("ENGINE", "REFERENCE") and name in ran:
+            diagnosis = diagnose(ctx, produced, ran[name], name, c.tol, c.tensors, c.first_bad)
+        layer, how = c.first_bad if not c.agree else (None, "")
+        note = notes.get(name, "")
+        reason = "; ".join(p for p in (reason, note) if p)
+        out[name] = Verdict(name, label, c.tensors + c.traces, c.tol, layer, how, c.kinks, diagnosis, reason,
+                            timing.get(name, 0.0), versions.get(name, ""))
+    return out
+
+
+def _fast_fd(ctx: CaseContext, produced: Gradients, name: str, digest: str,
+             case64: Case) -> tuple[TensorMetrics | None, float, str]:
+    """g.u against FD's directional derivative along FAST_DIRECTIONS seeded random unit directions.
+
+    Returns (metrics named 'directions', seconds, note), or (None, 0, note) when the fast check
+    cannot judge this case (rounding can push a kink either way, so the full check must run).
+    """
+    if ctx.kinks:
+        return None, 0.0, "fast check not used: pre-activations within rounding of a kink"
+    from .references import finite_diff
+
+    include_x = produced.dx is not None
+    rng = np.random.default_rng(int(digest[:16], 16))
+    dirs = finite_diff.random_directions(case64, FAST_DIRECTIONS, rng, include_x=include_x)
+    try:
+        (values, errors), seconds = _cached((f"{name}:directional:{int(include_x)}", digest),
+                                            lambda: finite_diff.directional(case64, dirs))
+    except Exception as exc:  # the full check will report it
+        return None, 0.0, f"fast check failed to run ({type(exc).__name__}: {exc})"
+    mine = produced.tensors()
+    pred = np.zeros(FAST_DIRECTIONS)
+    bound = np.zeros(FAST_DIRECTIONS)
+    for t, u in dirs.items():
+        g = mine.get(t)
+        if g is None or np.shape(g) != u.shape[1:]:
+            return None, seconds, f"fast check cannot read d{t}"
+        pred += (u.reshape(FAST_DIRECTIONS, -1) @ np.asarray(g, dtype=np.float64).ravel())
+        bound += ctx.scales.get(t, 0.0) * np.sqrt((u.reshape(FAST_DIRECTIONS, -1) ** 2).sum(axis=1))
+    kink = ~np.isfinite(errors)
+    tol = ctx.tolerance(name)
+    metrics = compare_tensor("directions", pred, values, tol, float(np.linalg.norm(bound)),
+                             err=np.where(kink, 0.0, errors), kink=kink)
+    return metrics, seconds, f"fast check along {FAST_DIRECTIONS} random directions"
+
+
+def check_cases(
+    cases: Iterable[Case],
+    references: str | Sequence[str] | None = None,
+    *,
+    producer: Producer = engine.gradients,
+    fast: bool = False,
+    fail_on: Sequence[str] = DEFAULT_FAIL_ON,
+    seed: int | None = None,
+    meta: dict[str, Any] | None = None,
+) -> RunResult:
+    """check_case over cases, with a meta block: seed, versions, references found and skipped, timings.
+
+    Ctrl-C stops the sweep and returns what was checked, with meta['partial'] = True.
+    """
+    names = refs.resolve(references)
+    fail_on = _fail_on(fail_on)
+    found = {n: refs.status(n) for n in names}
+    results: list[CheckResult] = []
+    partial = False
+    start = time.perf_counter()
+    try:
+        for case in cases:
+            results.append(check_case(case, names, producer=producer, fast=fast, fail_on=fail_on))
+    except KeyboardInterrupt:
+        partial = True
+    info = {
+        "seed": seed,
+        "bpcheck": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "producer": producer_name(producer),
+        "fast": fast,
+        "fail_on": list(fail_on),
+        "references": {n: {"available": s.available, "version": s.version, "reason": s.reason} for n, s in found.items()},
+        "skipped": {n: s.reason for n, s in found.items() if not s.available},
+        "timings": {
+            "total_seconds": time.perf_counter() - start,
+            "producer_seconds": sum(r.seconds for r in results),
+            **{f"{n}_seconds": sum((r.verdict(n).seconds if r.verdict(n) else 0.0) for r in results) for n in names},
+        },
+        "cases": len(results),
+        "partial": partial,
+    }
+    info.update(meta or {})
+    return RunResult(info, tuple(results))
