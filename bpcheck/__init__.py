@@ -18,5 +18,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "Arch", "BpcheckError", "Case", "DataError", "Gradients", "SpecError",
-    "UsageError", "UserFunctionError", "init_params", "__version__",
+    "UsageError", "UserFunctionError", "init_params", "__version__", "replay",
 ]
+
+
+def __getattr__(name: str):
+    # bpcheck.replay loads the checker on first use, so `import bpcheck` stays light (PEP 562).
+    if name == "replay":
+        from .replaying import replay
+
+        return replay
+    raise AttributeError(f"module 'bpcheck' has no attribute {name!r}")
