@@ -1,0 +1,377 @@
+"""The MLP-aware finite-difference reference: every coordinate of dL/dW, dL/db, dL/dx and dL/dz_l.
+
+Perturbing W_l[i, j] by s changes z_l = a_{l-1} @ W_l + b_l only in column j, by s * a_{l-1}[:, i]
+(b_l[j]: by s). So the forward below layer l is reused, the change goes into one column, and for an
+elementwise activation layer l+1 gets the rank-1 update z_{l+1} += (a_l'[:, j] - a_l[:, j]) W_{l+1}[j, :];
+only the layers above run, on a leading axis of K perturbed copies, K chunked to CHUNK_BYTES.
+Samples whose a_l[:, j] did not move at all (a dead relu unit) are left out of those layers.
+Perturbing x[b, i] or z_l[b, j] changes sample b only; every loss in LOSS_RULES is the batch mean
+of per-sample losses, L = mean_b l_b, so such a perturbation is evaluated on that one sample.
+Loss changes are formed per sample, (l_b' - l_b), before summing over the batch.
+
+Rounding scale S of one evaluation (see finite_diff), in units of the total loss, per sample:
+|l_b| / B, plus sum over the recomputed z_m of |dL/dz_m| * ((|a_{m-1}| + |z_{m-1}|) @ |W_m| + |b_m|),
+plus, for a loss taken from logits, sum_j (|z_L| + 1)(|y| + 1) / B (its internal terms, which cancel
+when the net is confident), else |dL/da_L| (|a_L| + |z_L|). dL/dz and dL/da_L are this module's own
+FD values: no hand-written derivative is trusted, not even for the error estimate.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..engine import forward
+from ..ops import LOSS_RULES, RULES
+from ..spec import Case, Gradients, UsageError
+from .finite_diff import CHUNK_BYTES, KINK_RETRY, REL_STEP, STEP_FACTORS, relative_steps, richardson, rounding_error
+
+# Activations whose output column j depends on other columns of z; all others act elementwise.
+ROW_COUPLED = frozenset({"softmax"})
+SPARSE_BELOW = 0.75  # evaluate only the moved samples when fewer than this fraction moved
+_TEMPORARIES = 8  # rough count of (K, B', width) float64 arrays alive at once in one pass
+
+
+class _Net:
+    """The unperturbed float64 forward, and perturbed passes over a leading axis of K copies.
+
+    rows picks the samples a pass evaluates: None for all B (arrays (K, B, n)), else an index array
+    of shape (1, B') shared by every perturbation or (K, 1), one sample per perturbation.
+    """
+
+    def __init__(self, case: Case) -> None:
+        self.arch, self.p, self.x, self.y = case.arch, case.params, case.x, case.y
+        self.L, self.B = case.arch.n_layers, case.batch
+        self.acts = [RULES[a] for a in case.arch.activations]
+        self.rule = LOSS_RULES[case.arch.loss]
+        _, caches = forward(self.arch, self.p, self.x)
+        self.z = [c.z for c in caches]  # z[l-1] = z_l, (B, n_l)
+        self.a = [self.x] + [c.a for c in caches]  # a[l] = a_l, a[0] = x
+        self.out = self.z[-1] if self.rule.from_logits else self.a[-1]
+        self.sample_loss = self.per_sample(self.out[None], None)[0]  # (B,)
+        self.loss = float(self.rule.forward(self.out, self.y))
+        if not np.isclose(self.sample_loss.mean(), self.loss, rtol=1e-12, atol=0):
+            raise RuntimeError(f"loss {case.arch.loss!r} is not the batch mean of per-sample losses, "
+                               "which fd_mlp relies on: extend fd_mlp before adding such a loss")
+        self.regions = [act.regions(z) if act.kink else None for act, z in zip(self.acts, self.z)]
+        self.loss_regions = self.rule.regions(self.out, self.y) if self.rule.kink else None
+
+    @staticmethod
+    def full(arr: np.ndarray, rows) -> np.ndarray:
+        """arr (B, n) at the rows: (1 or K, B', n)."""
+        return arr[None] if rows is None else arr[rows]
+
+    @staticmethod
+    def column(arr: np.ndarray, j: np.ndarray, rows) -> np.ndarray:
+        """Column j[k] of arr (B, n) at the rows, for each k: (K, B')."""
+        return arr[:, j].T if rows is None else arr[rows, j[:, None]]
+
+    def per_sample(self, out: np.ndarray, rows) -> np.ndarray:
+        """l_b for out (K, B', n_out): the loss rule on one-row batches, (K, B')."""
+        if out.shape[0] > 1 and out.strides[-1] == out.itemsize:
+            out = _unit_outer(out.shape, out)
+        return self.rule.forward(out[..., None, :], self.full(self.y, rows)[..., None, :])
+
+    def finish(self, out: np.ndarray, rows, crossed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(L(perturbed) - L summed from per-sample changes, (K,); crossed, with the loss's kinks)."""
+        n = len(crossed)
+        if self.rule.kink and n:
+            head = _head(rows, n)
+            crossed = crossed | _moved_region(self.rule.regions(out[:n], self.full(self.y, head)),
+                                              self.full(self.loss_regions, head))
+        base = self.sample_loss[None] if rows is None else self.sample_loss[rows]
+        return (self.per_sample(out, rows) - base).sum(axis=-1) / self.B, crossed
+
+    def climb(self, layer: int, z_new: np.ndarray, rows, crossed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """From a perturbed z_layer (K, B', n): act_layer, every layer above, the loss; see finish.
+
+        crossed (n_kink,) gains True for perturbation k < n_kink when a kinked z_m (m >= layer) changed region.
+        """
+        n, m = len(crossed), layer
+        while True:
+            act = self.acts[m - 1]
+            if act.kink and n:
+                crossed = crossed | _moved_region(act.regions(z_new[:n]), self.full(self.regions[m - 1], _head(rows, n)))
+            if m == self.L and self.rule.from_logits:
+                return self.finish(z_new, rows, crossed)
+            a_new = act.forward(z_new)
+            if m == self.L:
+                return self.finish(a_new, rows, crossed)
+            m += 1
+            w = self.p[f"W{m}"]
+            if a_new.shape[1] == 1:  # one sample per copy: one (K, n) @ W call beats K (1, n) @ W calls
+                z_new = (a_new.reshape(len(a_new), -1) @ w)[:, None, :] + self.p[f"b{m}"]
+            else:
+                z_new = a_new @ w + self.p[f"b{m}"]
+
+    def column_step(self, layer: int, j: np.ndarray, delta: np.ndarray, rows, n_kink: int):
+        """Add delta (K, B') to column j (K,) of z_layer at the rows, then climb; see climb."""
+        zl, al, act = self.z[layer - 1], self.a[layer], self.acts[layer - 1]
+        z_col = self.column(zl, j, rows) + delta
+        crossed = np.zeros(n_kink, dtype=bool)
+        if act.kink and n_kink:
+            home = self.column(self.regions[layer - 1], j[:n_kink], _head(rows, n_kink))
+            crossed = (act.regions(z_col[:n_kink]) != home).any(axis=1)
+        logits_out = layer == self.L and self.rule.from_logits
+        if act.name in ROW_COUPLED or logits_out:
+            z_full = _replace_column(self.full(zl, rows), j, z_col)
+            return self.finish(z_full, rows, crossed) if logits_out else self.climb(layer, z_full, rows, crossed)
+        a_col = act.forward(z_col)
+        if layer == self.L:
+            return self.finish(_replace_column(self.full(al, rows), j, a_col), rows, crossed)
+        a_change = a_col - self.column(al, j, rows)
+        if rows is None:  # leave out the samples no perturbation moved (exactly: their l_b cannot change)
+            kept = np.flatnonzero((a_change != 0).any(axis=0))
+            if len(kept) < SPARSE_BELOW * self.B:
+                rows, a_change = kept[None], a_change[:, kept]
+        # The rank-1 update, written through the unit-major view so every operand streams in order.
+        w_rows = self.p[f"W{layer + 1}"][j]  # (K, n_next)
+        z_next = _unit_outer((len(j), a_change.shape[1], w_rows.shape[1]))
+        np.multiply(w_rows.T[:, :, None], a_change[None], out=z_next.transpose(2, 0, 1))
+        z_next += self.full(self.z[layer], rows)
+        return self.climb(layer + 1, z_next, rows, crossed)
+
+
+def _head(rows, n: int):
+    return rows if rows is None or rows.shape[0] == 1 else rows[:n]
+
+
+def _moved_region(regions: np.ndarray, home: np.ndarray) -> np.ndarray:
+    return (regions != home).reshape(len(regions), -1).any(axis=1)
+
+
+def _unit_outer(shape: tuple[int, ...], values: np.ndarray | None = None) -> np.ndarray:
+    """An array of shape (K, B', n) laid out unit-major in memory, optionally filled with values.
+
+    The losses and softmax reduce the last axis; with it outermost in memory numpy reduces with
+    whole-array vector operations instead of one short loop per row (2-3x faster for n ~ 10).
+    """
+    arr = np.empty((shape[-1], *shape[:-1])).transpose(*range(1, len(shape)), 0)
+    if values is not None:
+        arr[...] = values
+    return arr
+
+
+def _replace_column(base: np.ndarray, j: np.ndarray, col: np.ndarray) -> np.ndarray:
+    """(K, B', n) copies of base (1 or K, B', n) with column j[k] of copy k set to col[k]."""
+    full = _unit_outer((len(j), *base.shape[1:]), base)
+    full[np.arange(len(j)), :, j] = col
+    return full
+
+
+def _fd_family(h: np.ndarray, width: int, run, chunk_bytes: int, group: int = 0):
+    """Richardson FD over len(h) coordinates; run(idx (K,), s (K,), n_kink) -> (dL (K,), crossed (n_kink,)).
+
+    Chunks of K = 4C perturbations hold +h, -h, +h/2, -h/2 of C coordinates in that order, so the kink
+    check (at +-h) covers the first 2C; with group, a chunk stays inside one run of `group`
+    consecutive coordinates. Coordinates whose +-h crosses a kink are redone once with h * KINK_RETRY;
+    those still crossing keep kink=True. Returns (R, truncation, kink, h used), each (n,).
+    """
+    h = h.copy()
+    size = max(1, int(chunk_bytes // (4 * width * 8 * _TEMPORARIES)))
+    grad, trunc, kink = np.empty(len(h)), np.empty(len(h)), np.zeros(len(h), dtype=bool)
+
+    def evaluate(idx: np.ndarray) -> None:
+        steps = STEP_FACTORS[:, None] * h[idx][None, :]  # (4, C)
+        change, crossed = run(np.tile(idx, 4), steps.ravel(), 2 * len(idx))
+        grad[idx], trunc[idx] = richardson(change.reshape(4, -1), steps)
+        kink[idx] = crossed.reshape(2, -1).any(axis=0)
+
+    group = group or len(h)
+    for g in range(0, len(h), group):
+        for lo in range(g, min(g + group, len(h)), size):
+            evaluate(np.arange(lo, min(lo + size, g + group, len(h))))
+    retry = np.flatnonzero(kink)
+    h[retry] *= KINK_RETRY
+    for lo in range(0, len(retry), size):
+        evaluate(retry[lo:lo + size])
+    return grad, trunc, kink, h
+
+
+class _FDRun:
+    """The FD families of one case: the params of each layer, x, each z_l and the output a_L."""
+
+    def __init__(self, net: _Net, rel_step: float, chunk_bytes: int) -> None:
+        self.net, self.rel_step, self.chunk_bytes = net, rel_step, chunk_bytes
+        self.evaluations = self.retried = 0
+
+    def _family(self, values: np.ndarray, width: int, run, group: int = 0):
+        h = relative_steps(values.ravel(), self.rel_step)
+        g, t, k, used = _fd_family(h, width, run, self.chunk_bytes, group)
+        self.retried += int((used != h).sum())
+        self.evaluations += 4 * (h.size + int((used != h).sum()))
+        return tuple(v.reshape(values.shape) for v in (g, t, k, used))
+
+    def _above(self, layer: int, samples: int) -> int:
+        """Entries per perturbation of the widest (K, B', n) array a pass from z_layer builds."""
+        sizes, coupled = self.net.arch.sizes, self.net.arch.activations[layer - 1] in ROW_COUPLED
+        return samples * max(sizes[layer + 1:] + (sizes[layer] if coupled else 1,))
+
+    def param_grad(self, layer: int, name: str):
+        net, B = self.net, self.net.B
+        theta = net.p[name]
+        if name.startswith("b"):
+            def run(idx, s, n_kink):
+                return net.column_step(layer, idx, np.broadcast_to(s[:, None], (len(idx), B)), None, n_kink)
+
+            return self._family(theta, self._above(layer, B), run)
+        # W_l runs column by column (theta.T), so each chunk shares j and the samples that j moves.
+        n_prev, a_prev = theta.shape[0], net.a[layer - 1]
+
+        def run(idx, s, n_kink):
+            return net.column_step(layer, idx // n_prev, s[:, None] * a_prev[:, idx % n_prev].T, None, n_kink)
+
+        return tuple(v.T for v in self._family(theta.T, self._above(layer, B), run, group=n_prev))
+
+    def x_grad(self):
+        net, n_in = self.net, self.net.x.shape[1]
+        w1 = net.p["W1"]
+
+        def run(idx, s, n_kink):
+            rows, i = (idx // n_in)[:, None], idx % n_in
+            if (rows == rows[0]).all():  # the usual chunk: one sample, shared by every perturbation
+                rows = rows[:1]
+            z1 = net.full(net.z[0], rows) + (s[:, None] * w1[i])[:, None, :]  # sample b moves by s * W1[i, :]
+            return net.climb(1, z1, rows, np.zeros(n_kink, dtype=bool))
+
+        return self._family(net.x, max(net.arch.sizes[1:]), run, group=n_in)
+
+    def z_grad(self, layer: int):
+        net, n_l = self.net, self.net.z[layer - 1].shape[1]
+
+        def run(idx, s, n_kink):
+            return net.column_step(layer, idx % n_l, s[:, None], (idx // n_l)[:, None], n_kink)
+
+        return self._family(net.z[layer - 1], self._above(layer, 1), run)
+
+    def output_grad(self) -> np.ndarray:
+        """dL/da_L by FD through the loss alone; only its size enters the rounding scale."""
+        net, n_out = self.net, self.net.out.shape[1]
+
+        def run(idx, s, n_kink):
+            rows, j = (idx // n_out)[:, None], idx % n_out
+            out = _replace_column(net.full(net.out, rows), j, net.column(net.out, j, rows) + s[:, None])
+            return net.finish(out, rows, np.zeros(0, dtype=bool))[0], np.zeros(n_kink, dtype=bool)
+
+        return self._family(net.out, n_out, run)[0]
+
+
+class _Scales:
+    """dL/dz_l by FD and from it the rounding scale S (module docstring) of each kind of perturbation.
+
+    above[l] (B,): per sample, the loss terms + the z_m terms of every layer m > l (module docstring);
+    own[l-1] (B, n_l): |dL/dz_l| |z_l|, the rounding of the perturbed entry itself.
+    """
+
+    def __init__(self, net: _Net, fd: _FDRun) -> None:
+        fds = [fd.z_grad(layer) for layer in range(1, net.L + 1)]
+        self.dz = tuple(f[0] for f in fds)
+        self.dz_kink = tuple(f[2] for f in fds)
+        # What one rounding of a_m costs: eps (|a_m| + |z_m|), since gelu's tanh form loses eps |z|, not eps |a|.
+        amag = [np.abs(net.x)] + [np.abs(a) + np.abs(z) for a, z in zip(net.a[1:], net.z)]
+        mags = [amag[m - 1] @ np.abs(net.p[f"W{m}"]) + np.abs(net.p[f"b{m}"]) for m in range(1, net.L + 1)]
+        row_terms = [(np.abs(g) * mag).sum(axis=1) for g, mag in zip(self.dz, mags)]
+        base = np.abs(net.sample_loss) / net.B
+        if net.rule.from_logits:
+            # A loss fused with its output activation sums terms the size of the logits (and the 1 inside
+            # log-sum-exp or log1p), which cancel when the net is confident: l_b can be far below them.
+            base = base + ((np.abs(net.out) + 1) * (np.abs(net.y) + 1)).sum(axis=1) / net.B
+        else:
+            base = base + (np.abs(fd.output_grad()) * amag[-1]).sum(axis=1)
+        self.above = [base + sum(row_terms[m:], np.zeros(net.B)) for m in range(net.L + 1)]
+        self.own = [np.abs(g) * np.abs(z) for g, z in zip(self.dz, net.z)]
+        self.dz_error = tuple(t + rounding_error(self.above[layer][:, None] + self.own[layer - 1], h)
+                              for layer, (_, t, _, h) in enumerate(fds, start=1))
+
+
+def mlp_gradients(case: Case, *, rel_step: float = REL_STEP, chunk_bytes: int = CHUNK_BYTES) -> Gradients:
+    """Every coordinate of dL/dtheta, dL/dx and dL/dz_l by Richardson central differences in float64.
+
+    Returns Gradients(source="fd") with error (absolute error estimate, keys of grads plus "x") and
+    kink (True where even the retried step moved a kinked pre-activation or the huber residual to
+    another region, or off an exact boundary). meta: dz_error and dz_kink per layer, rel_step, the
+    number of perturbed evaluations, the coordinates (of every family, dz included) redone with a
+    smaller step, and the seconds taken.
+    """
+    start = time.perf_counter()
+    net = _Net(case.astype(np.float64))
+    fd = _FDRun(net, rel_step, chunk_bytes)
+    sc = _Scales(net, fd)
+    grads, error, kink = {}, {}, {}
+    for layer in range(1, net.L + 1):
+        column_scale = sc.above[layer].sum() + sc.own[layer - 1].sum(axis=0)  # (n_l,): W_l[:, j] and b_l[j]
+        for name in (f"W{layer}", f"b{layer}"):
+            grads[name], t, kink[name], h = fd.param_grad(layer, name)
+            error[name] = t + rounding_error(column_scale, h)
+    dx, t, kink["x"], h = fd.x_grad()
+    error["x"] = t + rounding_error((sc.above[1] + sc.own[0].sum(axis=1))[:, None], h)  # x[b, :] moves z_1[b, :]
+    meta = {"rel_step": rel_step, "richardson": True, "evaluations": fd.evaluations, "retried": fd.retried,
+            "dz_error": sc.dz_error, "dz_kink": sc.dz_kink, "seconds": time.perf_counter() - start}
+    return Gradients(net.loss, grads, dx, dz=sc.dz, da=None, error=error, kink=kink, source="fd", meta=meta)
+
+
+def directional(case: Case, directions: dict[str, np.ndarray], *, rel_step: float = REL_STEP,
+                chunk_bytes: int = CHUNK_BYTES) -> tuple[np.ndarray, np.ndarray]:
+    """(values, errors), each (k,): Richardson FD of L along each of k directions u, in float64.
+
+    directions: name -> (k, *shape) for every param, and optionally "x". values[d] estimates the
+    directional derivative sum over names of <grad, u_d>; the step along u_d is
+    s = rel_step * |u_d * max(|theta|, 1)| / |u_d|^2, which for a one-hot u is the per-coordinate h.
+    errors[d] is the absolute error estimate, or inf where +-s moved a kinked pre-activation or the
+    huber residual to another region (that direction cannot be judged: draw another).
+    """
+    net = _Net(case.astype(np.float64))
+    u, k = _checked_directions(net, directions)
+    theta = {**net.p, "x": net.x}
+    norm2 = sum((u[n] ** 2).reshape(k, -1).sum(axis=1) for n in u)
+    s = rel_step * np.sqrt(sum(((u[n] * np.maximum(np.abs(theta[n]), 1)) ** 2).reshape(k, -1).sum(axis=1)
+                               for n in u)) / norm2
+    values, trunc, crossed = np.empty(k), np.empty(k), np.zeros(k, dtype=bool)
+    per_direction = 4 * 8 * _TEMPORARIES * (sum(v.size for v in theta.values()) + net.B * sum(net.arch.sizes))
+    size = max(1, int(chunk_bytes // per_direction))
+    for lo in range(0, k, size):
+        d = np.arange(lo, min(k, lo + size))
+        steps = STEP_FACTORS[:, None] * s[d][None, :]  # (4, C): K = 4C stacked copies, +-s first
+        change, kinked = _along(net, {n: v[np.tile(d, 4)] for n, v in u.items()}, steps.ravel(), 2 * len(d))
+        values[d], trunc[d] = richardson(change.reshape(4, -1), steps)
+        crossed[d] = kinked.reshape(2, -1).any(axis=0)
+    # Every z_m is recomputed and every W_m, b_m and x rounded once more: S is the widest scale.
+    scale = _Scales(net, _FDRun(net, rel_step, chunk_bytes)).above[0].sum()
+    return values, np.where(crossed, np.inf, trunc + rounding_error(scale, s))
+
+
+def _along(net: _Net, u: dict[str, np.ndarray], s: np.ndarray, n_kink: int) -> tuple[np.ndarray, np.ndarray]:
+    """L(theta + s_k u_k) - L(theta) for K stacked directions, through the engine's own forward."""
+    spread = {n: s.reshape(-1, *([1] * (v.ndim - 1))) * v for n, v in u.items()}
+    params = {n: net.p[n] + spread[n] for n in net.p}
+    params.update({n: v[:, None, :] for n, v in params.items() if n.startswith("b")})  # (K, 1, n): batch axis
+    out, caches = forward(net.arch, params, net.x + spread["x"] if "x" in spread else net.x)
+    crossed = np.zeros(n_kink, dtype=bool)
+    for act, cache, home in zip(net.acts, caches, net.regions):
+        if act.kink:
+            crossed |= _moved_region(act.regions(cache.z[:n_kink]), home[None])
+    return net.finish(caches[-1].z if net.rule.from_logits else out, None, crossed)
+
+
+def _checked_directions(net: _Net, directions) -> tuple[dict[str, np.ndarray], int]:
+    if not isinstance(directions, dict):
+        raise UsageError(f"directions is a {type(directions).__name__}: give a dict name -> (k, *shape) array")
+    shapes = {**net.arch.param_shapes(), "x": net.x.shape}
+    missing = [n for n in net.p if n not in directions]
+    extra = [str(n) for n in directions if n not in shapes]
+    if missing or extra:
+        raise UsageError(f"directions has keys {sorted(map(str, directions))}, but needs {', '.join(net.p)} "
+                         "(and optionally 'x'): give one (k, *shape) array for each")
+    u = {n: np.asarray(v, dtype=np.float64) for n, v in directions.items()}
+    k = u["W1"].shape[0] if u["W1"].ndim == 3 else 0
+    for n, v in u.items():
+        if k < 1 or v.shape != (k, *shapes[n]):
+            raise UsageError(f"directions[{n!r}] has shape {v.shape}, but (k, *{shapes[n]}) is needed: "
+                             "stack the k directions on a leading axis, the same k for every name")
+        if not np.all(np.isfinite(v)):
+            raise UsageError(f"directions[{n!r}] has non-finite values: give finite directions")
+    norm2 = sum((v ** 2).reshape(k, -1).sum(axis=1) for v in u.values())
+    if np.any(norm2 == 0):
+        raise UsageError(f"direction {int(np.argmin(norm2))} is all zeros: give nonzero directions")
+    return u, k
