@@ -24,6 +24,7 @@ from ..spec import Case
 from .metrics import norm
 
 _DELTA = 2.0**-20  # relative step of the first-order sensitivities; only their magnitude matters
+_EPS32 = float(np.finfo(np.float32).eps)
 Forward = list[tuple[np.ndarray, np.ndarray]]
 
 
@@ -31,6 +32,19 @@ def _signs(shape: tuple[int, ...]) -> np.ndarray:
     """A +-1 checkerboard: roundings are independent, so neighbours must not move together (softmax
     ignores a common shift of its inputs, and would hide a same-sign perturbation)."""
     return np.where(np.indices(shape).sum(axis=0) % 2, -1.0, 1.0)
+
+
+def _rule_rounding(fn, *args: np.ndarray) -> np.ndarray:
+    """|fn in float32 - fn in float64| / eps32, elementwise: a rule's own rounding in units of eps.
+
+    Run once in a coarser precision, a rule shows the rounding of its inputs and of every step inside
+    it, such as the cancellation in gelu's 1 + tanh(.) for negative z, which no perturbation of its
+    inputs reveals. Where float32 overflows or underflows to nothing, the entry is 0.
+    """
+    with np.errstate(all="ignore"):
+        coarse = fn(*(a.astype(np.float32) for a in args)).astype(np.float64)
+        diff = np.abs(coarse - fn(*args)) / _EPS32
+    return np.where(np.isfinite(diff), diff, 0.0)
 
 
 def _rms(m: np.ndarray) -> float:
@@ -42,7 +56,8 @@ def forward_errors(case64: Case, caches: list[engine.LayerCache]) -> Forward:
     """(u_z, u_a) per layer, shaped like z_l: the rounding error of z_l and a_l in units of eps.
 
     u_z = sqrt((a_{l-1}^2 + u_a_{l-1}^2) @ W_l^2) + |b_l| (each product rounds, and so does its input);
-    u_a = |act(z + u_z s) - act(z)| + |a| (to first order, by a finite difference of ops.RULES).
+    u_a = |act(z + u_z s) - act(z)| + max(|a|, act's own rounding) (to first order, by a finite
+    difference of ops.RULES, and _rule_rounding).
     x is exact, so u_a_0 = 0.
     """
     u_a = np.zeros_like(case64.x)
@@ -51,7 +66,7 @@ def forward_errors(case64: Case, caches: list[engine.LayerCache]) -> Forward:
         w, b = case64.params[f"W{layer}"], case64.params[f"b{layer}"]
         u_z = np.sqrt((cache.a_prev**2 + u_a**2) @ w**2) + np.abs(b)
         moved = RULES[act].forward(cache.z + _DELTA * u_z * _signs(u_z.shape))
-        u_a = np.abs(moved - cache.a) / _DELTA + np.abs(cache.a)
+        u_a = np.abs(moved - cache.a) / _DELTA + np.maximum(np.abs(cache.a), _rule_rounding(RULES[act].forward, cache.z))
         out.append((u_z, u_a))
     return out
 
@@ -66,7 +81,8 @@ def error_scales(case64: Case, caches: list[engine.LayerCache], dz: tuple[np.nda
     out = caches[-1].z if logits else caches[-1].a
     u_out = fwd[-1][0] if logits else fwd[-1][1]
     g = rule.backward(out, y)
-    e = norm(np.abs(g) + np.abs(rule.backward(out + _DELTA * u_out * _signs(out.shape), y) - g) / _DELTA)
+    e = norm(np.maximum(np.abs(g), _rule_rounding(rule.backward, out, y))
+             + np.abs(rule.backward(out + _DELTA * u_out * _signs(out.shape), y) - g) / _DELTA)
     scales: dict[str, float] = {}
     for layer in range(n, 0, -1):
         cache, w, d = caches[layer - 1], params[f"W{layer}"], np.asarray(dz[layer - 1], dtype=np.float64)
@@ -98,8 +114,9 @@ def _gain(act: str, cache: engine.LayerCache, dz: np.ndarray, da: np.ndarray) ->
 def _act_sensitivity(act: str, cache: engine.LayerCache, da: np.ndarray, u_z: np.ndarray, u_a: np.ndarray) -> np.ndarray:
     """How far act's backward moves when its cached z and a carry their rounding (per eps).
 
-    sigmoid's backward a (1 - a) loses its digits when a rounds toward 1: the term in a shows it.
-    A kinked rule reads z only through its sign, which is the kink masks' business, not rounding's.
+    sigmoid's backward a (1 - a) loses its digits when a rounds toward 1: the term in a shows it;
+    gelu's 1 + tanh(.) cancels for negative z: the rule's own rounding shows that. A kinked rule
+    reads z only through its sign, which is the kink masks' business, not rounding's.
     """
     rule = RULES[act]
     base = rule.backward(cache.z, cache.a, da)
@@ -107,6 +124,8 @@ def _act_sensitivity(act: str, cache: engine.LayerCache, da: np.ndarray, u_z: np
     moved = np.abs(rule.backward(cache.z, cache.a + _DELTA * u_a * s, da) - base)
     if not rule.kink:
         moved = moved + np.abs(rule.backward(cache.z + _DELTA * u_z * s, cache.a, da) - base)
+        # z's sign decides a kinked rule, and float32 may round a tiny z to 0: no own-rounding term there.
+        moved = moved + _rule_rounding(rule.backward, cache.z, cache.a, da) * _DELTA
     return moved / _DELTA
 
 
