@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .ops import LOSS_RULES, RULES, Activation
+from .ops import LOSS_RULES, RULES, Activation, Loss
 from .spec import Arch, Case, Gradients, Params
 
 
@@ -47,16 +47,18 @@ def loss_of(arch: Arch, caches: list[LayerCache], y: np.ndarray) -> float:
 
 def backward(
     arch: Arch, params: Params, caches: list[LayerCache], y: np.ndarray, *, input_grad: bool = True,
-    rules: Mapping[str, Activation] = RULES,
+    rules: Mapping[str, Activation] = RULES, loss_rule: Loss | None = None,
 ) -> Gradients:
     """Backpropagate the loss through the cached forward; see the module docstring for the math.
 
     Returns the loss, dL/dW_l and dL/db_l for every layer, dL/dx (None if not input_grad), and
     the per-layer trace dz[l-1] = dL/dz_l and da[l-1] = dL/da_l (hidden layers only).
     rules replaces ops.RULES, so that a checker can recompute the gradient under another
-    subgradient convention at the kinks (bpcheck.compare.convention).
+    subgradient convention at the kinks (bpcheck.compare.convention). loss_rule replaces
+    LOSS_RULES[arch.loss], so that a checker can recompute the gradient under another loss
+    convention (bpcheck.byo.conventions: sum instead of mean, BCE instead of MSE, ...).
     """
-    rule = LOSS_RULES[arch.loss]
+    rule = LOSS_RULES[arch.loss] if loss_rule is None else loss_rule
     last = caches[-1]
     out = last.z if rule.from_logits else last.a
     loss = float(rule.forward(out, y))
