@@ -285,6 +285,23 @@ def test_generic_path_takes_exact_steps_and_names_bad_user_functions():
         fd.central_difference(lambda p: 0.0, theta, rel_step=2.0)
 
 
+def test_family_difference_retries_a_kinked_coordinate_with_a_smaller_step():
+    """L = sum relu(theta): a kink 1e-7 away stays flagged, one 5e-5 away is resolved by the retry."""
+    theta = np.array([1e-7, 5e-5, 1.0, -2.0])
+
+    def run(idx, s, n_kink):
+        moved = theta[idx] + s
+        change = np.maximum(moved, 0) - np.maximum(theta[idx], 0)
+        return change, (np.sign(moved) != np.sign(theta[idx]))[:n_kink]
+
+    h = fd.relative_steps(theta)
+    grad, trunc, kink, used = fd.family_difference(h, run, chunk=3, group=2)
+    np.testing.assert_array_equal(kink, [True, False, False, False])
+    np.testing.assert_array_equal(used, h * [fd.KINK_RETRY, fd.KINK_RETRY, 1, 1])
+    np.testing.assert_allclose(grad[1:], [1.0, 1.0, 0.0], atol=1e-12)
+    assert np.all(trunc[1:] <= 1e-12)
+
+
 # -- the directional mode ---------------------------------------------------------------------------
 
 def test_directional_values_agree_with_engine_dot_u(pairs):
@@ -308,6 +325,8 @@ def test_directional_flags_a_kinked_direction_and_checks_its_input():
     assert abs(values[1] - engine.gradients(case).grads["b2"][0]) <= errors[1]
     with pytest.raises(UsageError, match="needs W1, b1, W2, b2"):
         fd.directional(case, {"W1": u["W1"]})
+    with pytest.raises(UsageError, match=r"directions\['b1'\] has shape"):
+        fd.directional(case, {**u, "b1": u["b1"][:1]})
     with pytest.raises(UsageError, match="all zeros"):
         fd.directional(case, {n: np.zeros((1, *v.shape)) for n, v in case.params.items()})
 

@@ -24,8 +24,18 @@ import numpy as np
 
 from ..engine import forward
 from ..ops import LOSS_RULES, RULES
-from ..spec import Case, Gradients, UsageError
-from .finite_diff import CHUNK_BYTES, KINK_RETRY, REL_STEP, STEP_FACTORS, relative_steps, richardson, rounding_error
+from ..spec import Case, Gradients
+from .finite_diff import (
+    CHUNK_BYTES,
+    REL_STEP,
+    STEP_FACTORS,
+    checked_directions,
+    directional_steps,
+    family_difference,
+    relative_steps,
+    richardson,
+    rounding_error,
+)
 
 # Activations whose output column j depends on other columns of z; all others act elementwise.
 ROW_COUPLED = frozenset({"softmax"})
@@ -160,35 +170,6 @@ def _replace_column(base: np.ndarray, j: np.ndarray, col: np.ndarray) -> np.ndar
     return full
 
 
-def _fd_family(h: np.ndarray, width: int, run, chunk_bytes: int, group: int = 0):
-    """Richardson FD over len(h) coordinates; run(idx (K,), s (K,), n_kink) -> (dL (K,), crossed (n_kink,)).
-
-    Chunks of K = 4C perturbations hold +h, -h, +h/2, -h/2 of C coordinates in that order, so the kink
-    check (at +-h) covers the first 2C; with group, a chunk stays inside one run of `group`
-    consecutive coordinates. Coordinates whose +-h crosses a kink are redone once with h * KINK_RETRY;
-    those still crossing keep kink=True. Returns (R, truncation, kink, h used), each (n,).
-    """
-    h = h.copy()
-    size = max(1, int(chunk_bytes // (4 * width * 8 * _TEMPORARIES)))
-    grad, trunc, kink = np.empty(len(h)), np.empty(len(h)), np.zeros(len(h), dtype=bool)
-
-    def evaluate(idx: np.ndarray) -> None:
-        steps = STEP_FACTORS[:, None] * h[idx][None, :]  # (4, C)
-        change, crossed = run(np.tile(idx, 4), steps.ravel(), 2 * len(idx))
-        grad[idx], trunc[idx] = richardson(change.reshape(4, -1), steps)
-        kink[idx] = crossed.reshape(2, -1).any(axis=0)
-
-    group = group or len(h)
-    for g in range(0, len(h), group):
-        for lo in range(g, min(g + group, len(h)), size):
-            evaluate(np.arange(lo, min(lo + size, g + group, len(h))))
-    retry = np.flatnonzero(kink)
-    h[retry] *= KINK_RETRY
-    for lo in range(0, len(retry), size):
-        evaluate(retry[lo:lo + size])
-    return grad, trunc, kink, h
-
-
 class _FDRun:
     """The FD families of one case: the params of each layer, x, each z_l and the output a_L."""
 
@@ -198,7 +179,8 @@ class _FDRun:
 
     def _family(self, values: np.ndarray, width: int, run, group: int = 0):
         h = relative_steps(values.ravel(), self.rel_step)
-        g, t, k, used = _fd_family(h, width, run, self.chunk_bytes, group)
+        size = max(1, int(self.chunk_bytes // (4 * width * 8 * _TEMPORARIES)))  # coordinates per chunk
+        g, t, k, used = family_difference(h, run, size, group)
         self.retried += int((used != h).sum())
         self.evaluations += 4 * (h.size + int((used != h).sum()))
         return tuple(v.reshape(values.shape) for v in (g, t, k, used))
@@ -322,56 +304,48 @@ def directional(case: Case, directions: dict[str, np.ndarray], *, rel_step: floa
     huber residual to another region (that direction cannot be judged: draw another).
     """
     net = _Net(case.astype(np.float64))
-    u, k = _checked_directions(net, directions)
-    theta = {**net.p, "x": net.x}
-    norm2 = sum((u[n] ** 2).reshape(k, -1).sum(axis=1) for n in u)
-    s = rel_step * np.sqrt(sum(((u[n] * np.maximum(np.abs(theta[n]), 1)) ** 2).reshape(k, -1).sum(axis=1)
-                               for n in u)) / norm2
+    u, k = checked_directions(directions, net.arch.param_shapes(), {"x": net.x.shape})
+    s = directional_steps({**net.p, "x": net.x}, u, rel_step)
     values, trunc, crossed = np.empty(k), np.empty(k), np.zeros(k, dtype=bool)
-    per_direction = 4 * 8 * _TEMPORARIES * (sum(v.size for v in theta.values()) + net.B * sum(net.arch.sizes))
+    per_direction = 8 * _TEMPORARIES * (sum(v.size for v in u.values()) + 4 * net.B * sum(net.arch.sizes))
     size = max(1, int(chunk_bytes // per_direction))
     for lo in range(0, k, size):
         d = np.arange(lo, min(k, lo + size))
-        steps = STEP_FACTORS[:, None] * s[d][None, :]  # (4, C): K = 4C stacked copies, +-s first
-        change, kinked = _along(net, {n: v[np.tile(d, 4)] for n, v in u.items()}, steps.ravel(), 2 * len(d))
-        values[d], trunc[d] = richardson(change.reshape(4, -1), steps)
-        crossed[d] = kinked.reshape(2, -1).any(axis=0)
-    # Every z_m is recomputed and every W_m, b_m and x rounded once more: S is the widest scale.
+        steps = STEP_FACTORS[:, None] * s[d][None, :]  # (4, C), +-s first
+        change, kinked = _along(net, {n: v[d] for n, v in u.items()}, steps)
+        values[d], trunc[d] = richardson(change, steps)
+        crossed[d] = kinked.any(axis=0)
+    # Every z_m is recomputed: S is the widest scale, that of a perturbation of the first layer.
     scale = _Scales(net, _FDRun(net, rel_step, chunk_bytes)).above[0].sum()
     return values, np.where(crossed, np.inf, trunc + rounding_error(scale, s))
 
 
-def _along(net: _Net, u: dict[str, np.ndarray], s: np.ndarray, n_kink: int) -> tuple[np.ndarray, np.ndarray]:
-    """L(theta + s_k u_k) - L(theta) for K stacked directions, through the engine's own forward."""
-    spread = {n: s.reshape(-1, *([1] * (v.ndim - 1))) * v for n, v in u.items()}
-    params = {n: net.p[n] + spread[n] for n in net.p}
-    params.update({n: v[:, None, :] for n, v in params.items() if n.startswith("b")})  # (K, 1, n): batch axis
-    out, caches = forward(net.arch, params, net.x + spread["x"] if "x" in spread else net.x)
-    crossed = np.zeros(n_kink, dtype=bool)
-    for act, cache, home in zip(net.acts, caches, net.regions):
+def _along(net: _Net, u: dict[str, np.ndarray], steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """L(theta + s u) - L(theta) for C directions u (name -> (C, *shape)) at the steps (4, C).
+
+    Linear in each factor: (a + s u_a) @ (W + s U) = a @ W + s (u_a @ W + a @ U) + s^2 u_a @ U, so no
+    perturbed copy of W is formed and the unperturbed product a @ W is reused where a is unmoved.
+    Returns the changes (4, C) and whether +-s crossed a kink, (2, C).
+    """
+    s = steps[:, :, None, None]  # (4, C, 1, 1) against (4, C, B, n)
+    crossed = np.zeros(steps[:2].shape, dtype=bool)
+    for m in range(1, net.L + 1):
+        w, uw, ub = net.p[f"W{m}"], u[f"W{m}"], u[f"b{m}"][:, None, :]
+        if m == 1:
+            moved = np.matmul(net.x, uw) + ub  # (C, B, n_1)
+            if "x" in u:
+                moved = moved + u["x"] @ w
+                z = net.z[0] + s * moved + s * s * np.matmul(u["x"], uw)
+            else:
+                z = net.z[0] + s * moved
+        else:
+            z = a @ w + net.p[f"b{m}"] + s * (np.matmul(a, uw) + ub)  # noqa: F821 (a: the layer below)
+        act = net.acts[m - 1]
         if act.kink:
-            crossed |= _moved_region(act.regions(cache.z[:n_kink]), home[None])
-    return net.finish(caches[-1].z if net.rule.from_logits else out, None, crossed)
-
-
-def _checked_directions(net: _Net, directions) -> tuple[dict[str, np.ndarray], int]:
-    if not isinstance(directions, dict):
-        raise UsageError(f"directions is a {type(directions).__name__}: give a dict name -> (k, *shape) array")
-    shapes = {**net.arch.param_shapes(), "x": net.x.shape}
-    missing = [n for n in net.p if n not in directions]
-    extra = [str(n) for n in directions if n not in shapes]
-    if missing or extra:
-        raise UsageError(f"directions has keys {sorted(map(str, directions))}, but needs {', '.join(net.p)} "
-                         "(and optionally 'x'): give one (k, *shape) array for each")
-    u = {n: np.asarray(v, dtype=np.float64) for n, v in directions.items()}
-    k = u["W1"].shape[0] if u["W1"].ndim == 3 else 0
-    for n, v in u.items():
-        if k < 1 or v.shape != (k, *shapes[n]):
-            raise UsageError(f"directions[{n!r}] has shape {v.shape}, but (k, *{shapes[n]}) is needed: "
-                             "stack the k directions on a leading axis, the same k for every name")
-        if not np.all(np.isfinite(v)):
-            raise UsageError(f"directions[{n!r}] has non-finite values: give finite directions")
-    norm2 = sum((v ** 2).reshape(k, -1).sum(axis=1) for v in u.values())
-    if np.any(norm2 == 0):
-        raise UsageError(f"direction {int(np.argmin(norm2))} is all zeros: give nonzero directions")
-    return u, k
+            crossed |= (act.regions(z[:2]) != net.regions[m - 1]).any(axis=(2, 3))
+        if m == net.L and net.rule.from_logits:
+            break
+        a = act.forward(z)
+    out = z if net.rule.from_logits else a
+    change, loss_crossed = net.finish(out.reshape(-1, *out.shape[2:]), None, np.zeros(2 * steps.shape[1], dtype=bool))
+    return change.reshape(steps.shape), crossed | loss_crossed.reshape(2, -1)

@@ -15,8 +15,10 @@ The error estimate is truncation plus rounding:
 This module knows nothing of MLPs: `central_difference` differentiates any
 `loss_fn(params: dict[str, ndarray]) -> float`. Its batched path takes a loss function that
 accepts a leading axis of K stacked parameter sets and returns shape (K,); the plain path calls a
-scalar-only function once per evaluation. The MLP-aware reference (`gradients`, the "fd" entry of
-the registry) and the directional mode live in fd_mlp.py, which builds on the helpers here.
+scalar-only function once per evaluation. `family_difference` runs the same scheme over any
+family of coordinates whose perturbed evaluations a callback supplies, with kink flags and one
+retry at a smaller step. The MLP-aware reference (`gradients`, the "fd" entry of the registry)
+and the directional mode (`directional`, `random_directions`) live in fd_mlp.py, built on these.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ EPS = float(np.finfo(np.float64).eps)
 # Plain central differences balance h^2 truncation against eps/h rounding at c ~ eps^(1/3) ~ 6e-6.
 # Richardson cancels the h^2 term, so a larger step wins: R's error, 3 eps S/h + O(h^4), is least
 # near eps^(1/5) ~ 7e-4. We stop at 1e-4 (~eps^(1/4)) because the truncation estimate |D(h) - D(h/2)|/3
-# is O(h^2) and turns loose beyond it, and kink crossings grow with h (measured in the tests' notes).
+# is O(h^2) and turns loose beyond it, and kink crossings grow with h. Measured on 150 random small
+# nets (worst norm-relative error vs the engine): 3.5e-8 at eps^(1/3), 1.5e-9 at 1e-4, 1.2e-10 at 1e-3;
+# kinked coordinates of a 50-32-32-32-1 relu-family net, batch 64: none, 7%, 26% (before the retry).
 REL_STEP = 1e-4
 # A coordinate whose +-h crosses a kink is redone with this fraction of h (~eps^(1/3) / 2), so only
 # kinks within ~3e-6 relative of the point stay flagged.
@@ -43,16 +47,21 @@ KINK_RETRY = 1 / 32
 # comes first so that kink checks (done at the largest step) can look at the first half only.
 STEP_FACTORS = np.array([1.0, -1.0, 0.5, -0.5])
 # The rounding of one evaluation is bounded by eps * S only to first order and for typical
-# (not adversarial) summation orders; the factor absorbs that. Calibrated in tests/test_finite_diff.py.
+# (not adversarial) summation orders; the factor absorbs that. Over 2,400 random nets the actual error
+# of the MLP path reached at most 0.18 of the estimate (median 5e-3); see tests/test_finite_diff.py.
 ROUNDING_SAFETY = 4.0
 CHUNK_BYTES = 64 * 2**20  # memory budget of one batched evaluation
 
 
+def checked_rel_step(rel_step: float) -> float:
+    if not (isinstance(rel_step, (int, float, np.floating)) and np.isfinite(rel_step) and 0 < rel_step < 1):
+        raise UsageError(f"rel_step={rel_step!r} is out of range: give a step factor in (0, 1), like {REL_STEP:.0e}")
+    return float(rel_step)
+
+
 def relative_steps(values: np.ndarray, rel_step: float = REL_STEP) -> np.ndarray:
     """h_i = rel_step * max(|theta_i|, 1): relative for large coordinates, absolute near zero."""
-    if not (np.isfinite(rel_step) and 0 < rel_step < 1):
-        raise UsageError(f"rel_step={rel_step!r} is out of range: give a step factor in (0, 1), like {REL_STEP:.1e}")
-    return rel_step * np.maximum(np.abs(np.asarray(values, dtype=np.float64)), 1.0)
+    return checked_rel_step(rel_step) * np.maximum(np.abs(np.asarray(values, dtype=np.float64)), 1.0)
 
 
 def richardson(values: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,6 +196,72 @@ def _batched_evaluator(loss_fn: Callable, theta: dict[str, np.ndarray], chunk_by
         return out
 
     return evaluate
+
+
+def family_difference(h: np.ndarray, run: Callable, chunk: int, group: int = 0):
+    """Richardson FD over len(h) coordinates whose evaluations run(idx, s, n_kink) supplies.
+
+    run(idx (K,), s (K,), n_kink) -> (L(theta + s_k e_idx[k]) - L(theta), (K,); crossed, (n_kink,)):
+    crossed[k] says the perturbation k < n_kink moved across a kink. Chunks of K = 4C perturbations
+    hold +h, -h, +h/2, -h/2 of C <= chunk coordinates in that order, so the kink check (at +-h) covers
+    the first 2C; with group, a chunk stays inside one run of `group` consecutive coordinates.
+    Coordinates whose +-h crosses a kink are redone once with h * KINK_RETRY; those still crossing
+    keep kink=True. Returns (R, truncation estimate, kink, h used), each (n,).
+    """
+    h = np.array(h, dtype=np.float64)
+    grad, trunc, kink = np.empty(len(h)), np.empty(len(h)), np.zeros(len(h), dtype=bool)
+
+    def evaluate(idx: np.ndarray) -> None:
+        steps = STEP_FACTORS[:, None] * h[idx][None, :]  # (4, C)
+        change, crossed = run(np.tile(idx, 4), steps.ravel(), 2 * len(idx))
+        grad[idx], trunc[idx] = richardson(change.reshape(4, -1), steps)
+        kink[idx] = crossed.reshape(2, -1).any(axis=0)
+
+    group = group or len(h)
+    for g in range(0, len(h), group):
+        for lo in range(g, min(g + group, len(h)), chunk):
+            evaluate(np.arange(lo, min(lo + chunk, g + group, len(h))))
+    retry = np.flatnonzero(kink)
+    h[retry] *= KINK_RETRY
+    for lo in range(0, len(retry), chunk):
+        evaluate(retry[lo:lo + chunk])
+    return grad, trunc, kink, h
+
+
+def checked_directions(directions: Any, shapes: dict[str, tuple[int, ...]],
+                       optional: dict[str, tuple[int, ...]] | None = None) -> tuple[dict[str, np.ndarray], int]:
+    """Validate k stacked directions: name -> (k, *shape) for every name of shapes (optional: may be left out).
+
+    Returns the directions as float64 and k; a UsageError names the first bad key, shape or value.
+    """
+    allowed = {**shapes, **(optional or {})}
+    if not isinstance(directions, dict):
+        raise UsageError(f"directions is a {type(directions).__name__}: give a dict name -> (k, *shape) array")
+    if any(n not in directions for n in shapes) or any(n not in allowed for n in directions):
+        extra = f" (and optionally {', '.join(map(repr, optional))})" if optional else ""
+        raise UsageError(f"directions has keys {sorted(map(str, directions))}, but needs {', '.join(shapes)}"
+                         f"{extra}: give one (k, *shape) array for each")
+    u = {n: np.asarray(v, dtype=np.float64) for n, v in directions.items()}
+    first = u[next(iter(shapes))]
+    k = first.shape[0] if first.ndim == len(shapes[next(iter(shapes))]) + 1 else 0
+    for n, v in u.items():
+        if k < 1 or v.shape != (k, *allowed[n]):
+            raise UsageError(f"directions[{n!r}] has shape {v.shape}, but (k, *{allowed[n]}) is needed: "
+                             "stack the k directions on a leading axis, the same k for every name")
+        if not np.all(np.isfinite(v)):
+            raise UsageError(f"directions[{n!r}] has non-finite values: give finite directions")
+    norm2 = sum((v ** 2).reshape(k, -1).sum(axis=1) for v in u.values())
+    if np.any(norm2 == 0):
+        raise UsageError(f"direction {int(np.argmin(norm2))} is all zeros: give nonzero directions")
+    return u, k
+
+
+def directional_steps(theta: dict[str, np.ndarray], u: dict[str, np.ndarray], rel_step: float = REL_STEP) -> np.ndarray:
+    """s = rel_step * |u * max(|theta|, 1)| / |u|^2 per direction: for a one-hot u, the per-coordinate h."""
+    k = len(next(iter(u.values())))
+    norm2 = sum((v ** 2).reshape(k, -1).sum(axis=1) for v in u.values())
+    weighted = sum(((v * np.maximum(np.abs(theta[n]), 1.0)) ** 2).reshape(k, -1).sum(axis=1) for n, v in u.items())
+    return checked_rel_step(rel_step) * np.sqrt(weighted) / norm2
 
 
 # The MLP-aware reference builds on the helpers above; importing it at call time keeps this
