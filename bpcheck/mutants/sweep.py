@@ -1,0 +1,215 @@
+"""Run the catalog: each mutant over K cases drawn under its conditions, checked by bpcheck and by
+the baselines on the same cases; the unmutated engine over many cases for the false positives.
+
+    outcome = run_mutant(mutant, k=8, seed=0)          # MutantOutcome: plain numbers and names
+    fp = run_engine(n=2000, seed=0)                     # EngineOutcome: false alarms per checker
+
+A mutant is caught by bpcheck on a case when check_case labels it ENGINE (user-style mutants: when
+bpcheck.byo names the fault); by a baseline when the baseline raises. Cases are drawn with
+bpcheck.draw from (seed, crc32(name), i), so a run is reproduced from its seed.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import baselines, draw, engine
+from .. import strategies as bst
+from ..check import check_case
+from ..spec import Case
+from .catalog import Conditions, Mutant
+
+DTYPES = ("float64", "float32")
+
+
+def strategy_for(cond: Conditions, regime: str, dtype: str):
+    """bst.cases under a mutant's conditions, for one regime and dtype."""
+    lo, hi = (cond.square, cond.square) if cond.square else (cond.min_width, cond.max_width)
+    kw: dict[str, Any] = dict(min_depth=cond.min_depth, max_depth=max(cond.min_depth, cond.max_depth),
+                              min_width=lo, max_width=hi)
+    if cond.activations:
+        kw["activations"] = cond.activations
+    if cond.losses:
+        kw["losses"] = cond.losses
+    return bst.cases(archs=bst.architectures(**kw), regimes=(regime,), dtypes=(dtype,),
+                     min_batch=cond.min_batch, max_batch=max(cond.min_batch, 6))
+
+
+def draw_cases(mutant_name: str, cond: Conditions, k: int, seed: int) -> list[Case]:
+    """k cases under cond; case i has regime cond.regimes[i % R] and dtype DTYPES[(i // R) % 2]."""
+    tag = zlib.crc32(mutant_name.encode())
+    out = []
+    for i in range(k):
+        regime, dtype = draw.regime_and_dtype(i, cond.regimes, DTYPES)
+        out.append(draw.draw(strategy_for(cond, regime, dtype), (seed, tag, i)))
+    return out
+
+
+@dataclass
+class CaseOutcome:
+    """One case of one mutant: bpcheck's label, the references that said ENGINE, where it pointed,
+    and each baseline's catch."""
+
+    index: int
+    arch: str
+    dtype: str
+    regime: str
+    batch: int
+    label: str
+    caught: bool
+    by: list[str]
+    layer: int | None
+    tensor: str | None
+    seconds: float
+    baselines: dict[str, bool]
+    baseline_seconds: dict[str, float]
+    baseline_messages: dict[str, str] = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass
+class MutantOutcome:
+    name: str
+    description: str
+    where: str
+    style: str
+    conditions: str
+    cases: list[CaseOutcome]
+    expected_layer: list[int | None]
+    expected_tensors: list[list[str]]
+    minimal: dict[str, Any] | None = None
+
+    @property
+    def caught(self) -> bool:
+        return any(c.caught for c in self.cases)
+
+    @property
+    def cases_to_catch(self) -> int | None:
+        return next((c.index + 1 for c in self.cases if c.caught), None)
+
+    def localised(self) -> bool | None:
+        """True when every caught case named the expected layer and a expected tensor; None when the
+        bug lives in every layer (nothing to name)."""
+        checks = [(c, lay, ts) for c, lay, ts in zip(self.cases, self.expected_layer, self.expected_tensors)
+                  if c.caught and lay is not None]
+        if not checks:
+            return None
+        return all(c.layer == lay and c.tensor in ts for c, lay, ts in checks)
+
+    def baseline_caught(self, name: str) -> int:
+        return sum(c.baselines.get(name, False) for c in self.cases)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "description": self.description, "where": self.where, "style": self.style,
+            "conditions": self.conditions, "k": len(self.cases), "caught": self.caught,
+            "caught_cases": sum(c.caught for c in self.cases), "cases_to_catch": self.cases_to_catch,
+            "localised": self.localised(),
+            "labels": dict(Counter(c.label for c in self.cases)),
+            "references": dict(Counter(r for c in self.cases for r in c.by)),
+            "baselines": {b: self.baseline_caught(b) for b in baselines.BASELINES},
+            "seconds": {"bpcheck": sum(c.seconds for c in self.cases),
+                        **{b: sum(c.baseline_seconds.get(b, 0.0) for c in self.cases) for b in baselines.BASELINES}},
+            "minimal": self.minimal,
+            "cases": [c.__dict__ for c in self.cases],
+        }
+
+
+def _localisation(result) -> tuple[list[str], int | None, str | None]:
+    engine_verdicts = [v for v in result.verdicts if v.label == "ENGINE"]
+    if not engine_verdicts:
+        return [], None, None
+    lead = next((v for v in engine_verdicts if v.reference != "fd"), engine_verdicts[0])
+    worst = lead.worst_tensor()
+    return [v.reference for v in engine_verdicts], lead.first_bad_layer, None if worst is None else worst.name
+
+
+def check_one(producer, case: Case, references, run_baselines: tuple[str, ...]) -> CaseOutcome:
+    """bpcheck (check_case) and each baseline on one case."""
+    start = time.perf_counter()
+    result = check_case(case, references, producer=producer)
+    seconds = time.perf_counter() - start
+    by, layer, tensor = _localisation(result)
+    outcome = CaseOutcome(0, case.arch.label(), case.x.dtype.name, case.regime, case.batch, result.label,
+                          result.label == "ENGINE", by, layer, tensor, seconds, {}, {})
+    if result.label != "AGREE":
+        outcome.message = result.message()[:400]
+    for name in run_baselines:
+        b = baselines.run_baseline(name, producer, case)
+        outcome.baselines[name] = b.caught
+        outcome.baseline_seconds[name] = b.seconds
+        if b.message:
+            outcome.baseline_messages[name] = b.message
+    return outcome
+
+
+def run_mutant(mutant: Mutant, k: int, seed: int, references=None,
+               run_baselines: tuple[str, ...] = baselines.BASELINES) -> MutantOutcome:
+    cases = draw_cases(mutant.name, mutant.conditions, k, seed)
+    outcomes, layers, tensors = [], [], []
+    for i, case in enumerate(cases):
+        o = check_one(mutant.produce, case, references, run_baselines)
+        o.index = i
+        outcomes.append(o)
+        lay, ts = mutant.expected(case.arch)
+        layers.append(lay)
+        tensors.append(list(ts))
+    out = MutantOutcome(mutant.name, mutant.description, mutant.where, mutant.style, mutant.conditions.describe(),
+                        outcomes, layers, tensors)
+    first = out.cases_to_catch
+    if first is not None:
+        from .shrinking import minimal_case
+
+        out.minimal = minimal_case(mutant.produce, cases[first - 1], references)
+    return out
+
+
+@dataclass
+class EngineOutcome:
+    """The unmutated engine: bpcheck's and each baseline's false alarms, split by regime and dtype."""
+
+    n: int
+    bpcheck_alarms: list[dict[str, Any]]
+    baseline_alarms: dict[str, list[dict[str, Any]]]
+    by_group: dict[str, dict[str, int]]
+    seconds: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "bpcheck_false_positives": len(self.bpcheck_alarms),
+                "baseline_false_positives": {b: len(v) for b, v in self.baseline_alarms.items()},
+                "by_group": self.by_group, "seconds": self.seconds,
+                "bpcheck_alarms": self.bpcheck_alarms,
+                "baseline_alarms": {b: v[:20] for b, v in self.baseline_alarms.items()}}
+
+
+def run_engine(n: int, seed: int, references=None, run_baselines: tuple[str, ...] = baselines.BASELINES,
+               progress=None) -> EngineOutcome:
+    """The engine over n cases from draw.draw_case (every regime and dtype, evenly)."""
+    alarms: list[dict[str, Any]] = []
+    base: dict[str, list[dict[str, Any]]] = {b: [] for b in run_baselines}
+    groups: dict[str, dict[str, int]] = {}
+    seconds = Counter()
+    for i in range(n):
+        case = draw.draw_case(seed, i)
+        o = check_one(engine.gradients, case, references, run_baselines)
+        group = groups.setdefault(f"{case.regime}/{case.x.dtype.name}",
+                                  {"cases": 0, "bpcheck": 0, **{b: 0 for b in run_baselines}})
+        group["cases"] += 1
+        seconds["bpcheck"] += o.seconds
+        where = {"index": i, "arch": o.arch, "regime": o.regime, "dtype": o.dtype}
+        if o.label in ("ENGINE", "REFERENCE"):
+            alarms.append({**where, "label": o.label, "message": o.message})
+            group["bpcheck"] += 1
+        for b in run_baselines:
+            seconds[b] += o.baseline_seconds.get(b, 0.0)
+            if o.baselines.get(b):
+                base[b].append({**where, "message": o.baseline_messages.get(b, "")})
+                group[b] += 1
+        if progress is not None:
+            progress(i + 1, n)
+    return EngineOutcome(n, alarms, base, groups, dict(seconds))
+
