@@ -117,6 +117,8 @@ def check_case(
         produced = producer(case)
         if not isinstance(produced, Gradients):
             raise TypeError(f"it returned {type(produced).__name__}, not a bpcheck.spec.Gradients")
+        for value in produced.tensors().values():
+            np.asarray(value, dtype=np.float64)  # raises on junk, before any comparison reads it
     except Exception as exc:  # the producer under test may fail in any way; the result says how
         return CheckResult(**head, verdicts=(), label="ERROR", ok=False, seconds=time.perf_counter() - start,
                            error=f"{type(exc).__name__}: {exc}")
@@ -142,20 +144,24 @@ def check_case(
     comparisons = {name: compare(ctx, produced, g, name) for name, g in ran.items()}
     fast_notes: dict[str, str] = {}
     for name in names:
-        if fast and kind_of(name) == "fd" and name not in skipped:
-            metrics, took, note = _fast_fd(ctx, produced, name, digest, case64)
-            if metrics is not None and metrics.ok and all(c.agree for c in comparisons.values()):
-                comparisons[name] = Comparison(name, ctx.tolerance(name), (metrics,), (), metrics.kinks, (None, ""))
-                timing[name] = took
-                fast_notes[name] = note
-                continue
-            grads, timing[name], error = _run_reference(name, case64, digest)  # escalate to every coordinate
-            if error:
-                skipped[name] = Verdict(name, "ERROR", reason=error, seconds=timing[name], version=versions[name])
-                continue
-            ran[name] = grads
-            fast_notes[name] = f"{note}; escalated to the per-coordinate FD check"
-            comparisons[name] = compare(ctx, produced, grads, name)
+        if not (fast and kind_of(name) == "fd" and name not in skipped):
+            continue
+        metrics, took, note = _fast_fd(ctx, produced, name, digest, case64)
+        if metrics is not None and metrics.ok and all(c.agree for c in comparisons.values()):
+            comparisons[name] = Comparison(name, ctx.tolerance(name), (metrics,), (), metrics.kinks, (None, ""))
+            timing[name], fast_notes[name] = took, note
+            continue
+        grads, timing[name], error = _run_reference(name, case64, digest)  # escalate to every coordinate
+        if error:
+            skipped[name] = Verdict(name, "ERROR", reason=error, seconds=timing[name], version=versions[name])
+            continue
+        ran[name] = grads
+        fast_notes[name] = f"{note}; escalated to the per-coordinate FD check"
+        if not ctx.scales:  # FD's trace is the first one: the rounding bounds need it
+            ctx = CaseContext.build(case, _trace(ran))
+            comparisons = {n: c for n, c in comparisons.items() if n not in ran}
+            comparisons.update({n: compare(ctx, produced, g, n) for n, g in ran.items()})
+        comparisons[name] = compare(ctx, produced, grads, name)
 
     verdicts = _judge(ctx, produced, ran, comparisons, timing, versions, fast_notes)
     verdicts.update(skipped)
@@ -185,7 +191,7 @@ def _judge(ctx: CaseContext, produced: Gradients, ran: dict[str, Gradients], com
     for name, c in comparisons.items():
         label, reason = labels[name]
         diagnosis = sentences.get(name, "") if label == "CONVENTION" else ""
-        if label in ("ENGINE", "REFERENCE") and name in ran:
+        if label == "ENGINE" and name in ran:
             diagnosis = diagnose(ctx, produced, ran[name], name, c.tol, c.tensors, c.first_bad)
         layer, how = c.first_bad if not c.agree else (None, "")
         note = notes.get(name, "")

@@ -40,6 +40,18 @@ def scaled(tensor: str, factor: float = 1.001) -> Producer:
     return produce
 
 
+def loss_scaled(factor: float) -> Producer:
+    """dL/dout multiplied by factor (a wrong mean over the batch, a lost 1/2): every tensor and the trace."""
+    def produce(case: Case) -> Gradients:
+        g = engine.gradients(case)
+        k = g.dx.dtype.type(factor)
+        return replace(g, grads={n: k * v for n, v in g.grads.items()}, dx=k * g.dx,
+                       dz=tuple(k * d for d in g.dz), da=tuple(k * d for d in g.da), source=f"loss x {factor}")
+
+    produce.__qualname__ = f"loss_scaled({factor})"
+    return produce
+
+
 def bias_averaged(case: Case) -> Gradients:
     """dL/db_l = mean over the batch of dL/dz_l (should be the sum), while dL/dW_l stays summed."""
     def edit(grads, c):

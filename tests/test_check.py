@@ -89,6 +89,16 @@ def test_fast_mode_passes_the_engine_and_escalates_on_a_bug(analytic):
     assert [t.name for t in v.failing_tensors] == ["W2"]
 
 
+def test_fast_mode_with_fd_alone_on_float32_escalates_without_a_false_alarm():
+    """FD alone gives no trace for the fast check's rounding bound, so a float32 engine escalates,
+    and the full check, with FD's trace, passes it; a planted bug is still caught and located."""
+    case = square_case().astype(np.float32)
+    good = check_case(case, "fd", fast=True)
+    assert good.ok and good.verdict("fd").label in ("AGREE", "KINK"), good.message()
+    bad = check_case(case, "fd", fast=True, producer=planted.scaled("W2", 1.001))
+    assert bad.verdict("fd").label == "ENGINE" and bad.verdict("fd").first_bad_layer == 2
+
+
 # -- not false alarms: conventions, kinks, float32 ---------------------------------------------
 
 
@@ -191,6 +201,9 @@ def test_a_producer_that_raises_or_returns_junk_is_error_and_not_ok():
     assert r.label == "ERROR" and not r.ok and "ZeroDivisionError" in r.error
     r = check_case(square_case(), "fd", producer=lambda c: {"W1": 0})
     assert r.label == "ERROR" and "not a bpcheck.spec.Gradients" in r.error
+    junk = lambda c: replace(engine.gradients(c), grads={**engine.gradients(c).grads, "W1": "oops"})  # noqa: E731
+    r = check_case(square_case(), "fd", producer=junk)
+    assert r.label == "ERROR" and "oops" in r.error and "producer raised" in r.message()
 
 
 def test_bad_options_are_usage_errors():

@@ -265,6 +265,14 @@ def test_diagnosis_names_bug_shapes():
     assert text == "dW1 is all zeros (torch's is not)"
 
 
+def test_diagnosis_of_a_scale_on_everything():
+    case = square_case(batch=4)
+    text, where = _diagnosis(case, planted.loss_scaled(0.25))
+    assert text == "every gradient = 0.25 x torch everywhere (1/batch)" and where == (3, "dz")
+    text, _ = _diagnosis(case, planted.loss_scaled(2.0))
+    assert text == "every gradient = 2 x torch everywhere"
+
+
 def test_diagnosis_names_common_factors():
     assert factor_name(0.25, 4, 3, 1e-6) == "1/batch"
     assert factor_name(2.0, 2, 3, 1e-6) == "batch = 2"
