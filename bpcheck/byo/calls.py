@@ -1,0 +1,167 @@
+"""Calling a user's gradient function: its output validated, its inputs watched, its memory tested.
+
+    out = UserGrad(grad_fn, layout, timeout).call(case)   # -> Call(grads in bpcheck's layout, mutated)
+
+Interface faults (not a dict, wrong or missing keys, wrong shapes, non-float dtype) raise
+UserFunctionError naming the key, the shape or dtype found and the one expected; behaviour faults
+(NaN or Inf, arguments modified in place, an answer that depends on earlier calls) are returned as
+messages, so that the check can go on and report them with the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..spec import Arch, Case, Grads, UserFunctionError, suggest
+from .layouts import Layout
+from .loading import call_user, positional_arity
+
+# The same function on the same arrays must give the same answer to within a few roundings
+# (BLAS may reorder a sum between calls); past this many eps of the tensor's largest entry it has state.
+STALE_EPS = 16
+
+
+def takes_arch(fn: Callable[..., Any], what: str) -> bool:
+    """True for fn(arch, params, x, y), False for fn(params, x, y); other arities are a UserFunctionError."""
+    n = positional_arity(fn)
+    if n is None or n in (3, 4):
+        return n == 4
+    raise UserFunctionError(f"{what} takes {n} positional argument(s): write it as {what}(params, x, y), "
+                            f"or {what}(arch, params, x, y) to be checked over many architectures")
+
+
+@dataclass(frozen=True)
+class Call:
+    grads: Grads           # bpcheck's layout, the user's dtype
+    mutated: str           # '' or what the call modified in place
+
+
+def function_name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+class UserGrad:
+    """A user's grad_fn(params, x, y) (or grad_fn(arch, params, x, y)) in a given layout."""
+
+    def __init__(self, fn: Callable[..., Any], layout: Layout, timeout: float | None = None) -> None:
+        self.fn, self.layout, self.timeout = fn, layout, timeout
+        self.name = function_name(fn)
+        self.with_arch = takes_arch(fn, self.name)
+
+    def call(self, case: Case, params: dict[str, np.ndarray] | None = None) -> Call:
+        arch = case.arch
+        args = self.layout.to_user(arch, case.params if params is None else params, case.x, case.y)
+        before = _snapshot(args)
+        out = call_user(self.fn, ((arch,) if self.with_arch else ()) + tuple(args), name=self.name,
+                        timeout=self.timeout)
+        mutated = _mutated(args, before)
+        return Call(self.validate(arch, out), mutated)
+
+    def validate(self, arch: Arch, out: Any) -> Grads:
+        """The user's output as bpcheck-layout arrays, or a UserFunctionError naming what is wrong."""
+        name, layout = self.name, self.layout
+        expected = arch.param_shapes()
+        if not isinstance(out, dict):
+            raise UserFunctionError(f"{name} returned {type(out).__name__}, not a dict: return "
+                                    f"{{'W1': dL/dW1, 'b1': dL/db1, ...}} with keys {', '.join(expected)}")
+        missing = [k for k in expected if k not in out]
+        extra = [k for k in out if k not in expected]
+        if missing or extra:
+            bits = []
+            if missing:
+                bits.append(f"no {', '.join(map(repr, missing))}")
+            if extra:
+                bits.append("unexpected " + ", ".join(f"{k!r}{suggest(k, missing or list(expected))}" for k in extra))
+            raise UserFunctionError(f"{name} returned {' and '.join(bits)}: return exactly the keys "
+                                    f"{', '.join(expected)} for arch {arch.label()}")
+        user_shapes = layout.shapes(arch) if layout.shapes else None
+        arrays = {}
+        for key in expected:
+            value = out[key]
+            try:
+                arr = np.asarray(value)
+            except Exception:  # ragged lists and odd objects: say what it was
+                arr = np.asarray(None)
+            if not (np.issubdtype(arr.dtype, np.floating)):
+                raise UserFunctionError(f"{name} returned {key!r} of dtype {arr.dtype} ({type(value).__name__}): "
+                                        "return float arrays (float32 or float64)")
+            if user_shapes is not None and arr.shape != tuple(user_shapes[key]):
+                raise UserFunctionError(f"{name} returned {key!r} of shape {arr.shape}, but {key} is "
+                                        f"{tuple(user_shapes[key])} in the {layout.hint}")
+            arrays[key] = arr
+        try:
+            grads = layout.from_user(arch, arrays)
+        except Exception as exc:  # a user's conversion can fail in any way
+            raise UserFunctionError(f"from_user of the {layout.name} layout raised {type(exc).__name__}: {exc}") from None
+        converted = {}
+        for key, shape in expected.items():
+            arr = np.asarray(grads.get(key)) if isinstance(grads, dict) else None
+            if arr is None or arr.shape != shape or not np.issubdtype(arr.dtype, np.floating):
+                got = None if arr is None else (arr.shape, arr.dtype.name)
+                raise UserFunctionError(f"{name}'s {key!r} is {got} after the {layout.name} layout's from_user, but "
+                                        f"bpcheck needs shape {shape}, float: fix the gradient or the conversion")
+            converted[key] = arr
+        return converted
+
+
+def nonfinite(name: str, grads: Grads) -> str:
+    """'' or "dW1 has nan at (0, 1) (3 non-finite entries in all)": where the first NaN or Inf is."""
+    for key, g in grads.items():
+        bad = ~np.isfinite(g)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            total = int(bad.sum())
+            return (f"{name} returned d{key} with {g[where]} at {where} ({total} non-finite entr"
+                    f"{'y' if total == 1 else 'ies'} in d{key}): look for an overflow, a log of 0 or a 0/0")
+    return ""
+
+
+def stale(name: str, first: Grads, again: Grads) -> str:
+    """'' or where the answer for the same case changed after a call on another case."""
+    for key, a in first.items():
+        b = again[key]
+        scale = float(np.max(np.abs(a))) if a.size else 0.0
+        limit = STALE_EPS * float(np.finfo(a.dtype).eps) * scale
+        diff = np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
+        if not np.all(diff <= limit):
+            where = tuple(int(i) for i in np.unravel_index(int(np.nanargmax(np.where(np.isnan(diff), np.inf, diff))),
+                                                           a.shape))
+            return (f"{name} gave another d{key} for the same case after a call on another case ({a[where]:.6g} then "
+                    f"{b[where]:.6g} at {where}): it keeps state between calls (a stale cache, a global); compute "
+                    "everything from its arguments")
+    return ""
+
+
+def _snapshot(args: Any) -> list[tuple[str, np.ndarray]]:
+    return [(label, np.array(arr, copy=True)) for label, arr in _arrays(args)]
+
+
+def _arrays(args: Any) -> list[tuple[str, np.ndarray]]:
+    params, x, y = args
+    out = []
+    if isinstance(params, dict):
+        out += [(f"params[{k!r}]", v) for k, v in params.items() if isinstance(v, np.ndarray)]
+    out += [(label, v) for label, v in (("x", x), ("y", y)) if isinstance(v, np.ndarray)]
+    return out
+
+
+def _mutated(args: Any, before: list[tuple[str, np.ndarray]]) -> str:
+    now = dict(_arrays(args))
+    params = args[0]
+    for label, old in before:
+        new = now.get(label)
+        if new is None:
+            return f"removed {label} from its arguments: copy the dict before changing it"
+        if new.shape != old.shape or not np.array_equal(new, old, equal_nan=True):
+            if new.shape != old.shape:
+                return f"reshaped {label} in place ({old.shape} -> {new.shape}): work on a copy"
+            where = tuple(int(i) for i in np.argwhere(new != old)[0])
+            return (f"modified {label} in place ({old[where]:.6g} -> {new[where]:.6g} at {where}): work on a copy, "
+                    "e.g. W = W - lr * dW, not W -= lr * dW")
+    if isinstance(params, dict) and set(params) != {label[8:-2] for label, _ in before if label.startswith("params")}:
+        return "added keys to its params argument: leave the caller's dict alone"
+    return ""

@@ -1,0 +1,285 @@
+"""check_gradients: check anyone's own backprop against finite differences, torch and jax.
+
+    import bpcheck
+    result = bpcheck.check_gradients(my_grads, bpcheck.Arch((2, 2, 1), ("sigmoid", "sigmoid"), "mse"))
+    print(result)            # verdict, diagnosis, the checks, the first failing case, one line per case
+    assert result.ok
+
+Per case: the user's function is called in its own layout (layouts.py) on writable copies; its output
+is validated and converted (calls.py); the converted gradient goes through check.check_case like the
+engine's, against torch and jax (the declared arch.loss) and finite differences, of the declared
+loss or, given loss_fn, of the user's own loss. A disagreement is then explained by the loss
+convention the gradient follows (conventions.py).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from .. import engine
+from .. import references as refs
+from ..check import check_case
+from ..compare import CaseContext, compare_gradients, merge_masks
+from ..compare.metrics import norm
+from ..results import DEFAULT_FAIL_ON, LABELS, CheckResult, Verdict, worst_label
+from ..spec import Arch, BpcheckError, Case, Gradients, UsageError, init_params, resolve_dtype
+from .calls import UserGrad, function_name, nonfinite, stale, takes_arch
+from .conventions import explain
+from .layouts import Layout, resolve_layout
+from .loading import UserCallError, call_user
+from .result import CaseOutcome, Finding, Result, common_diagnosis
+
+DEFAULT_CASES = 10
+FIXED_DATA_DRAWS = 3     # parameter sets drawn for fixed (x, y) data
+USER_FD = "fd:loss_fn"   # the verdict name of finite differences of the user's loss
+
+
+def check_gradients(
+    grad_fn: Callable[..., Any],
+    arch: Arch | dict | Any | None = None,
+    *,
+    loss_fn: Callable[..., Any] | None = None,
+    cases: int | Sequence[Case] | tuple[np.ndarray, np.ndarray] = DEFAULT_CASES,
+    seed: int = 0,
+    references: str | Sequence[str] | None = None,
+    dtype: str | Sequence[str] | None = None,
+    layout: Layout | str | tuple | None = None,
+    timeout: float | None = None,
+) -> Result:
+    """Check grad_fn(params, x, y) -> {'W1': dL/dW1, 'b1': ..., ...} for arch.
+
+    grad_fn(arch, params, x, y) is passed the Arch; arch may then be a Hypothesis strategy of Archs or
+    None (small random nets). arch: an Arch or its dict (Arch.to_dict()). loss_fn(params, x, y) -> float,
+    the user's own loss in the same layout: finite differences differentiate it (any convention works)
+    while torch and jax differentiate arch.loss; a gradient that matches the user's loss but not the
+    declared one is CONVENTION, with the factor or loss named. cases: how many to draw from
+    bpcheck.strategies over every regime (deterministic from seed), a list of Cases, or fixed (x, y)
+    with parameters drawn from seed. dtype: 'float64', 'float32' or both (None). layout: 'row'
+    (bpcheck's), 'column', a Layout or (to_user, from_user). timeout: seconds per call of grad_fn.
+    """
+    lay = resolve_layout(layout)
+    user = UserGrad(grad_fn, lay, timeout)
+    with_loss_arch = takes_arch(loss_fn, "loss_fn") if loss_fn is not None else False
+    names = refs.resolve(references)
+    drawn = build_cases(arch, cases, seed=seed, dtype=dtype, any_arch=user.with_arch)
+    findings: list[Finding] = []
+    outcomes: list[CaseOutcome] = []
+    for index, case in enumerate(drawn):
+        describe = f"{case.x.dtype.name} {case.regime}, {case.arch.label()}, batch {case.batch}"
+        try:
+            call = user.call(case)
+            if index == 0:
+                _check_memory(user, case, call, findings)
+        except UserCallError as exc:
+            findings.append(Finding("timeout" if "did not return" in exc.headline else "raises", str(exc), index))
+            break
+        except BpcheckError as exc:
+            findings.append(Finding("interface", str(exc), index))
+            break
+        if call.mutated and not any(f.check == "mutation" for f in findings):
+            findings.append(Finding("mutation", f"{user.name} {call.mutated}", index))
+        bad = nonfinite(user.name, call.grads)
+        if bad:
+            findings.append(Finding("finite", bad, index))
+            outcomes.append(CaseOutcome(index, "ERROR", False, None, bad, describe))
+            continue
+        user_loss = None if loss_fn is None else _user_loss(loss_fn, with_loss_arch, lay, case, timeout)
+        outcomes.append(_check_one(index, case, call.grads, user.name, names, user_loss, describe))
+    ok = all(o.ok for o in outcomes) and not findings and bool(outcomes)
+    meta = {"cases": len(drawn), "loss_fn": function_name(loss_fn) if loss_fn else None}
+    return Result(user.name, lay.name, tuple(names), seed, tuple(outcomes), tuple(findings),
+                  common_diagnosis(outcomes), ok, meta)
+
+
+def _check_memory(user: UserGrad, case: Case, first, findings: list[Finding]) -> None:
+    """Call on another case B, then on case A again: A's answer must not change (stale caches, globals)."""
+    rng = np.random.default_rng(12345)
+    other = {k: (v * 1.5 + 0.25 * rng.standard_normal(v.shape)).astype(v.dtype) for k, v in case.params.items()}
+    user.call(case, other)
+    again = user.call(case)
+    message = stale(user.name, first.grads, again.grads)
+    if message:
+        findings.append(Finding("stale", message, 0))
+
+
+def _user_loss(loss_fn, with_arch: bool, lay: Layout, case: Case, timeout: float | None):
+    """Params (bpcheck layout, float64) -> the user's loss on case's data, called in the user's layout."""
+    case64 = case.astype(np.float64)
+    name = function_name(loss_fn)
+
+    def value(params: dict[str, np.ndarray]) -> float:
+        args = lay.to_user(case64.arch, params, case64.x, case64.y)
+        return call_user(loss_fn, ((case64.arch,) if with_arch else ()) + tuple(args), name=name, timeout=timeout)
+
+    return value
+
+
+def _producer(name: str, gradients: Gradients):
+    def produce(case: Case) -> Gradients:
+        return gradients
+
+    produce.__qualname__ = name
+    produce.__module__ = "user"
+    return produce
+
+
+def _check_one(index: int, case: Case, grads, name: str, names: list[str], user_loss, describe: str) -> CaseOutcome:
+    """check_case with the user's gradient, plus FD of the user's loss when given; then the explanation."""
+    produced = Gradients(engine.loss(case.arch, case.params, case.x, case.y), grads, None, source=name)
+    analytic = [n for n in names if not (user_loss is not None and n == "fd")]
+    result = check_case(case, analytic, producer=_producer(name, produced)) if analytic else None
+    case64 = case.astype(np.float64)
+    declared = engine.gradients(case64)
+    ctx = CaseContext.build(case, declared)
+    if user_loss is not None:
+        result = _with_user_fd(result, ctx, declared, produced, user_loss, case, name)
+    explanation = ""
+    if result.label in ("ENGINE", "REFERENCE", "CONVENTION") and not _only_kink_convention(result):
+        explanation = explain(ctx, {k: np.asarray(v) for k, v in grads.items()}).sentence
+        if result.label == "CONVENTION" and explanation:
+            result = _relabel(result, explanation)
+    return CaseOutcome(index, result.label, result.ok, result, explanation, describe)
+
+
+def _only_kink_convention(result: CheckResult) -> bool:
+    """CONVENTION from a subgradient at exact zeros (check_case's own), not from the user's loss."""
+    return result.label == "CONVENTION" and not any(v.reason.startswith("the user's loss_fn") for v in result.verdicts)
+
+
+def _with_user_fd(result: CheckResult | None, ctx: CaseContext, declared: Gradients, produced: Gradients, user_loss,
+                  case: Case, name: str) -> CheckResult:
+    """Add the verdict against FD of the user's own loss; torch/jax ENGINE verdicts become CONVENTION
+    when the gradient is right for the user's loss."""
+    from ..references.finite_diff import central_difference
+
+    fd = central_difference(user_loss, ctx.case64.params)
+    reference = Gradients(fd.value, fd.grads, None, error=fd.error, source=USER_FD)
+    # The rounding scales were made for the declared loss; the user's may be a multiple of it.
+    scales = {}
+    for key, s in ctx.scales.items():
+        d = norm(declared.grads[key]) if key in declared.grads else 0.0
+        scales[key] = s * (norm(fd.grads[key]) / d if d > 0 else 1.0)
+    tol = ctx.tolerance(USER_FD)
+    metrics = compare_gradients(produced, reference, tol, scales, kink=merge_masks(ctx.kinks))
+    agree = all(m.ok for m in metrics)
+    verdict = Verdict(USER_FD, "AGREE" if agree else "ENGINE", metrics, tol,
+                      reason="" if agree else "differs from finite differences of the user's loss_fn")
+    verdicts = list(result.verdicts) if result is not None else []
+    if agree:
+        verdicts = [replace(v, label="CONVENTION", reason="the user's loss_fn is not the declared "
+                            f"{case.arch.loss}; the gradient is right for the user's loss")
+                    if v.label == "ENGINE" else v for v in verdicts]
+    verdicts.append(verdict)
+    return _rebuild(result, case, verdicts, name)
+
+
+def _rebuild(result: CheckResult | None, case: Case, verdicts: list[Verdict], name: str) -> CheckResult:
+    label = worst_label([v.label for v in verdicts])
+    ok = not any(v.label in DEFAULT_FAIL_ON for v in verdicts)
+    if result is None:
+        from ..check import case_digest
+
+        return CheckResult(case_digest(case)[:12], case.arch.label(), case.x.dtype.name, case.regime, case.batch,
+                           case.to_dict(), tuple(verdicts), label, ok, producer=name)
+    return replace(result, verdicts=tuple(verdicts), label=label, ok=ok)
+
+
+def _relabel(result: CheckResult, explanation: str) -> CheckResult:
+    verdicts = tuple(replace(v, diagnosis=explanation) if v.label == "CONVENTION" else v for v in result.verdicts)
+    return replace(result, verdicts=verdicts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases
+
+
+def build_cases(arch: Any, cases: Any, *, seed: int, dtype: Any, any_arch: bool) -> list[Case]:
+    """The cases to check: drawn (an int), given (Cases), or built around fixed (x, y) data."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UsageError(f"seed={seed!r} is not a whole number >= 0: give e.g. seed=0")
+    dtypes = _dtypes(dtype)
+    fixed = _as_arch(arch) if arch is not None and not _is_strategy(arch) else None
+    if isinstance(cases, bool):
+        raise UsageError(f"cases={cases!r}: give a number of cases, a list of Cases, or (x, y)")
+    if isinstance(cases, (int, np.integer)):
+        if cases < 1:
+            raise UsageError(f"cases={cases} draws nothing: give a number >= 1")
+        if fixed is None and not any_arch:
+            raise UsageError("arch is missing: give the Arch grad_fn computes, e.g. Arch((2, 2, 1), "
+                             "('sigmoid', 'sigmoid'), 'mse'), or make grad_fn take (arch, params, x, y)")
+        return draw_cases(fixed if fixed is not None else arch, int(cases), seed, dtypes)
+    if isinstance(cases, tuple) and len(cases) == 2 and not isinstance(cases[0], Case):
+        if fixed is None:
+            raise UsageError("fixed (x, y) data needs a fixed arch: give arch=Arch(...)")
+        return _around_data(fixed, cases[0], cases[1], seed, dtypes)
+    if isinstance(cases, Sequence) and cases and all(isinstance(c, Case) for c in cases):
+        if not any_arch:
+            archs = {c.arch for c in cases}
+            expected = fixed or next(iter(archs))
+            if archs != {expected}:
+                raise UsageError(f"cases have archs {sorted(a.label() for a in archs)}, but grad_fn(params, x, y) "
+                                 f"computes one ({expected.label()}): give cases of one arch, or make grad_fn take arch")
+        return list(cases)
+    raise UsageError(f"cases={cases!r:.60} is not a number, a list of Cases or (x, y): give e.g. cases=10")
+
+
+def _dtypes(dtype: Any) -> tuple[str, ...]:
+    if dtype is None:
+        return ("float64", "float32")
+    items = [dtype] if isinstance(dtype, str) or not isinstance(dtype, Sequence) else list(dtype)
+    return tuple(np.dtype(resolve_dtype(d)).name for d in items)
+
+
+def _is_strategy(arch: Any) -> bool:
+    from hypothesis.strategies import SearchStrategy
+
+    return isinstance(arch, SearchStrategy)
+
+
+def _as_arch(arch: Any) -> Arch:
+    if isinstance(arch, Arch):
+        return arch
+    if isinstance(arch, dict):
+        return Arch.from_dict(arch)
+    raise UsageError(f"arch={arch!r:.60} is not an Arch: give Arch(sizes, activations, loss), its dict, "
+                     "or (for grad_fn(arch, params, x, y)) a strategy of Archs or None")
+
+
+def draw_cases(archs: Arch | Any | None, n: int, seed: int, dtypes: Sequence[str]) -> list[Case]:
+    """n Cases from bpcheck.strategies.cases, the regimes in turn (every regime once in five cases),
+    each drawn from its own random.Random(f'bpcheck:{seed}:{i}'): the same seed, the same cases."""
+    from hypothesis.control import BuildContext
+    from hypothesis.internal.conjecture.data import ConjectureData
+
+    from ..strategies import REGIMES
+    from ..strategies import cases as case_strategy
+
+    out = []
+    for i in range(n):
+        strategy = case_strategy(archs=archs, regimes=(REGIMES[i % len(REGIMES)],), dtypes=tuple(dtypes))
+        # Hypothesis has no public "draw one example from this seed"; a ConjectureData fed by a
+        # seeded Random is what @given does inside, and is deterministic for a fixed Hypothesis.
+        data = ConjectureData(random=random.Random(f"bpcheck:{seed}:{i}"))
+        with BuildContext(data, wrapped_test=None):
+            out.append(data.draw(strategy))
+    return out
+
+
+def _around_data(arch: Arch, x: Any, y: Any, seed: int, dtypes: Sequence[str]) -> list[Case]:
+    """FIXED_DATA_DRAWS cases on the user's (x, y): Xavier weights, biases ~ N(0, 0.5^2), per dtype."""
+    out = []
+    for i in range(FIXED_DATA_DRAWS):
+        rng = np.random.default_rng([seed, i])
+        params = init_params(arch, rng)
+        params = {k: v + 0.5 * rng.standard_normal(v.shape) if k.startswith("b") else v for k, v in params.items()}
+        dt = dtypes[i % len(dtypes)]
+        out.append(Case(arch, params, np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)).astype(dt))
+    return out
+
+
+assert "CONVENTION" in LABELS

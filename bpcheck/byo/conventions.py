@@ -1,0 +1,206 @@
+"""Which loss convention a user's gradients follow, and what the rest of their disagreement looks like.
+
+A hand-written backprop often differentiates another loss than the one it reports: the sum instead
+of the mean, half the sum of squares (the 2/N factor gone), or binary cross-entropy on a sigmoid
+output while MSE is declared (the output delta y_hat - y). Each alternative is an ops.Loss built
+from LOSS_RULES by a scale (as a function of the output's shape) or by swapping in another rule,
+and its gradient comes from engine.backward(loss_rule=...) on the case: the backward is never
+written twice. The user's tensors are matched against each alternative under the analytic
+tolerance of the comparison (compare_tensor); the alternative that explains the most tensors is
+named, and the tensors it leaves are tested against simple shapes relative to it (a bias averaged
+over the batch, a weight-decay term, a uniform factor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import engine
+from ..compare import CaseContext, compare_tensor, factor_name
+from ..compare.metrics import norm
+from ..ops import LOSS_RULES, Loss
+from ..spec import Arch, Grads
+
+Factor = Callable[[np.ndarray], float]
+
+
+def _n(out: np.ndarray) -> float:
+    return float(out.shape[-1] * out.shape[-2])
+
+
+def _batch(out: np.ndarray) -> float:
+    return float(out.shape[-2])
+
+
+def _outputs(out: np.ndarray) -> float:
+    return float(out.shape[-1])
+
+
+@dataclass(frozen=True)
+class Variant:
+    """An alternative loss: what the user may have differentiated, in plain words."""
+
+    key: str
+    words: str     # "the sum of squared errors (reduction='sum')"
+    why: str       # what that means for the gradient, e.g. "the 2/N factor is missing"
+    rule: Loss
+
+
+def _scaled(key: str, base: Loss, factor: Factor) -> Loss:
+    return Loss(key, lambda o, y: factor(o) * base.forward(o, y), lambda o, y: factor(o) * base.backward(o, y),
+                base.from_logits, base.kink)
+
+
+def variants(arch: Arch) -> list[Variant]:
+    """The common alternatives to arch.loss (mean reduction, as torch), most specific first."""
+    loss, out_act, k = arch.loss, arch.activations[-1], arch.sizes[-1]
+    base = LOSS_RULES[loss]
+    found: list[Variant] = []
+    if loss == "mse":
+        if out_act == "sigmoid":
+            bce = LOSS_RULES["bce"]
+            found.append(Variant(
+                "bce_sum", "binary cross-entropy summed over the batch, on the sigmoid output",
+                "its output delta y_hat - y is the gradient of summed binary cross-entropy with respect to z, not of "
+                "the MSE it reports, whose output delta is 2/N (y_hat - y) sigma'(z) (sigma' and the 2/N factor are "
+                "missing)", _scaled("bce_sum", bce, _n)))
+            found.append(Variant(
+                "bce_mean", "binary cross-entropy (mean), on the sigmoid output",
+                "its output delta (y_hat - y)/N is the gradient of binary cross-entropy with respect to z, not of the "
+                "MSE it reports (sigma' and the factor 2 are missing)", _scaled("bce_mean", bce, lambda o: 1.0)))
+        found.append(Variant("half_sum", "half the sum of squared errors, 1/2 sum (y_hat - y)^2",
+                             "the 2/N factor of the MSE gradient is missing (dL/dy_hat = y_hat - y)",
+                             _scaled("half_sum", base, lambda o: _n(o) / 2)))
+        found.append(Variant("sum", "the sum of squared errors (reduction='sum')",
+                             "the 1/N of the mean is missing (dL/dy_hat = 2 (y_hat - y))", _scaled("sum", base, _n)))
+        found.append(Variant("half_mean", "half the mean squared error",
+                             "the factor 2 of d(y_hat - y)^2/dy_hat is missing", _scaled("half_mean", base, lambda o: 0.5)))
+    elif loss == "bce":
+        found.append(Variant("mse_on_sigmoid", "the mean squared error on the sigmoid output",
+                             "its output delta carries sigma'(z), which binary cross-entropy from logits cancels",
+                             LOSS_RULES["mse"]))
+        found.append(Variant("sum", "binary cross-entropy summed (reduction='sum')",
+                             "the 1/N of the mean is missing (dL/dz = y_hat - y)", _scaled("sum", base, _n)))
+    elif loss == "cross_entropy":
+        found.append(Variant("sum", "cross-entropy summed over the batch (reduction='sum')",
+                             "the 1/batch of the mean is missing (dL/dz = softmax(z) - y)", _scaled("sum", base, _batch)))
+    else:
+        found.append(Variant("sum", f"{loss} summed (reduction='sum')", "the 1/N of the mean is missing",
+                             _scaled("sum", base, _n)))
+    if k > 1 and loss in ("mse", "bce", "huber"):
+        found.append(Variant("batch_mean", f"{loss} summed over the outputs and averaged over the batch",
+                             "the 1/n_out of the mean over all elements is missing", _scaled("batch_mean", base, _outputs)))
+    return found
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """variant: the alternative that explains the most tensors (None: the declared loss does);
+    matched: the tensors it explains; sentence: plain words for the whole picture ('' if all agree)."""
+
+    variant: Variant | None
+    matched: tuple[str, ...]
+    unmatched: tuple[str, ...]
+    sentence: str
+
+
+def _names(names: list[str] | tuple[str, ...]) -> str:
+    d = [f"d{n}" for n in names]
+    return d[0] if len(d) == 1 else ", ".join(d[:-1]) + f" and {d[-1]}"
+
+
+class _Matcher:
+    """Agreement of the user's tensor with a hypothesis, under the analytic tolerance of ctx's case."""
+
+    def __init__(self, ctx: CaseContext, user: Grads) -> None:
+        self.ctx, self.user = ctx, user
+        self.tol = ctx.tolerance("torch")
+        case = ctx.case64
+        self.declared = engine.backward(case.arch, case.params, list(ctx.caches), case.y).grads
+
+    def fits(self, name: str, h: np.ndarray) -> bool:
+        u = self.user.get(name)
+        if u is None or np.shape(u) != np.shape(h):
+            return False
+        # The rounding scale E_t was made for the declared gradient; scale it with the hypothesis.
+        d = norm(self.declared[name])
+        ratio = norm(h) / d if d > 0 else 1.0
+        scale = ratio * self.ctx.scales.get(name, 0.0)
+        return compare_tensor(name, np.asarray(u), h, self.tol, scale, kink=self.ctx.kinks.get(name)).ok
+
+    def gradient(self, variant: Variant) -> Grads:
+        case = self.ctx.case64
+        return engine.backward(case.arch, case.params, list(self.ctx.caches), case.y, loss_rule=variant.rule).grads
+
+
+def explain(ctx: CaseContext, user: Grads) -> Explanation:
+    """Name the loss convention user's gradients (bpcheck layout) follow on ctx's case, and the rest.
+
+    E.g. the essay's XOR script: 'dW1 and dW2 match the gradient of binary cross-entropy summed over
+    the batch, on the sigmoid output, not of the declared mse: ...; db1 and db2 = 1/batch x that
+    gradient: the bias gradients average over the batch while the weight gradients sum'.
+    """
+    m = _Matcher(ctx, user)
+    names = list(ctx.case64.arch.param_shapes())
+    best: tuple[Variant | None, list[str], Grads] = (None, [n for n in names if m.fits(n, m.declared[n])], m.declared)
+    if len(best[1]) == len(names):
+        return Explanation(None, tuple(names), (), "")
+    for v in variants(ctx.case64.arch):
+        g = m.gradient(v)
+        matched = [n for n in names if m.fits(n, g[n])]
+        if len(matched) > len(best[1]):
+            best = (v, matched, g)
+    variant, matched, g = best
+    rest = [n for n in names if n not in matched]
+    loss = ctx.case64.arch.loss
+    parts = []
+    if variant is not None:
+        who = "every gradient" if not rest else _names(matched)
+        verb = "matches" if not rest or len(matched) == 1 else "match"
+        parts.append(f"{who} {verb} the gradient of {variant.words}, not of the declared {loss}: {variant.why}")
+        relative = "that gradient"
+    else:
+        relative = f"the declared {loss} gradient"
+    if rest:
+        parts.append(_remainder(m, rest, g, relative, whole=variant is None and not matched))
+    return Explanation(variant, tuple(matched), tuple(rest), "; ".join(p for p in parts if p))
+
+
+def _remainder(m: _Matcher, rest: list[str], g: Grads, relative: str, *, whole: bool) -> str:
+    """The tensors the best loss leaves, against simple shapes relative to its gradient g."""
+    case = m.ctx.case64
+    batch, n_out = case.batch, case.arch.sizes[-1]
+    if batch > 1 and all(n.startswith("b") for n in rest) and all(m.fits(n, g[n] / batch) for n in rest):
+        return (f"{_names(rest)} = 1/batch x {relative}: the bias gradients average over the batch while the "
+                "weight gradients sum")
+    weights = [n for n in rest if n.startswith("W")]
+    if weights and len(weights) == len(rest):
+        num = sum(float(np.vdot(np.asarray(m.user[n], dtype=np.float64) - g[n], case.params[n])) for n in weights)
+        den = sum(float(np.vdot(case.params[n], case.params[n])) for n in weights)
+        lam = num / den if den > 0 else 0.0
+        if lam != 0 and all(m.fits(n, g[n] + lam * case.params[n]) for n in weights):
+            return (f"{_names(weights)} = {relative} + {lam:.6g} x W: a weight-decay term (L2, lambda = {lam:.6g}) is "
+                    "in the gradient but not in the loss; add lambda/2 ||W||^2 to the loss, or drop it from the gradient")
+    groups: dict[str, list[str]] = {}
+    odd = []
+    for n in rest:
+        u, h = np.asarray(m.user.get(n), dtype=np.float64), g[n]
+        hh = float(np.vdot(h, h))
+        k = float(np.vdot(u, h)) / hh if hh > 0 and u.shape == h.shape else 0.0
+        if k != 0 and m.fits(n, k * h):
+            label = factor_name(k, batch, n_out, 1e-6 if case.x.dtype == np.float64 else 1e-4)
+            text = f"{k:.6g}" + (f" ({label})" if label and label != f"{k:.6g}" else "")
+            groups.setdefault(text, []).append(n)
+        else:
+            odd.append(n)
+    parts = []
+    for text, names in groups.items():
+        who = "every gradient" if whole and len(names) == len(g) else _names(names)
+        tail = ": the user's loss is that multiple of the declared one" if who == "every gradient" else ""
+        parts.append(f"{who} = {text} x {relative}{tail}")
+    if odd:
+        parts.append(f"{_names(odd)} fit{'s' if len(odd) == 1 else ''} no known convention relative to {relative}")
+    return "; ".join(parts)

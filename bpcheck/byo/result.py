@@ -1,0 +1,117 @@
+"""What check_gradients found: plain data, a readable summary, and a RunResult for the report writer."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..results import CheckResult, RunResult
+
+# Findings the CLI treats as input errors (exit 2): the function cannot be checked at all.
+INPUT_CHECKS: tuple[str, ...] = ("interface", "raises", "timeout")
+CHECK_NAMES: dict[str, str] = {
+    "interface": "keys, shapes and dtypes", "raises": "calls", "timeout": "calls", "finite": "finite values",
+    "mutation": "inputs left unmodified", "stale": "no hidden state (A, B, A gives A twice)",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A failed check beyond the value comparison: check is a key of CHECK_NAMES; case its index (if any)."""
+
+    check: str
+    message: str
+    case: int | None = None
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """One case: the comparison against the references (None when the call failed first), its label,
+    whether it passed, and the loss-convention explanation of a disagreement ('' when none)."""
+
+    index: int
+    label: str
+    ok: bool
+    result: CheckResult | None = None
+    explanation: str = ""
+    describe: str = ""   # "float64 ordinary, 2-2-1 sigmoid,sigmoid mse, batch 4"
+
+
+@dataclass(frozen=True)
+class Result:
+    """check_gradients' answer. ok: every case passed (CONVENTION counts as a pass) and no check failed."""
+
+    function: str
+    layout: str
+    references: tuple[str, ...]
+    seed: int
+    outcomes: tuple[CaseOutcome, ...]
+    findings: tuple[Finding, ...]
+    diagnosis: str
+    ok: bool
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_error(self) -> Finding | None:
+        """The finding that kept the function from being checked (raised, hung, wrong keys or shapes)."""
+        return next((f for f in self.findings if f.check in INPUT_CHECKS), None)
+
+    @property
+    def labels(self) -> dict[str, int]:
+        """Case label -> count, most severe first."""
+        from ..results import LABELS
+
+        counts = Counter(o.label for o in self.outcomes)
+        return {label: counts[label] for label in LABELS if counts[label]}
+
+    def failing(self) -> tuple[CaseOutcome, ...]:
+        return tuple(o for o in self.outcomes if not o.ok)
+
+    def run_result(self) -> RunResult:
+        """The compared cases as a RunResult (what the report command renders)."""
+        meta = {"seed": self.seed, "producer": self.function, "layout": self.layout,
+                "references": list(self.references), "diagnosis": self.diagnosis,
+                "findings": [f.__dict__ for f in self.findings], **self.meta}
+        return RunResult(meta, tuple(o.result for o in self.outcomes if o.result is not None))
+
+    def summary(self) -> str:
+        """Several lines: verdict, diagnosis, the checks, the first failing case in full, then one line per case."""
+        counts = ", ".join(f"{n} {label}" for label, n in self.labels.items()) or "none compared"
+        head = (f"{self.function} ({self.layout} layout), {len(self.outcomes)} case(s), seed {self.seed}, "
+                f"references {', '.join(self.references)}")
+        lines = [head, f"{'ok' if self.ok else 'FAIL'}: {counts}"]
+        if self.diagnosis:
+            lines.append(f"diagnosis: {self.diagnosis}")
+        failed = {f.check for f in self.findings}
+        for f in self.findings:
+            where = f" (case {f.case})" if f.case is not None else ""
+            lines.append(f"check failed, {CHECK_NAMES.get(f.check, f.check)}{where}: {f.message}")
+        passed = [CHECK_NAMES[c] for c in ("interface", "finite", "mutation", "stale") if c not in failed]
+        if passed and not self.input_error:
+            lines.append("checks passed: " + "; ".join(passed))
+        first = next((o for o in self.outcomes if not o.ok and o.result is not None), None)
+        if first is not None:
+            lines.append(f"first failing case, #{first.index}: {first.result.message()}")
+        usual = most_common(list(self.outcomes))
+        for o in self.outcomes:
+            extra = f": {o.explanation}" if o.explanation and o.explanation != usual else ""
+            lines.append(f"  case {o.index}: {o.label:<10} {o.describe}{extra}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def most_common(outcomes: list[CaseOutcome]) -> str:
+    texts = [o.explanation for o in outcomes if o.explanation]
+    return Counter(texts).most_common(1)[0][0] if texts else ""
+
+
+def common_diagnosis(outcomes: list[CaseOutcome]) -> str:
+    """The explanation most failing (or CONVENTION) cases share, with how many share it when not all do."""
+    texts = [o.explanation for o in outcomes if o.explanation]
+    if not texts:
+        return ""
+    text, n = Counter(texts).most_common(1)[0]
+    return text if n == len(texts) else f"{text} (in {n} of {len(texts)} cases that differ)"
