@@ -1,0 +1,85 @@
+"""Deterministic draws from the Hypothesis strategies: case i of a sweep from (seed, i) alone.
+
+    case = draw_case(seed=0, index=17)        # the same Case, bit for bit, in any process
+
+Hypothesis's own entry points (given, find, example) choose their randomness themselves, so a
+sweep drives a ConjectureData with its own random.Random, seeded from SeedSequence([seed, index]).
+The stock provider sometimes injects "local constants" collected from whatever modules are
+imported at that moment (and caches them globally), which would make a draw depend on the
+process; _SeededProvider never injects constants, so the draw depends on the seed alone.
+The regime and dtype of case i cycle through the requested ones, so every combination is covered
+evenly whatever N is: regime = regimes[i % R], dtype = dtypes[(i // R) % D].
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.control import BuildContext
+from hypothesis.errors import StopTest
+from hypothesis.internal.conjecture.data import ConjectureData
+from hypothesis.internal.conjecture.providers import HypothesisProvider
+
+from . import strategies as bst
+from .spec import Case, UsageError
+
+MAX_CHOICES = 20_000
+ATTEMPTS = 8  # an overrun draw (too many choices) retries with the next sub-seed
+
+
+class _SeededProvider(HypothesisProvider):
+    """Hypothesis's random provider without constant injection: output depends on its Random alone."""
+
+    def _maybe_draw_constant(self, choice_type, constraints, *, p=0.05):
+        return None
+
+
+def archs_for(regime: str, max_depth: int, max_width: int) -> st.SearchStrategy:
+    """Small nets, with activations steered to where the regime has something to test
+    (as bpcheck.strategies does by default, but with the sweep's depth and width limits)."""
+    focus = {"near_kink": bst.KINKED, "saturating": bst.SATURATING}.get(regime)
+    if focus is None:
+        return bst.architectures(max_depth=max_depth, max_width=max_width)
+    # depth >= 2 puts a focus activation in a hidden layer even when the loss fixes the output.
+    return bst.architectures(min_depth=min(2, max_depth), max_depth=max_depth, max_width=max_width,
+                             activations=focus)
+
+
+def case_strategy(regime: str, dtype: str, max_depth: int = 3, max_width: int = 4,
+                  activations: Sequence[str] | None = None, losses: Sequence[str] | None = None) -> st.SearchStrategy:
+    """bst.cases restricted to one regime and dtype (and, for shrinking, some activations and losses)."""
+    if activations is None and losses is None:
+        archs = archs_for(regime, max_depth, max_width)
+    else:
+        archs = bst.architectures(max_depth=max_depth, max_width=max_width,
+                                  activations=tuple(activations or bst.ACTIVATIONS),
+                                  losses=tuple(losses or bst.LOSSES), hidden_softmax="softmax" in (activations or ()))
+    return bst.cases(archs=archs, regimes=(regime,), dtypes=(dtype,))
+
+
+def draw(strategy: st.SearchStrategy, entropy: Sequence[int]):
+    """One value of strategy, from a Random seeded by SeedSequence(entropy)."""
+    state = np.random.SeedSequence(list(entropy)).generate_state(4)
+    for attempt in range(ATTEMPTS):
+        rnd = random.Random(int.from_bytes(state.tobytes(), "little") + attempt)
+        data = ConjectureData(random=rnd, provider=_SeededProvider, max_choices=MAX_CHOICES)
+        try:
+            with BuildContext(data, wrapped_test=draw):
+                return data.draw(strategy)
+        except StopTest:
+            continue
+    raise UsageError(f"could not draw a case from seed {list(entropy)} in {ATTEMPTS} attempts: lower --max-width")
+
+
+def regime_and_dtype(index: int, regimes: Sequence[str], dtypes: Sequence[str]) -> tuple[str, str]:
+    return regimes[index % len(regimes)], dtypes[(index // len(regimes)) % len(dtypes)]
+
+
+def draw_case(seed: int, index: int, *, regimes: Sequence[str] = bst.REGIMES,
+              dtypes: Sequence[str] = bst.DTYPE_NAMES, max_depth: int = 3, max_width: int = 4) -> Case:
+    """Case `index` of the sweep with this seed: a pure function of its arguments."""
+    regime, dtype = regime_and_dtype(index, regimes, dtypes)
+    return draw(case_strategy(regime, dtype, max_depth, max_width), (seed, index))
