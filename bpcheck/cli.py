@@ -14,7 +14,7 @@ import sys
 from . import __version__
 from .spec import BpcheckError
 
-COMMANDS = ("xor",)
+COMMANDS = ("xor", "mutants")
 
 
 class _Parser(argparse.ArgumentParser):
