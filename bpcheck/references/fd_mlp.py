@@ -329,6 +329,7 @@ def _along(net: _Net, u: dict[str, np.ndarray], steps: np.ndarray) -> tuple[np.n
     """
     s = steps[:, :, None, None]  # (4, C, 1, 1) against (4, C, B, n)
     crossed = np.zeros(steps[:2].shape, dtype=bool)
+    a = net.x
     for m in range(1, net.L + 1):
         w, uw, ub = net.p[f"W{m}"], u[f"W{m}"], u[f"b{m}"][:, None, :]
         if m == 1:
@@ -339,7 +340,7 @@ def _along(net: _Net, u: dict[str, np.ndarray], steps: np.ndarray) -> tuple[np.n
             else:
                 z = net.z[0] + s * moved
         else:
-            z = a @ w + net.p[f"b{m}"] + s * (np.matmul(a, uw) + ub)  # noqa: F821 (a: the layer below)
+            z = a @ w + net.p[f"b{m}"] + s * (np.matmul(a, uw) + ub)
         act = net.acts[m - 1]
         if act.kink:
             crossed |= (act.regions(z[:2]) != net.regions[m - 1]).any(axis=(2, 3))
