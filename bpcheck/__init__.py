@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "Arch", "BpcheckError", "Case", "DataError", "Gradients", "SpecError",
-    "UsageError", "UserFunctionError", "init_params", "__version__", "replay",
+    "UsageError", "UserFunctionError", "init_params", "__version__", "replay", "check_gradients",
 ]
 
 
@@ -28,4 +28,8 @@ def __getattr__(name: str):
         from .replaying import replay
 
         return replay
+    if name == "check_gradients":
+        from .byo import check_gradients
+
+        return check_gradients
     raise AttributeError(f"module 'bpcheck' has no attribute {name!r}")

@@ -14,7 +14,7 @@ import sys
 from . import __version__
 from .spec import BpcheckError
 
-COMMANDS = ("xor", "mutants")
+COMMANDS = ("xor", "mutants", "check")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -14,7 +14,6 @@ convention the gradient follows (conventions.py).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -251,22 +250,20 @@ def _as_arch(arch: Any) -> Arch:
 
 
 def draw_cases(archs: Arch | Any | None, n: int, seed: int, dtypes: Sequence[str]) -> list[Case]:
-    """n Cases from bpcheck.strategies.cases, the regimes in turn (every regime once in five cases),
-    each drawn from its own random.Random(f'bpcheck:{seed}:{i}'): the same seed, the same cases."""
-    from hypothesis.control import BuildContext
-    from hypothesis.internal.conjecture.data import ConjectureData
+    """n Cases from bpcheck.strategies.cases, as the sweep draws them (bpcheck.draw): case i from (seed, i)
+    alone, its regime and dtype cycling through every regime and the requested dtypes.
 
+    archs: a fixed Arch, a strategy of Archs, or None for the sweep's small nets.
+    """
+    from ..draw import archs_for, draw, regime_and_dtype
     from ..strategies import REGIMES
     from ..strategies import cases as case_strategy
 
     out = []
     for i in range(n):
-        strategy = case_strategy(archs=archs, regimes=(REGIMES[i % len(REGIMES)],), dtypes=tuple(dtypes))
-        # Hypothesis has no public "draw one example from this seed"; a ConjectureData fed by a
-        # seeded Random is what @given does inside, and is deterministic for a fixed Hypothesis.
-        data = ConjectureData(random=random.Random(f"bpcheck:{seed}:{i}"))
-        with BuildContext(data, wrapped_test=None):
-            out.append(data.draw(strategy))
+        regime, dt = regime_and_dtype(i, REGIMES, tuple(dtypes))
+        chosen = archs if archs is not None else archs_for(regime, 3, 4)
+        out.append(draw(case_strategy(archs=chosen, regimes=(regime,), dtypes=(dt,)), (seed, i)))
     return out
 
 

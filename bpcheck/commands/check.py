@@ -1,0 +1,94 @@
+"""Check your own backprop: `bpcheck check path/to/file.py:function --arch 2-2-1 --activations sigmoid,sigmoid --loss mse`.
+
+The function takes (params, x, y) (or (arch, params, x, y), then --arch may be left out to draw
+architectures) and returns {'W1': dL/dW1, 'b1': dL/db1, ...}: row-vector batches, W_l (n_{l-1}, n_l),
+b_l (n_l,), unless --layout column (W_l (n_l, n_{l-1}), b_l (n_l, 1), samples as columns).
+Exit 0: it agrees (a CONVENTION counts); 1: a disagreement or a failed check; 2: a usage or input
+error (missing file or function, it raises or hangs, wrong keys, shapes or dtype).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .common import add_seed, int_at_least, positive_float
+
+HELP = "check your own gradient function (file.py:function) against finite differences, torch and jax"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("function", help="the gradient function, as path/to/file.py:function")
+    p.add_argument("--arch", help="layer sizes joined by '-', e.g. 2-2-1 (with --activations and --loss)")
+    p.add_argument("--activations", help="one activation per layer, comma-separated, or one for all (e.g. sigmoid)")
+    p.add_argument("--loss", help="the declared loss: mse, bce, cross_entropy or huber")
+    p.add_argument("--arch-json", metavar="FILE", help='the arch as JSON: {"sizes": [...], "activations": [...], "loss": ...}')
+    p.add_argument("--loss-fn", metavar="FILE:FUNCTION",
+                   help="your own loss(params, x, y) -> float: finite differences then differentiate it")
+    p.add_argument("--cases", type=int_at_least(1), default=10, help="cases to draw (default %(default)s)")
+    add_seed(p)
+    p.add_argument("--refs", default="all", help="references, comma-separated from fd, torch, jax (default all)")
+    p.add_argument("--layout", choices=("row", "column"), default="row", help="how W, b and x are laid out (default row)")
+    p.add_argument("--dtype", choices=("float64", "float32", "both"), default="both",
+                   help="dtypes of the drawn cases (default both)")
+    p.add_argument("--timeout", type=positive_float, metavar="SECONDS",
+                   help="seconds per call of your function; a call that overruns is an error (exit 2)")
+    p.add_argument("--report", metavar="DIR", help="also write the report files (as the report command) to DIR")
+
+
+def arch_from_args(args: argparse.Namespace):
+    """The Arch from --arch/--activations/--loss or --arch-json; None when neither is given."""
+    from ..spec import Arch, SpecError, UsageError
+
+    given = [n for n in ("arch", "activations", "loss") if getattr(args, n)]
+    if args.arch_json:
+        if given:
+            raise UsageError(f"--arch-json and --{given[0]} both give the arch: use one of them")
+        try:
+            with open(args.arch_json, encoding="utf-8") as f:
+                data = json.load(f)
+        except OSError as exc:
+            raise SpecError(f"cannot read --arch-json {args.arch_json!r} ({exc.strerror}): give an existing file") from None
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"--arch-json {args.arch_json!r} is not JSON ({exc.msg} at line {exc.lineno}): write "
+                            '{"sizes": [2, 2, 1], "activations": ["sigmoid", "sigmoid"], "loss": "mse"}') from None
+        return Arch.from_dict(data)
+    if not given:
+        return None
+    missing = [n for n in ("arch", "activations", "loss") if not getattr(args, n)]
+    if missing:
+        raise UsageError(f"--{' and --'.join(missing)} missing: give --arch, --activations and --loss together, "
+                         "e.g. --arch 2-2-1 --activations sigmoid,sigmoid --loss mse")
+    return Arch.parse(args.arch, args.activations, args.loss)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..byo import check_gradients, load_function
+
+    arch = arch_from_args(args)
+    grad_fn = load_function(args.function)
+    loss_fn = load_function(args.loss_fn) if args.loss_fn else None
+    dtype = None if args.dtype == "both" else args.dtype
+    result = check_gradients(grad_fn, arch, loss_fn=loss_fn, cases=args.cases, seed=args.seed,
+                             references=args.refs, dtype=dtype, layout=args.layout, timeout=args.timeout)
+    problem = result.input_error
+    if problem is not None:
+        print(f"bpcheck check: error: {problem.message}", file=sys.stderr)
+        return 2
+    print(f"bpcheck check {args.function}: " + result.summary())
+    if args.report:
+        write_report(result, args.report)
+    return 0 if result.ok else 1
+
+
+def write_report(result, directory: str) -> None:
+    """The report command's files for the compared cases, through its writer."""
+    from ..spec import UsageError
+
+    try:
+        from ..report import write_report as writer  # the report command's one writer
+    except ImportError:
+        raise UsageError("--report needs bpcheck.report's writer, which this build lacks: leave --report out") from None
+    paths = writer(result.run_result(), directory)
+    print(f"report written to {directory}" + (f": {', '.join(map(str, paths))}" if paths else ""))
