@@ -47,7 +47,9 @@ class _Test:
         return (self.ref.error or {}).get(name)
 
     def kink(self, name: str) -> np.ndarray | None:
-        return (self.ref.kink or {}).get(name)
+        """FD's kink mask for name, joined with the rounding-ambiguity mask (CaseContext.kinks)."""
+        masks = [m for m in ((self.ref.kink or {}).get(name), self.ctx.kinks.get(name)) if m is not None]
+        return None if not masks else np.logical_or.reduce([np.asarray(m, dtype=bool) for m in masks])
 
 
 def factor_name(k: float, batch: int, n_out: int, rel: float) -> str:
@@ -211,8 +213,8 @@ def _below(t: _Test, m: int, da: np.ndarray, err: np.ndarray | None, *, from_da:
     dz = RULES[act].backward(cache.z, cache.a, da) if from_da else da
     dz_err = None if err is None else (np.abs(RULES[act].backward(cache.z, cache.a, err)) if from_da else err)
     if mine.dz is not None and len(mine.dz) >= m and mine.dz[m - 1] is not None:
-        return t.fits(f"dz{m}", mine.dz[m - 1], dz, env_key=f"dz{m}", err=dz_err)
+        return t.fits(f"dz{m}", mine.dz[m - 1], dz, env_key=f"dz{m}", err=dz_err, kink=t.kink(f"dz{m}"))
     w_err = None if dz_err is None else np.abs(cache.a_prev).T @ dz_err
     b_err = None if dz_err is None else dz_err.sum(axis=0)
-    return (t.fits(f"W{m}", mine.grads.get(f"W{m}"), cache.a_prev.T @ dz, err=w_err)
-            and t.fits(f"b{m}", mine.grads.get(f"b{m}"), dz.sum(axis=0), err=b_err))
+    return (t.fits(f"W{m}", mine.grads.get(f"W{m}"), cache.a_prev.T @ dz, err=w_err, kink=t.kink(f"W{m}"))
+            and t.fits(f"b{m}", mine.grads.get(f"b{m}"), dz.sum(axis=0), err=b_err, kink=t.kink(f"b{m}")))
