@@ -4,8 +4,9 @@
     result = jax_check_grads(producer, case)
 
 Each wraps a gradient producer (Case -> Gradients) as a scalar function L(W1, b1, ..., WL, bL, x)
-whose forward is the engine's loss and whose backward returns producer(case) for the current
-values: a torch.autograd.Function in float64, or a jax.custom_vjp whose forward and backward are
+(x left out for a user-style function, which gives no dL/dx) whose forward is the engine's loss
+and whose backward returns producer(case) for the current values: a torch.autograd.Function in
+float64, or a jax.custom_vjp whose forward and backward are
 jax.pure_callback calls. The checker then runs with its own default tolerances. Both run in
 float64 on the float64 copy of the case (values as drawn, so a float32 case is checked at its
 float32 values); a baseline "catches" when it raises. torch and jax are imported only at call time.
@@ -37,30 +38,44 @@ class BaselineResult:
     error: bool = False   # the wrapper itself failed to run (not a verdict on the gradient)
 
 
-def _inputs(case: Case) -> tuple[list[str], list[np.ndarray]]:
-    names = list(case.arch.param_shapes())
-    return names + ["x"], [np.asarray(case.params[n], dtype=np.float64) for n in names] + [case.x.astype(np.float64)]
+def _with_x(producer: Producer) -> bool:
+    """A user-style gradient function (producer.fn, bpcheck.mutants.user) gives no dL/dx: check params only."""
+    return getattr(producer, "fn", None) is None
 
 
-def _case_at(case: Case, arrays: list[np.ndarray]) -> Case:
+def _inputs(case: Case, with_x: bool) -> list[np.ndarray]:
+    arrays = [np.asarray(case.params[n], dtype=np.float64) for n in case.arch.param_shapes()]
+    return arrays + [case.x.astype(np.float64)] if with_x else arrays
+
+
+def _split(case: Case, arrays: list[np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     names = list(case.arch.param_shapes())
-    return Case(case.arch, dict(zip(names, arrays[:-1], strict=True)), arrays[-1], case.y.astype(np.float64),
-                case.regime)
+    x = arrays[len(names)] if len(arrays) > len(names) else case.x.astype(np.float64)
+    return dict(zip(names, arrays[:len(names)], strict=True)), x
 
 
 def _grads_of(producer: Producer, case: Case, arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """producer's gradient for (params..., x) at arrays, in float64; dx is zero when it gives none."""
-    at = _case_at(case, arrays)
-    g = producer(at)
-    out = [np.asarray(g.grads[n], dtype=np.float64) for n in at.arch.param_shapes()]
-    out.append(np.zeros_like(arrays[-1]) if g.dx is None else np.asarray(g.dx, dtype=np.float64))
+    """producer's gradient for the checked arrays (params, then x when checked), in float64.
+
+    A user-style function is called on the checker's own arrays, as a user's wrapper would call
+    it, so that a function which changes its inputs in place changes what the checker sees.
+    """
+    params, x = _split(case, arrays)
+    y = case.y.astype(np.float64)
+    fn = getattr(producer, "fn", None)
+    if fn is not None:
+        grads = fn(case.arch, params, x, y)
+        return [np.asarray(grads[n], dtype=np.float64) for n in case.arch.param_shapes()]
+    g = producer(Case(case.arch, params, x, y, case.regime))
+    out = [np.asarray(g.grads[n], dtype=np.float64) for n in case.arch.param_shapes()]
+    if len(arrays) > len(out):
+        out.append(np.zeros_like(x) if g.dx is None else np.asarray(g.dx, dtype=np.float64))
     return out
 
 
 def _loss_at(case: Case, arrays: list[np.ndarray]) -> float:
-    names = list(case.arch.param_shapes())
-    params = dict(zip(names, arrays[:-1], strict=True))
-    return engine.loss(case.arch, params, arrays[-1], case.y.astype(np.float64))
+    params, x = _split(case, arrays)
+    return engine.loss(case.arch, params, x, case.y.astype(np.float64))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -74,7 +89,7 @@ def torch_gradcheck(producer: Producer, case: Case, *, fast_mode: bool = False) 
     import torch
 
     name = "gradcheck_fast" if fast_mode else "gradcheck"
-    _, arrays = _inputs(case)
+    arrays = _inputs(case, _with_x(producer))
 
     class Loss(torch.autograd.Function):
         @staticmethod
@@ -105,7 +120,7 @@ def jax_check_grads(producer: Producer, case: Case) -> BaselineResult:
     jax.config.update("jax_enable_x64", True)  # as bpcheck's jax reference does (process-wide)
     from jax.test_util import check_grads
 
-    _, arrays = _inputs(case)
+    arrays = _inputs(case, _with_x(producer))
     shapes = tuple(jax.ShapeDtypeStruct(a.shape, np.float64) for a in arrays)
     scalar = jax.ShapeDtypeStruct((), np.float64)
 

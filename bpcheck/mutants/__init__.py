@@ -13,9 +13,9 @@ runs them all (bpcheck.mutants.sweep) against bpcheck and the baselines (bpcheck
 from __future__ import annotations
 
 from ..spec import UsageError, suggest
-from .catalog import ENGINE_MUTANTS, Conditions, Mutant
+from .catalog import ENGINE_MUTANTS, USER_MUTANTS, Conditions, Mutant
 
-MUTANTS: tuple[Mutant, ...] = ENGINE_MUTANTS
+MUTANTS: tuple[Mutant, ...] = ENGINE_MUTANTS + USER_MUTANTS
 NAMES: tuple[str, ...] = tuple(m.name for m in MUTANTS)
 assert len(set(NAMES)) == len(NAMES), "mutant names must be unique"
 

@@ -28,6 +28,7 @@ class Conditions:
     min_width: int = 1
     max_width: int = 4
     min_batch: int = 1
+    max_batch: int = 6
     activations: tuple[str, ...] | None = None   # None: every activation
     losses: tuple[str, ...] | None = None        # None: every loss
     regimes: tuple[str, ...] = ("ordinary",)
@@ -238,3 +239,26 @@ ENGINE_MUTANTS += (
     Mutant("float16_inside", "params and data cast to float16 for the backward, the gradient cast back",
            "all", float16_inside, Conditions()),
 )
+
+
+def _user_mutants() -> tuple[Mutant, ...]:
+    from . import user
+
+    fixed = Conditions(min_depth=2, max_depth=2, square=3, min_batch=4, max_batch=4, activations=("tanh",),
+                       losses=("mse",))
+    return (
+        Mutant("stale_cache", "the forward pass memoised per architecture: later batches reuse the first one's "
+               "activations", "all", user.as_producer(user.StaleCache(), "stale_cache"), fixed, style="user"),
+        Mutant("grads_accumulate", "one gradient buffer added into on every call and never zeroed (a forgotten "
+               "zero_grad)", "all", user.as_producer(user.Accumulates(), "grads_accumulate"), Conditions(),
+               style="user"),
+        Mutant("params_updated_in_place", "the caller's params updated in place (params -= 0.1 * grad) inside the "
+               "gradient function", "all", user.as_producer(user.update_in_place, "params_updated_in_place"),
+               Conditions(), style="user"),
+        Mutant("x_normalised_in_place", "the batch centred in place (x -= x.mean(0)) before the forward",
+               "all", user.as_producer(user.normalise_x_in_place, "x_normalised_in_place"), Conditions(min_batch=2),
+               style="user"),
+    )
+
+
+USER_MUTANTS: tuple[Mutant, ...] = _user_mutants()

@@ -36,7 +36,7 @@ def strategy_for(cond: Conditions, regime: str, dtype: str):
     if cond.losses:
         kw["losses"] = cond.losses
     return bst.cases(archs=bst.architectures(**kw), regimes=(regime,), dtypes=(dtype,),
-                     min_batch=cond.min_batch, max_batch=max(cond.min_batch, 6))
+                     min_batch=cond.min_batch, max_batch=max(cond.min_batch, cond.max_batch))
 
 
 def draw_cases(mutant_name: str, cond: Conditions, k: int, seed: int) -> list[Case]:
@@ -128,16 +128,22 @@ def _localisation(result) -> tuple[list[str], int | None, str | None]:
     return [v.reference for v in engine_verdicts], lead.first_bad_layer, None if worst is None else worst.name
 
 
-def check_one(producer, case: Case, references, run_baselines: tuple[str, ...]) -> CaseOutcome:
+def caught_by_bpcheck(result, style: str = "engine") -> bool:
+    """ENGINE, or ERROR because the function under test raised (result.error: for a user-style function,
+    the UserFunctionError of the input-mutation and hidden-state checks, which names the fault)."""
+    return result.label == "ENGINE" or (result.label == "ERROR" and bool(result.error))
+
+
+def check_one(producer, case: Case, references, run_baselines: tuple[str, ...], style: str = "engine") -> CaseOutcome:
     """bpcheck (check_case) and each baseline on one case."""
     start = time.perf_counter()
     result = check_case(case, references, producer=producer)
     seconds = time.perf_counter() - start
     by, layer, tensor = _localisation(result)
     outcome = CaseOutcome(0, case.arch.label(), case.x.dtype.name, case.regime, case.batch, result.label,
-                          result.label == "ENGINE", by, layer, tensor, seconds, {}, {})
+                          caught_by_bpcheck(result, style), by, layer, tensor, seconds, {}, {})
     if result.label != "AGREE":
-        outcome.message = result.message()[:400]
+        outcome.message = (result.error or result.message())[:400]
     for name in run_baselines:
         b = baselines.run_baseline(name, producer, case)
         outcome.baselines[name] = b.caught
@@ -149,10 +155,13 @@ def check_one(producer, case: Case, references, run_baselines: tuple[str, ...]) 
 
 def run_mutant(mutant: Mutant, k: int, seed: int, references=None,
                run_baselines: tuple[str, ...] = baselines.BASELINES) -> MutantOutcome:
+    from .user import reset
+
+    reset(mutant.produce)  # a stateful user-style function starts fresh, whatever ran before
     cases = draw_cases(mutant.name, mutant.conditions, k, seed)
     outcomes, layers, tensors = [], [], []
     for i, case in enumerate(cases):
-        o = check_one(mutant.produce, case, references, run_baselines)
+        o = check_one(mutant.produce, case, references, run_baselines, mutant.style)
         o.index = i
         outcomes.append(o)
         lay, ts = mutant.expected(case.arch)
@@ -164,7 +173,8 @@ def run_mutant(mutant: Mutant, k: int, seed: int, references=None,
     if first is not None:
         from .shrinking import minimal_case
 
-        out.minimal = minimal_case(mutant.produce, cases[first - 1], references)
+        if mutant.style == "engine":  # a stateful function's catch depends on the calls before it
+            out.minimal = minimal_case(mutant.produce, cases[first - 1], references)
     return out
 
 
