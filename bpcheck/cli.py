@@ -14,7 +14,7 @@ import sys
 from . import __version__
 from .spec import BpcheckError
 
-COMMANDS = ("xor", "mutants", "check")
+COMMANDS = ("xor", "mutants", "check", "report", "render", "replay")
 
 
 class _Parser(argparse.ArgumentParser):

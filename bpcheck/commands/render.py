@@ -1,0 +1,26 @@
+"""Re-render every report format from a saved report.json alone (no torch or jax, no re-checking)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+HELP = "re-render report.md/html/junit/png (and cases/) from a saved report.json"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("report", help="a report.json written by `bpcheck report`")
+    p.add_argument("--out", default=None, help="output directory (default: the report's directory)")
+    p.add_argument("--formats", default="all", help="md,json,html,junit,png or all (default all)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..report import parse_formats, write_report
+    from ..report.jsonfmt import load
+
+    formats = parse_formats(args.formats)
+    run = load(args.report)  # a bad file fails here, before anything is written
+    out = args.out if args.out is not None else (os.path.dirname(args.report) or ".")
+    paths = write_report(run, out, formats)
+    print(f"rendered {len(paths)} file(s) into {out}")
+    return 0

@@ -1,0 +1,34 @@
+"""Re-run check_case on a saved case (cases/<id>.json from a report, or a bare Case JSON) and print the verdict.
+
+Exit 0 when the replayed case agrees (no --fail-on label), 1 when it disagrees, 2 for a bad file.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "re-check a saved case file and print its verdict (exit 1 if it disagrees)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("case", help="cases/<id>.json from a report, or a Case JSON")
+    p.add_argument("--refs", default=None, help="references (default: those the file recorded, else all)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from ..replaying import load_case, replay
+
+    case, recorded = load_case(args.case)
+    with open(args.case, encoding="utf-8") as f:
+        data = json.load(f)
+    result = replay(args.case, references=args.refs)
+    print(result.message())
+    if isinstance(data, dict) and "label" in data:
+        was = data["label"]
+        same = "the same verdict" if was == result.label else "a different verdict"
+        print(f"recorded {was} (producer {data.get('producer', 'engine')}), replayed {result.label} "
+              f"(producer {result.producer}): {same}")
+    print(f"verdict: {'FAIL' if not result.ok else 'ok'} {result.label}")
+    return 0 if result.ok else 1

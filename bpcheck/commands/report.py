@@ -1,0 +1,129 @@
+"""Sweep N cases drawn from the strategies, check each against every reference, and write the report.
+
+Case i is drawn from (--seed, i) alone, so a run is reproduced bit for bit by its seed, whatever --jobs.
+Writes report.md, report.json, report.html, junit.xml, errors.png and cases/<id>.json (replay them with
+`python -m bpcheck replay`). Exit 0: no case carries a --fail-on label; 1: some do; 2: usage or input
+error; 130: interrupted (a partial report of the finished cases is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .common import add_seed, int_at_least
+
+HELP = "sweep drawn cases through the engine and every reference; write md/json/html/junit/png reports"
+DEFAULTS = {"cases": 200, "out": "reports/", "formats": "all", "fail_on": "ENGINE,REFERENCE", "jobs": 1,
+            "max_depth": 3, "max_width": 4}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_seed(p)
+    p.add_argument("--cases", type=int_at_least(1), default=DEFAULTS["cases"], help="cases to draw (default %(default)s)")
+    p.add_argument("--refs", default="all", help="references, comma-separated: fd,torch,jax (default: all; the "
+                                                 "unavailable ones are SKIPPED, named ones must be installed)")
+    p.add_argument("--dtypes", default="float64,float32", help="dtypes to cycle through (default %(default)s)")
+    p.add_argument("--regimes", default="all", help="regimes to cycle through: ordinary,near_kink,saturating,tiny,huge "
+                                                   "(default all)")
+    p.add_argument("--max-depth", type=int_at_least(1), default=DEFAULTS["max_depth"], help="most layers (default %(default)s)")
+    p.add_argument("--max-width", type=int_at_least(1), default=DEFAULTS["max_width"], help="widest layer (default %(default)s)")
+    p.add_argument("--out", default=DEFAULTS["out"], help="output directory (default %(default)s)")
+    p.add_argument("--formats", default=DEFAULTS["formats"], help="md,json,html,junit,png or all (default all)")
+    p.add_argument("--jobs", type=int_at_least(1), default=DEFAULTS["jobs"],
+                   help="worker processes (default %(default)s; results do not depend on it)")
+    p.add_argument("--fail-on", default=DEFAULTS["fail_on"], help="labels that fail the run (default %(default)s)")
+    p.add_argument("--no-shrink", action="store_true", help="skip the minimal reproducers (hypothesis.find)")
+    # --engine file.py:function waits for bpcheck/byo.py (bring your own gradient function), not in the tree yet.
+
+
+def _names(text: str, vocabulary: tuple[str, ...]) -> tuple[str, ...]:
+    parts = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    return vocabulary if parts == ("all",) else parts
+
+
+def _references(text: str) -> tuple[str, ...]:
+    """--refs: 'all' keeps every reference (unavailable ones are SKIPPED); named ones must be able to run."""
+    from .. import references as refs
+    from ..spec import UsageError
+
+    names = refs.resolve(text)
+    if text.strip() != "all":
+        for name in names:
+            status = refs.status(name)
+            if not status.available:
+                raise UsageError(f"--refs names {name!r}, which cannot run here: {status.reason}")
+    return tuple(names)
+
+
+class Progress:
+    """A rich progress bar (rate, ETA) on a terminal; a plain line every ~5% of cases otherwise."""
+
+    def __init__(self, total: int, tty: bool):
+        self.total, self.start, self.bar = total, time.perf_counter(), None
+        self.every = max(1, total // 20)
+        if tty:
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as Bar
+
+            self.bar = Bar(TextColumn("checking"), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("{task.fields[rate]} cases/s"), TimeRemainingColumn(), transient=True)
+            self.task = self.bar.add_task("cases", total=total, rate="-")
+            self.bar.start()
+
+    def __call__(self, done: int, total: int, result) -> None:
+        elapsed = time.perf_counter() - self.start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, rate=f"{rate:.1f}")
+        elif done % self.every == 0 or done == total or not result.ok:
+            eta = (total - done) / rate if rate > 0 else 0.0
+            print(f"[{done:>{len(str(total))}}/{total}] {100 * done // total:3d}% {rate:.1f} cases/s, ETA {eta:.0f} s"
+                  + (f"  {result.label} {result.case_id} {result.arch}" if not result.ok else ""), flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import engine
+    from ..report import FILE_NAMES, ensure_writable, parse_formats, write_report
+    from ..report.summary import summary_lines
+    from ..strategies import DTYPE_NAMES, REGIMES
+    from ..sweep import SweepConfig, run_sweep
+
+    formats = parse_formats(args.formats)
+    config = SweepConfig(
+        cases=args.cases, seed=args.seed, references=_references(args.refs),
+        dtypes=_names(args.dtypes, DTYPE_NAMES), regimes=_names(args.regimes, REGIMES),
+        max_depth=args.max_depth, max_width=args.max_width, jobs=args.jobs,
+        fail_on=_names(args.fail_on, ()), extra={"out": args.out, "formats": list(formats)},
+    ).validate()
+    out = ensure_writable(args.out)  # before any work: an unwritable --out costs nothing
+    producer = engine.gradients
+    progress = Progress(config.cases, sys.stdout.isatty())
+    try:
+        run = run_sweep(config, producer, progress=progress)
+    finally:
+        progress.close()
+    if not run.partial and not args.no_shrink and run.results:
+        from ..shrink import shrink_kinds
+
+        try:
+            start = time.perf_counter()
+            reproducers = shrink_kinds(run, list(config.references), producer, max_depth=config.max_depth,
+                                       max_width=config.max_width,
+                                       on_kind=lambda n, k: print(f"shrinking kind {n} of {k}", flush=True))
+            run.meta["reproducers"] = reproducers
+            run.meta["timings"]["shrink_seconds"] = time.perf_counter() - start
+        except KeyboardInterrupt:
+            run.meta["partial"] = True
+    write_report(run, out, formats)
+    names = [FILE_NAMES.get(f, "errors.png") for f in formats]
+    for line in summary_lines(run, str(args.out), names):
+        print(line)
+    if run.partial:
+        return 130
+    return 1 if run.failures() else 0

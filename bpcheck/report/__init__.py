@@ -1,0 +1,76 @@
+"""The report: one renderer per format over one RunResult, and one writer for every file.
+
+    files = render_files(run, ("md", "json"))       # {"report.md": str, "report.json": str}, nothing written
+    paths = write_report(run, "reports/")           # every format, plus cases/<id>.json for replay
+
+Renderers are pure functions of the RunResult (bpcheck.report.analysis computes what they show),
+so `bpcheck render report.json` rebuilds every format from the JSON alone, without torch or jax.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..results import RunResult
+from ..spec import UsageError, suggest
+from . import analysis
+from .writer import ensure_writable, write_all, write_file
+
+FORMATS: tuple[str, ...] = ("md", "json", "html", "junit", "png")
+FILE_NAMES: dict[str, str] = {"md": "report.md", "json": "report.json", "html": "report.html", "junit": "junit.xml"}
+
+
+def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
+    """'md,json' -> ('md', 'json'); 'all' -> FORMATS; an unknown name is a UsageError."""
+    parts = [p.strip() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
+    if parts == ["all"]:
+        return FORMATS
+    if not parts:
+        raise UsageError(f"--formats {text!r} names none: give some of {','.join(FORMATS)}")
+    for p in parts:
+        if p not in FORMATS:
+            raise UsageError(f"--formats has unknown {p!r}{suggest(p, FORMATS)}: choose from {','.join(FORMATS)}")
+    return tuple(dict.fromkeys(parts))
+
+
+def render_files(run: RunResult, formats: Sequence[str] = FORMATS) -> dict[str, bytes | str]:
+    """file name -> content for each format; the PNG bytes are shared by the png files and the HTML."""
+    from . import html, jsonfmt, junit, markdown, plots
+
+    files: dict[str, bytes | str] = {}
+    pngs = plots.render(run) if ("png" in formats or "html" in formats) else {}
+    if "md" in formats:
+        files[FILE_NAMES["md"]] = markdown.render(run, {n: n for n in pngs} if "png" in formats else None)
+    if "json" in formats:
+        files[FILE_NAMES["json"]] = jsonfmt.render(run)
+    if "html" in formats:
+        files[FILE_NAMES["html"]] = html.render(run, pngs)
+    if "junit" in formats:
+        files[FILE_NAMES["junit"]] = junit.render(run)
+    if "png" in formats:
+        files.update(pngs)
+    return files
+
+
+def case_files(run: RunResult) -> dict[str, str]:
+    """cases/<id>.json for every saved result and every minimal reproducer: CheckResult JSON, replayable."""
+    files = {f"cases/{r.case_id}.json": json.dumps(r.to_dict(), indent=1) + "\n" for r in analysis.saved(run)}
+    for rep in run.meta.get("reproducers") or []:
+        files[rep["file"]] = json.dumps(rep["result"], indent=1) + "\n"
+    return files
+
+
+def write_report(run: RunResult, out: str | os.PathLike[str], formats: Sequence[str] = FORMATS, *,
+                 cases: bool = True) -> list[Path]:
+    """Render and write every format (and the case files) under out; returns the written paths."""
+    path = ensure_writable(out)
+    files: dict[str, bytes | str] = dict(case_files(run)) if cases else {}
+    files.update(render_files(run, formats))
+    return write_all(path, files)
+
+
+__all__ = ["FILE_NAMES", "FORMATS", "case_files", "ensure_writable", "parse_formats", "render_files", "write_file",
+           "write_report"]

@@ -1,0 +1,190 @@
+"""What every renderer shows, computed once from a RunResult: counts, breakdowns, worst cases, kinds.
+
+Renderers only lay these numbers out, so the Markdown, HTML and JUnit files of one RunResult (or of
+its report.json, re-read by `render`) always say the same thing.
+
+Counting unit: one verdict, i.e. one (case, reference) pair. A result whose producer raised (or
+whose worker died) has no verdicts; it counts as ERROR for every reference of the run.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from ..results import LABELS, CheckResult, RunResult, Verdict
+
+DISAGREEMENTS = ("ENGINE", "REFERENCE", "CONVENTION")  # the labels that get a minimal reproducer
+SAVED = ("ENGINE", "REFERENCE", "ERROR", "CONVENTION", "FD_NOISE")  # the labels whose cases are saved for replay
+POSITIONS = ("output", "hidden", "first", "not localised")
+DIMENSIONS = ("position", "activation", "loss", "dtype", "regime")
+REL_FLOOR = 1e-20  # log10 of a zero relative error is drawn at log10(REL_FLOOR)
+WORST_ROWS = 10
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def references_of(run: RunResult) -> list[str]:
+    """The run's references, from meta, else from the verdicts, in first-seen order."""
+    names = list((run.meta.get("references") or {}).keys())
+    for r in run.results:
+        names += [v.reference for v in r.verdicts if v.reference not in names]
+    return list(dict.fromkeys(names))
+
+
+def n_layers(result: CheckResult) -> int | None:
+    sizes = (result.case.get("arch") or {}).get("sizes") if isinstance(result.case, dict) else None
+    return len(sizes) - 1 if sizes else None
+
+
+def position(result: CheckResult, layer: int | None) -> str:
+    """Where the first disagreeing layer sits: output (layer L), first (layer 1 of L > 1) or hidden."""
+    depth = n_layers(result)
+    if layer is None or depth is None:
+        return "not localised"
+    if layer == depth:
+        return "output"
+    return "first" if layer == 1 else "hidden"
+
+
+def activations(result: CheckResult) -> list[str]:
+    acts = (result.case.get("arch") or {}).get("activations") if isinstance(result.case, dict) else None
+    return sorted(set(acts or ["?"]))
+
+
+def loss(result: CheckResult) -> str:
+    return str(((result.case.get("arch") or {}) if isinstance(result.case, dict) else {}).get("loss", "?"))
+
+
+def pairs(run: RunResult) -> list[tuple[CheckResult, str, Verdict | None]]:
+    """(result, reference, verdict) for every pair; verdict None when the producer itself failed."""
+    names = references_of(run)
+    out = []
+    for r in run.results:
+        if not r.verdicts:
+            out += [(r, n, None) for n in names]
+        else:
+            out += [(r, v.reference, v) for v in r.verdicts]
+    return out
+
+
+def label_of(r: CheckResult, v: Verdict | None) -> str:
+    return v.label if v is not None else r.label
+
+
+def per_reference(run: RunResult) -> dict[str, Counter]:
+    table: dict[str, Counter] = {n: Counter() for n in references_of(run)}
+    for r, name, v in pairs(run):
+        table.setdefault(name, Counter())[label_of(r, v)] += 1
+    return table
+
+
+def breakdown(run: RunResult, dimension: str) -> dict[str, Counter]:
+    """value -> label counts over every (case, reference) pair; a case counts once per activation it has."""
+    table: dict[str, Counter] = {}
+    for r, _, v in pairs(run):
+        if dimension == "position":
+            keys = [position(r, v.first_bad_layer if v is not None else None)]
+        elif dimension == "activation":
+            keys = activations(r)
+        elif dimension == "loss":
+            keys = [loss(r)]
+        else:
+            keys = [getattr(r, dimension)]
+        for key in keys:
+            table.setdefault(key, Counter())[label_of(r, v)] += 1
+    if dimension == "position":
+        return {k: table[k] for k in POSITIONS if k in table}
+    return dict(sorted(table.items()))
+
+
+def labels_present(*tables: dict[str, Counter]) -> list[str]:
+    """The labels that occur in any table, in LABELS order (columns of the count tables)."""
+    seen = {label for t in tables for c in t.values() for label in c}
+    return [label for label in LABELS if label in seen]
+
+
+def headline_error(v: Verdict) -> float | None:
+    """The verdict's relative error: the largest norm-relative error of its param and dx tensors."""
+    values = [t.norm_rel for t in v.tensors if not t.name.startswith(("dz", "da")) and math.isfinite(t.norm_rel)]
+    return max(values) if values else None
+
+
+def log_errors(run: RunResult) -> dict[str, list[float]]:
+    """reference -> log10(relative error) of each compared verdict, floored at log10(REL_FLOOR)."""
+    out: dict[str, list[float]] = {n: [] for n in references_of(run)}
+    for r in run.results:
+        for v in r.verdicts:
+            e = headline_error(v)
+            if e is not None:
+                out.setdefault(v.reference, []).append(math.log10(max(e, REL_FLOOR)))
+    return out
+
+
+def _ratio(v: Verdict) -> float:
+    """How far past its bound the verdict's worst tensor went: max excess / tol (0 when none compared)."""
+    ratios = [t.excess / t.tol if t.tol > 0 else (math.inf if t.excess > 0 else 0.0)
+              for t in v.tensors if math.isfinite(t.excess)]
+    return max(ratios, default=0.0)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the worst-cases table."""
+
+    result: CheckResult
+    verdict: Verdict
+    ratio: float
+
+    @property
+    def tensor(self) -> str:
+        t = self.verdict.worst_tensor()
+        return t.name if t is not None else ""
+
+
+def worst(run: RunResult, limit: int = WORST_ROWS) -> list[Row]:
+    """The compared verdicts furthest past their tolerance: failing labels first, then by excess / tol."""
+    rows = [Row(r, v, _ratio(v)) for r in run.results for v in r.verdicts if v.label not in ("SKIPPED",)]
+    rows.sort(key=lambda row: (LABELS.index(row.verdict.label), -row.ratio, row.result.case_id, row.verdict.reference))
+    return rows[:limit]
+
+
+def pattern(diagnosis: str) -> str:
+    """A diagnosis with its numbers blanked: 'dz# = dL/da# of torch: ...' names a kind, not one case."""
+    return _NUMBER.sub("#", diagnosis).strip()
+
+
+def kind(r: CheckResult, v: Verdict) -> tuple[str, str, str]:
+    """(label, diagnosis pattern, layer position): what makes two disagreements the same kind.
+
+    The reference is left out (a bug shows against torch, jax and fd alike), and so are the
+    reference names inside the diagnosis."""
+    text = pattern(v.diagnosis).replace(v.reference, "REF")
+    return v.label, text, position(r, v.first_bad_layer)
+
+
+def kinds(run: RunResult) -> dict[tuple[str, str, str], list[tuple[CheckResult, Verdict]]]:
+    """Every distinct kind of disagreement (DISAGREEMENTS labels), with its (result, verdict) pairs in order."""
+    out: dict[tuple[str, str, str], list[tuple[CheckResult, Verdict]]] = {}
+    for r in run.results:
+        for v in r.verdicts:
+            if v.label in DISAGREEMENTS:
+                out.setdefault(kind(r, v), []).append((r, v))
+    return out
+
+
+def saved(run: RunResult) -> list[CheckResult]:
+    """The results saved as cases/<id>.json: every one with a disagreement or an error (and a case to replay)."""
+    return [r for r in run.results if r.case and (r.label in SAVED or not r.ok)]
+
+
+def verdict_line(run: RunResult) -> str:
+    """'FAIL: 3 of 200 cases carry a failing label (ENGINE, REFERENCE)' or 'PASS: ...'."""
+    n = len(run.results)
+    bad = len(run.failures())
+    fail_on = ", ".join(run.meta.get("fail_on", ()))
+    part = " (partial: interrupted)" if run.partial else ""
+    if bad:
+        return f"FAIL: {bad} of {n} cases carry a failing label ({fail_on}){part}"
+    return f"PASS: none of {n} cases carries a failing label ({fail_on}){part}"

@@ -1,0 +1,103 @@
+"""Minimal reproducers: for each distinct kind of disagreement, the simplest case that shows it.
+
+    reproducers = shrink_kinds(run, config, producer)   # list of dicts, one per kind, for meta["reproducers"]
+
+A kind is (label, diagnosis pattern, layer position), see bpcheck.report.analysis.kind. For each
+one, hypothesis.find searches the strategies restricted to the failing case's regime, dtype,
+activations and loss, with the predicate "check_case shows the same kind", and shrinks toward
+depth 1, width 1, batch 1 and zeros. Runs are deterministic (derandomize=True, database=None)
+and bounded: MAX_EXAMPLES generated examples and at most MAX_CALLS checks per kind, after
+which the best example found so far is kept. A kind that find cannot reproduce keeps the
+original case (shrunk: false).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import HealthCheck, find, settings
+from hypothesis.errors import NoSuchExample, Unsatisfiable
+
+from . import engine
+from .check import Producer, case_digest, check_case
+from .draw import case_strategy
+from .report.analysis import kind, kinds
+from .results import CheckResult, RunResult
+from .spec import Case
+
+MAX_EXAMPLES = 60
+MAX_CALLS = 150
+MAX_KINDS = 8
+
+
+def _settings() -> settings:
+    return settings(max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
+                    suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+
+
+def shrink_one(case: Case, target: tuple[str, str, str], references: list[str], producer: Producer,
+               fail_on: tuple[str, ...], max_depth: int, max_width: int) -> tuple[CheckResult | None, int]:
+    """(CheckResult of the smallest case found that shows kind target, checks spent); None when none found."""
+    arch = case.arch
+    hidden = [a for a in arch.activations[:-1]] or list(arch.activations)
+    acts = sorted(set(hidden) | {arch.activations[-1]})
+    depth = max_depth if any(a != "softmax" for a in acts) else 1
+    strategy = case_strategy(case.regime, case.x.dtype.name, depth, max_width, activations=acts, losses=(arch.loss,))
+    calls = 0
+    shows: dict[str, bool] = {}
+
+    def check(c: Case) -> CheckResult:
+        return check_case(c, references, producer=producer, fail_on=fail_on)
+
+    def same_kind(c: Case) -> bool:
+        nonlocal calls
+        key = case_digest(c)
+        if key in shows:
+            return shows[key]
+        if calls >= MAX_CALLS:  # out of budget: nothing new counts, so the shrinker settles on what it has
+            return False
+        calls += 1
+        r = check(c)
+        shows[key] = any(kind(r, v) == target for v in r.verdicts)
+        return shows[key]
+
+    try:
+        found = find(strategy, same_kind, settings=_settings())
+    except (NoSuchExample, Unsatisfiable):
+        return None, calls
+    return check(found), calls
+
+
+def shrink_kinds(run: RunResult, references: list[str], producer: Producer = engine.gradients, *,
+                 max_depth: int = 3, max_width: int = 4,
+                 on_kind: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+    """One reproducer per kind of disagreement in run (at most MAX_KINDS, most frequent first)."""
+    found = sorted(kinds(run).items(), key=lambda item: -len(item[1]))[:MAX_KINDS]
+    out = []
+    for n, (target, members) in enumerate(found, start=1):
+        if on_kind is not None:
+            on_kind(n, len(found))
+        source, verdict = members[0]
+        case = Case.from_dict(source.case)
+        fail_on = tuple(source.fail_on)
+        result, calls = shrink_one(case, target, references, producer, fail_on, max_depth, max_width)
+        shrunk = result is not None
+        if result is None:
+            result = check_case(case, references, producer=producer, fail_on=fail_on)
+        label, text, where = target
+        shown = next((v for v in result.verdicts if kind(result, v) == target), verdict)
+        out.append({
+            "kind": {"label": label, "pattern": text, "position": where},
+            "count": len(members),
+            "source_case_id": source.case_id,
+            "case_id": result.case_id,
+            "arch": result.arch, "dtype": result.dtype, "regime": result.regime, "batch": result.batch,
+            "reference": shown.reference,
+            "message": shown.message(),
+            "shrunk": shrunk,
+            "checks": calls,
+            "file": f"cases/{result.case_id}.json",
+            "result": result.to_dict(),
+        })
+    return out
