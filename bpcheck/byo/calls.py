@@ -136,6 +136,15 @@ def stale(name: str, first: Grads, again: Grads) -> str:
     return ""
 
 
+def same_answer(name: str, first: Grads, other: Grads) -> str:
+    """'' or a message when params far from the first call's gave bit for bit the same gradient."""
+    if all(np.array_equal(first[k], other[k]) for k in first) and any(np.any(v) for v in first.values()):
+        return (f"{name} returned the same gradient, bit for bit, for other params on the same data: it keeps state "
+                "between calls (a cache keyed on the data or the shape, not the params); compute everything from "
+                "its arguments")
+    return ""
+
+
 def _snapshot(args: Any) -> list[tuple[str, np.ndarray]]:
     return [(label, np.array(arr, copy=True)) for label, arr in _arrays(args)]
 
