@@ -27,7 +27,7 @@ from .results import CheckResult, RunResult
 from .spec import Case
 
 MAX_EXAMPLES = 60
-MAX_CALLS = 150
+MAX_CALLS = 40
 MAX_KINDS = 8
 
 
@@ -37,7 +37,8 @@ def _settings() -> settings:
 
 
 def shrink_one(case: Case, target: tuple[str, str, str], references: list[str], producer: Producer,
-               fail_on: tuple[str, ...], max_depth: int, max_width: int) -> tuple[CheckResult | None, int]:
+               fail_on: tuple[str, ...], max_depth: int, max_width: int,
+               max_calls: int = MAX_CALLS) -> tuple[CheckResult | None, int]:
     """(CheckResult of the smallest case found that shows kind target, checks spent); None when none found."""
     arch = case.arch
     hidden = [a for a in arch.activations[:-1]] or list(arch.activations)
@@ -55,7 +56,7 @@ def shrink_one(case: Case, target: tuple[str, str, str], references: list[str], 
         key = case_digest(c)
         if key in shows:
             return shows[key]
-        if calls >= MAX_CALLS:  # out of budget: nothing new counts, so the shrinker settles on what it has
+        if calls >= max_calls:  # out of budget: nothing new counts, so the shrinker settles on what it has
             return False
         calls += 1
         r = check(c)
@@ -71,7 +72,7 @@ def shrink_one(case: Case, target: tuple[str, str, str], references: list[str], 
 
 def shrink_kinds(run: RunResult, references: list[str], producer: Producer = engine.gradients, *,
                  max_depth: int = 3, max_width: int = 4,
-                 on_kind: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+                 max_calls: int = MAX_CALLS, on_kind: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """One reproducer per kind of disagreement in run (at most MAX_KINDS, most frequent first)."""
     found = sorted(kinds(run).items(), key=lambda item: -len(item[1]))[:MAX_KINDS]
     out = []
@@ -81,7 +82,7 @@ def shrink_kinds(run: RunResult, references: list[str], producer: Producer = eng
         source, verdict = members[0]
         case = Case.from_dict(source.case)
         fail_on = tuple(source.fail_on)
-        result, calls = shrink_one(case, target, references, producer, fail_on, max_depth, max_width)
+        result, calls = shrink_one(case, target, references, producer, fail_on, max_depth, max_width, max_calls)
         shrunk = result is not None
         if result is None:
             result = check_case(case, references, producer=producer, fail_on=fail_on)

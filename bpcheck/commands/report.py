@@ -88,11 +88,9 @@ class Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import engine
-    from ..report import FILE_NAMES, ensure_writable, parse_formats, write_report
-    from ..report.summary import summary_lines
+    from ..report import parse_formats
     from ..strategies import DTYPE_NAMES, REGIMES
-    from ..sweep import SweepConfig, run_sweep
+    from ..sweep import SweepConfig
 
     formats = parse_formats(args.formats)
     config = SweepConfig(
@@ -101,29 +99,41 @@ def run(args: argparse.Namespace) -> int:
         max_depth=args.max_depth, max_width=args.max_width, jobs=args.jobs,
         fail_on=_names(args.fail_on, ()), extra={"out": args.out, "formats": list(formats)},
     ).validate()
-    out = ensure_writable(args.out)  # before any work: an unwritable --out costs nothing
-    producer = engine.gradients
+    return execute(config, args.out, formats, shrink=not args.no_shrink)
+
+
+def execute(config, out: str, formats: tuple[str, ...], producer=None, *, shrink: bool = True, log=print) -> int:
+    """Sweep, shrink, write the report and print the summary; the exit code (0, 1 or 130).
+
+    producer defaults to the engine; tests plant a buggy one here."""
+    from .. import engine
+    from ..report import FILE_NAMES, ensure_writable, write_report
+    from ..report.summary import summary_lines
+    from ..sweep import run_sweep
+
+    path = ensure_writable(out)  # before any work: an unwritable --out costs nothing
+    producer = producer or engine.gradients
     progress = Progress(config.cases, sys.stdout.isatty())
     try:
         run = run_sweep(config, producer, progress=progress)
     finally:
         progress.close()
-    if not run.partial and not args.no_shrink and run.results:
+    if not run.partial and shrink and run.results:
         from ..shrink import shrink_kinds
 
         try:
             start = time.perf_counter()
             reproducers = shrink_kinds(run, list(config.references), producer, max_depth=config.max_depth,
                                        max_width=config.max_width,
-                                       on_kind=lambda n, k: print(f"shrinking kind {n} of {k}", flush=True))
+                                       on_kind=lambda n, k: log(f"shrinking kind {n} of {k}"))
             run.meta["reproducers"] = reproducers
             run.meta["timings"]["shrink_seconds"] = time.perf_counter() - start
         except KeyboardInterrupt:
             run.meta["partial"] = True
-    write_report(run, out, formats)
+    write_report(run, path, formats)
     names = [FILE_NAMES.get(f, "errors.png") for f in formats]
-    for line in summary_lines(run, str(args.out), names):
-        print(line)
+    for line in summary_lines(run, str(out), names):
+        log(line)
     if run.partial:
         return 130
     return 1 if run.failures() else 0
