@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--references", default=None, help="bpcheck references, e.g. fd,torch (default: all available)")
     p.add_argument("--no-baselines", action="store_true", help="run bpcheck only")
     p.add_argument("--out", default="reports", help="directory for mutants.md and mutants.json (default %(default)s)")
+    p.add_argument("--shrink", choices=("hypothesis", "greedy", "none"), default="hypothesis",
+                   help="minimal case per mutant: bpcheck.shrink (default), the greedy fallback only, or none")
     p.add_argument("--list", action="store_true", help="list the catalog and exit")
 
 
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     mutants = []
     for i, m in enumerate(chosen, 1):
-        outcome = sweep.run_mutant(m, args.cases, args.seed, references, names)
+        outcome = sweep.run_mutant(m, args.cases, args.seed, references, names, shrink=args.shrink)
         mutants.append(outcome.to_dict())
         print(f"[{i}/{len(chosen)}] {m.name}: bpcheck {sum(c.caught for c in outcome.cases)}/{args.cases}", file=sys.stderr)
     engine = None
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         engine = sweep.run_engine(args.fp_cases, args.seed, references, names, progress).to_dict()
     meta = {
         "command": "python -m bpcheck mutants " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["mutants"] else []),
-        "seed": args.seed, "k": args.cases, "fp_cases": args.fp_cases, "references": list(references),
+        "seed": args.seed, "k": args.cases, "shrink": args.shrink, "fp_cases": args.fp_cases, "references": list(references),
         "baselines": list(names), "bpcheck": __version__, "numpy": np.__version__,
         "torch": refs.status("torch").version, "jax": refs.status("jax").version,
         "wall_seconds": time.perf_counter() - start,

@@ -2,32 +2,18 @@
 
 The summary dict (summarise) is the one data model: the markdown, the JSON and the printed table
 all read it. Files are written to a temporary name in the same directory and renamed, so a reader
-never sees half a report (the smallest writer that works, until bpcheck.report has one).
+never sees half a report (bpcheck.report.writer.write_file).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..baselines import BASELINES
 
 SHORT = {"gradcheck": "gradcheck", "gradcheck_fast": "gradcheck fast", "check_grads": "check_grads"}
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def summarise(mutants: list[dict[str, Any]], engine: dict[str, Any] | None, meta: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +154,9 @@ def compact(summary: dict[str, Any]) -> str:
 
 
 def write(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
-    md, js = out_dir / "mutants.md", out_dir / "mutants.json"
-    write_atomic(md, markdown(summary))
-    write_atomic(js, json.dumps(summary, indent=1, default=str) + "\n")
+    from ..report.writer import ensure_writable, write_file
+
+    out_dir = ensure_writable(out_dir)
+    md = write_file(out_dir / "mutants.md", markdown(summary))
+    js = write_file(out_dir / "mutants.json", json.dumps(summary, indent=1, default=str) + "\n")
     return md, js

@@ -1,6 +1,7 @@
-"""The smallest thing that works for a minimal reproducer, until bpcheck.shrink exists.
+"""A mutant's minimal reproducer: bpcheck.shrink (Hypothesis find over the strategies, the same kind
+of disagreement kept), or, when that finds nothing or cannot run, a greedy fallback.
 
-Greedy, and only three moves, each kept when the mutant is still caught (label ENGINE): fewer
+The fallback has three moves, each kept when the mutant is still caught (label ENGINE): fewer
 batch rows (the first 1, then 2, ...), the float64 copy of a float32 case, and every number
 rounded to 2, then 3 significant digits (short numbers a person can retype).
 """
@@ -29,7 +30,33 @@ def _caught(producer, case: Case, references) -> bool:
 
 
 def minimal_case(producer, case: Case, references=None) -> dict[str, Any]:
-    """{'arch', 'batch', 'dtype', 'moves', 'case'}: a smaller case on which the mutant is still caught."""
+    """{'arch', 'batch', 'dtype', 'moves', 'case', 'by'}: a smaller case on which the mutant is still caught."""
+    try:
+        found = _hypothesis_shrunk(producer, case, references)
+    except Exception:  # bpcheck.shrink missing or failing: the greedy moves still give a smaller case
+        found = None
+    if found is not None:
+        return found
+    return {**greedy(producer, case, references), "by": "greedy"}
+
+
+def _hypothesis_shrunk(producer, case: Case, references) -> dict[str, Any] | None:
+    from .. import references as refs
+    from ..report.analysis import kind
+    from ..shrink import shrink_one
+
+    names = refs.resolve(references)
+    result = check_case(case, names, producer=producer)
+    verdict = next(v for v in result.verdicts if v.label == "ENGINE")
+    shrunk, calls = shrink_one(case, kind(result, verdict), names, producer, result.fail_on, 3, 4)
+    if shrunk is None:
+        return None
+    return {"arch": shrunk.arch, "batch": shrunk.batch, "dtype": shrunk.dtype, "moves": [f"{calls} checks"],
+            "case": shrunk.case, "by": "bpcheck.shrink"}
+
+
+def greedy(producer, case: Case, references=None) -> dict[str, Any]:
+    """Fewer rows, float64, rounded numbers: each move kept when the mutant is still caught."""
     moves = []
     for rows in range(1, case.batch):
         smaller = Case(case.arch, case.params, case.x[:rows], case.y[:rows], case.regime)

@@ -154,7 +154,9 @@ def check_one(producer, case: Case, references, run_baselines: tuple[str, ...], 
 
 
 def run_mutant(mutant: Mutant, k: int, seed: int, references=None,
-               run_baselines: tuple[str, ...] = baselines.BASELINES) -> MutantOutcome:
+               run_baselines: tuple[str, ...] = baselines.BASELINES, shrink: str = "hypothesis") -> MutantOutcome:
+    """K cases of one mutant through bpcheck and the baselines; the first caught case shrunk by shrink
+    ("hypothesis": bpcheck.shrink with the greedy fallback, "greedy", or "none")."""
     from .user import reset
 
     reset(mutant.produce)  # a stateful user-style function starts fresh, whatever ran before
@@ -170,11 +172,13 @@ def run_mutant(mutant: Mutant, k: int, seed: int, references=None,
     out = MutantOutcome(mutant.name, mutant.description, mutant.where, mutant.style, mutant.conditions.describe(),
                         outcomes, layers, tensors)
     first = out.cases_to_catch
-    if first is not None:
-        from .shrinking import minimal_case
+    if first is not None and shrink != "none" and mutant.style == "engine":
+        # (not a user-style one: a stateful function's catch depends on the calls before it)
+        from .shrinking import greedy, minimal_case
 
-        if mutant.style == "engine":  # a stateful function's catch depends on the calls before it
-            out.minimal = minimal_case(mutant.produce, cases[first - 1], references)
+        case = cases[first - 1]
+        out.minimal = (minimal_case(mutant.produce, case, references) if shrink == "hypothesis"
+                       else {**greedy(mutant.produce, case, references), "by": "greedy"})
     return out
 
 
