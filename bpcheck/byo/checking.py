@@ -90,7 +90,7 @@ def check_gradients(
         user_loss = None if loss_fn is None else _user_loss(loss_fn, with_loss_arch, lay, case, timeout)
         outcomes.append(_check_one(index, case, call.grads, user.name, names, user_loss, describe))
     ok = all(o.ok for o in outcomes) and not findings and bool(outcomes)
-    meta = {"cases": len(drawn), "loss_fn": function_name(loss_fn) if loss_fn else None}
+    meta = {"requested_cases": len(drawn), "loss_fn": function_name(loss_fn) if loss_fn else None}
     return Result(user.name, lay.name, tuple(names), seed, tuple(outcomes), tuple(findings),
                   common_diagnosis(outcomes), ok, meta)
 

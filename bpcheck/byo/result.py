@@ -69,11 +69,21 @@ class Result:
         return tuple(o for o in self.outcomes if not o.ok)
 
     def run_result(self) -> RunResult:
-        """The compared cases as a RunResult (what the report command renders)."""
-        meta = {"seed": self.seed, "producer": self.function, "layout": self.layout,
-                "references": list(self.references), "diagnosis": self.diagnosis,
-                "findings": [f.__dict__ for f in self.findings], **self.meta}
-        return RunResult(meta, tuple(o.result for o in self.outcomes if o.result is not None))
+        """The compared cases as a RunResult with a meta block in the sweep's form (what the report renders)."""
+        from .. import references as refs
+        from ..results import DEFAULT_FAIL_ON
+
+        results = tuple(o.result for o in self.outcomes if o.result is not None)
+        names = list(dict.fromkeys([*self.references, *(v.reference for r in results for v in r.verdicts)]))
+        found = {n: refs.status(n.split(":")[0]) for n in names}
+        meta = {"seed": self.seed, "producer": self.function, "fail_on": list(DEFAULT_FAIL_ON),
+                "references": {n: {"available": s.available, "version": s.version, "reason": s.reason}
+                               for n, s in found.items()},
+                "skipped": {n: s.reason for n, s in found.items() if not s.available},
+                "cases": len(results), "partial": False, "layout": self.layout, "diagnosis": self.diagnosis,
+                "findings": [{"check": f.check, "message": f.message, "case": f.case} for f in self.findings],
+                **self.meta}
+        return RunResult(meta, results)
 
     def summary(self) -> str:
         """Several lines: verdict, diagnosis, the checks, the first failing case in full, then one line per case."""

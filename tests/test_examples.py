@@ -1,0 +1,60 @@
+"""The examples: the essay's XOR script is caught with both of its bugs named; its fix and the column
+engine pass. Run as a user would, through `python -m bpcheck check`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+XOR = ["--arch", "2-2-1", "--activations", "sigmoid,sigmoid", "--loss", "mse"]
+
+
+def bpcheck(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bpcheck", "check", *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def essay():
+    return bpcheck("examples/seed_xor.py:grads", *XOR)
+
+
+def test_essay_script_exits_1(essay):
+    assert essay.returncode == 1, essay.stdout + essay.stderr
+    assert "Traceback" not in essay.stderr
+
+
+def test_essay_bug_1_output_delta_is_summed_bce_not_mse(essay):
+    line = next(x for x in essay.stdout.splitlines() if x.startswith("diagnosis:"))
+    assert "its output delta y_hat - y is the gradient of summed binary cross-entropy" in line
+    assert "not of the MSE it reports" in line and "sigma' and the 2/N factor are missing" in line
+
+
+def test_essay_bug_2_biases_averaged_weights_summed(essay):
+    line = next(x for x in essay.stdout.splitlines() if x.startswith("diagnosis:"))
+    assert "db1 and db2 = 1/batch x that gradient" in line
+    assert "the bias gradients average over the batch while the weight gradients sum" in line
+
+
+def test_fixed_script_exits_0():
+    done = bpcheck("examples/seed_xor_fixed.py:grads", *XOR)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok: 10 AGREE" in done.stdout
+
+
+def test_column_layout_example_exits_0():
+    done = bpcheck("examples/column_layout.py:grads", "--layout", "column", "--arch", "3-4-2",
+                   "--activations", "tanh,sigmoid", "--loss", "mse", "--cases", "5")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("script", ["seed_xor.py", "seed_xor_fixed.py"])
+def test_scripts_train_when_run(script):
+    done = subprocess.run([sys.executable, os.path.join("examples", script)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Final predictions" in done.stdout and "Epoch 0: Loss" in done.stdout
