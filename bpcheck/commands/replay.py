@@ -13,6 +13,8 @@ HELP = "re-check a saved case file and print its verdict (exit 1 if it disagrees
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("case", help="cases/<id>.json from a report, or a Case JSON")
     p.add_argument("--refs", default=None, help="references (default: those the file recorded, else all)")
+    p.add_argument("--engine", default=None, metavar="FILE.py:FUNCTION",
+                   help="replay your own gradient function (as `report --engine` checked it) instead of bpcheck's engine")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -20,10 +22,15 @@ def run(args: argparse.Namespace) -> int:
 
     from ..replaying import load_case, replay
 
-    case, recorded = load_case(args.case)
+    load_case(args.case)  # a bad file is a one-line error before anything runs
     with open(args.case, encoding="utf-8") as f:
         data = json.load(f)
-    result = replay(args.case, references=args.refs)
+    producer = None
+    if args.engine:
+        from ..user_engine import UserEngine
+
+        producer = UserEngine(args.engine).load()
+    result = replay(args.case, producer, references=args.refs) if producer else replay(args.case, references=args.refs)
     print(result.message())
     if isinstance(data, dict) and "label" in data:
         was = data["label"]

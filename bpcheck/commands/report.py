@@ -35,7 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="worker processes (default %(default)s; results do not depend on it)")
     p.add_argument("--fail-on", default=DEFAULTS["fail_on"], help="labels that fail the run (default %(default)s)")
     p.add_argument("--no-shrink", action="store_true", help="skip the minimal reproducers (hypothesis.find)")
-    # --engine file.py:function waits for bpcheck/byo.py (bring your own gradient function), not in the tree yet.
+    p.add_argument("--engine", default=None, metavar="FILE.py:FUNCTION",
+                   help="check your own gradient function (row layout, see bpcheck.byo) instead of bpcheck's engine")
 
 
 def _names(text: str, vocabulary: tuple[str, ...]) -> tuple[str, ...]:
@@ -99,7 +100,12 @@ def run(args: argparse.Namespace) -> int:
         max_depth=args.max_depth, max_width=args.max_width, jobs=args.jobs,
         fail_on=_names(args.fail_on, ()), extra={"out": args.out, "formats": list(formats)},
     ).validate()
-    return execute(config, args.out, formats, shrink=not args.no_shrink)
+    producer = None
+    if args.engine:
+        from ..user_engine import UserEngine
+
+        producer = UserEngine(args.engine).load()  # a bad spec fails here, before any work
+    return execute(config, args.out, formats, producer, shrink=not args.no_shrink)
 
 
 def execute(config, out: str, formats: tuple[str, ...], producer=None, *, shrink: bool = True, log=print) -> int:
