@@ -1,0 +1,101 @@
+"""The nets the speed cases share: float64 MLPs of about 1k, 10k and 100k params, batch 16, and the
+same loss written in torch and in jax as a function of the flattened parameter vector.
+
+Every net is n_in-h-n_out, tanh then softmax + cross-entropy (smooth: no kink can blur an accuracy
+figure), with biases drawn small and nonzero so that every coordinate of the gradient is exercised.
+The flat vector is W1, b1, ..., WL, bL in spec.param_names order, each row-major.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BATCH = 16
+# torch's intra-op pool: 1 thread. On this 2-core machine, shared with other jobs, 2 threads made one
+# gradcheck of the 1k net 10-20 s instead of 0.8 s (each small op waits for a descheduled thread).
+TORCH_THREADS = 1
+# Parameter count (the label) -> sizes; n_params is (n_in + 1) h + (h + 1) n_out.
+SIZES: dict[str, tuple[int, int, int]] = {
+    "1k": (20, 40, 5),        # 1,045 params
+    "10k": (100, 90, 10),     # 10,000 params
+    "100k": (784, 128, 10),   # 101,770 params
+}
+
+
+def make_case(label: str, seed: int = 0):
+    """The float64 Case of SIZES[label], batch BATCH: Xavier weights, biases ~ N(0, 0.1^2), one-hot y."""
+    from bpcheck.spec import Arch, Case, init_params
+
+    sizes = SIZES[label]
+    arch = Arch(sizes, ("tanh", "softmax"), "cross_entropy")
+    rng = np.random.default_rng(seed)
+    params = init_params(arch, rng)
+    params.update({k: 0.1 * rng.standard_normal(v.shape) for k, v in params.items() if k.startswith("b")})
+    x = rng.standard_normal((BATCH, sizes[0]))
+    y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], BATCH)]
+    return Case(arch, params, x, y)
+
+
+def flat_params(case) -> np.ndarray:
+    """The (n_params,) float64 vector W1, b1, ..., WL, bL."""
+    return np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in case.params.values()])
+
+
+def _pieces(case) -> list[tuple[int, int, tuple[int, ...]]]:
+    """(start, stop, shape) of each param in the flat vector."""
+    out, start = [], 0
+    for shape in case.arch.param_shapes().values():
+        size = int(np.prod(shape))
+        out.append((start, start + size, shape))
+        start += size
+    return out
+
+
+def torch_loss(case):
+    """(loss(flat) -> 0-d tensor, flat float64 tensor): torch's own net, the engine's math in float64.
+
+    Sets torch's thread count to TORCH_THREADS for this process.
+    """
+    import torch
+
+    torch.set_num_threads(TORCH_THREADS)
+    pieces, x, y = _pieces(case), torch.tensor(case.x), torch.tensor(case.y)
+
+    def loss(flat):
+        w = [flat[a:b].reshape(shape) for a, b, shape in pieces]
+        a = x
+        for layer in range(0, len(w) - 2, 2):
+            a = torch.tanh(a @ w[layer] + w[layer + 1])
+        z = a @ w[-2] + w[-1]
+        return -(y * torch.log_softmax(z, dim=1)).sum(dim=1).mean()
+
+    return loss, torch.tensor(flat_params(case))
+
+
+def jax_loss(case):
+    """(loss(flat) -> scalar, flat float64 array): jax's own net, the engine's math in float64.
+
+    Turns on jax_enable_x64 for this process, as bpcheck's jax reference does.
+    """
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    pieces, x, y = _pieces(case), jnp.asarray(case.x), jnp.asarray(case.y)
+
+    def loss(flat):
+        w = [flat[a:b].reshape(shape) for a, b, shape in pieces]
+        a = x
+        for layer in range(0, len(w) - 2, 2):
+            a = jnp.tanh(a @ w[layer] + w[layer + 1])
+        z = a @ w[-2] + w[-1]
+        return -(y * jax.nn.log_softmax(z, axis=1)).sum(axis=1).mean()
+
+    return loss, jnp.asarray(flat_params(case))
+
+
+def accuracy(estimate: np.ndarray, exact: np.ndarray) -> tuple[float, float]:
+    """(max |estimate - exact|, ||estimate - exact|| / ||exact||) over flat vectors."""
+    diff = np.asarray(estimate, dtype=np.float64) - exact
+    return float(np.abs(diff).max()), float(np.linalg.norm(diff) / np.linalg.norm(exact))
