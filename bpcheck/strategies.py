@@ -17,6 +17,7 @@ below it and makes the example vacuous; real networks rarely use it there.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -91,6 +92,9 @@ def _check_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
     return dt
 
 
+# Strategies are built once per distinct argument set and reused: Hypothesis caches per-strategy
+# analysis (emptiness, recursion), so rebuilding them on every draw doubled the cost of a draw.
+@functools.cache
 def _floats(dtype: np.dtype, low: float, high: float) -> st.SearchStrategy[float]:
     """Finite floats of dtype's width in [low, high]; subnormals left out (torch may flush them)."""
     width = dtype.itemsize * 8
@@ -98,6 +102,7 @@ def _floats(dtype: np.dtype, low: float, high: float) -> st.SearchStrategy[float
     return st.floats(low, high, width=width, allow_nan=False, allow_infinity=False, allow_subnormal=False)
 
 
+@functools.cache
 def _array(dtype: np.dtype, shape: tuple[int, ...], elements: st.SearchStrategy) -> st.SearchStrategy[np.ndarray]:
     # fill=nothing() draws every element: slower than a shared fill value, but a network whose
     # weights are mostly one value has symmetric units that hide index bugs.
@@ -192,8 +197,11 @@ def params(arch: Arch, *, dtype: Any = np.float64, scale: float = 1.0) -> st.Sea
     """{W1: (n_0, n_1), b1: (n_1,), ...} with every element in [-scale, scale], shrinking to 0."""
     if not isinstance(arch, Arch):
         raise InvalidArgument(f"arch={arch!r} is not an Arch: draw one from architectures() or build Arch(...)")
-    dt = _check_dtype(dtype)
-    scale = _check_scale(scale, "scale")
+    return _params(arch, _check_dtype(dtype), _check_scale(scale, "scale"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _params(arch: Arch, dt: np.dtype, scale: float) -> st.SearchStrategy[Params]:
     elements = _floats(dt, -scale, scale)
     shapes = arch.param_shapes()
     # A tuple keeps the W1, b1, ..., WL, bL order (fixed_dictionaries would not).

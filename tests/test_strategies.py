@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
@@ -14,31 +14,10 @@ from bpcheck import strategies as bst
 from bpcheck.ops import RULES
 from bpcheck.spec import LOSS_OUTPUT, Arch, Case
 
+from .search import first
+
 # find() explores with its own example budget; no database, so every run does the same work.
 FIND = settings(database=None, max_examples=500, suppress_health_check=list(HealthCheck), derandomize=True)
-
-
-class _Found(Exception):
-    pass
-
-
-def first(strategy, predicate, max_examples=300):
-    """The first drawn value satisfying predicate, without find()'s shrinking, which is slow on big cases."""
-    found = []
-
-    @settings(database=None, max_examples=max_examples, derandomize=True, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck), deadline=None)
-    @given(strategy)
-    def search(value):
-        if predicate(value):
-            found.append(value)
-            raise _Found
-
-    try:
-        search()
-    except _Found:
-        return found[0]
-    raise AssertionError(f"no example in {max_examples} draws satisfies the predicate")
 ARCH = Arch((3, 4, 2), ("relu", "softmax"), "cross_entropy")
 
 
