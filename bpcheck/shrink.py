@@ -6,8 +6,10 @@ A kind is (label, diagnosis pattern, layer position), see bpcheck.report.analysi
 one, hypothesis.find searches the strategies restricted to the failing case's regime, dtype,
 activations and loss, with the predicate "check_case shows the same kind", and shrinks toward
 depth 1, width 1, batch 1 and zeros. Runs are deterministic (derandomize=True, database=None)
-and bounded: MAX_EXAMPLES generated examples and at most MAX_CALLS checks per kind, after
-which the best example found so far is kept. A kind that find cannot reproduce keeps the
+and bounded: MAX_EXAMPLES generated examples and at most MAX_CALLS checks per kind; then find
+is stopped (an exception from the predicate, since the shrinker would otherwise go on drawing
+candidates) and the last example that showed the kind is kept (the shrinker only accepts
+improvements, so it is the smallest found). A kind that find cannot reproduce keeps the
 original case (shrunk: false).
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hypothesis import HealthCheck, find, settings
+from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from . import engine
@@ -27,13 +29,14 @@ from .results import CheckResult, RunResult
 from .spec import Case
 
 MAX_EXAMPLES = 60
-MAX_CALLS = 40
+MAX_CALLS = 80
 MAX_KINDS = 8
 
 
 def _settings() -> settings:
     return settings(max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
-                    suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+                    suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
+                    phases=(Phase.generate, Phase.shrink))  # explain re-runs hundreds of variants
 
 
 def shrink_one(case: Case, target: tuple[str, str, str], references: list[str], producer: Producer,
@@ -47,6 +50,7 @@ def shrink_one(case: Case, target: tuple[str, str, str], references: list[str], 
     strategy = case_strategy(case.regime, case.x.dtype.name, depth, max_width, activations=acts, losses=(arch.loss,))
     calls = 0
     shows: dict[str, bool] = {}
+    best: list[Case] = []  # the shrinker accepts only improvements, so the last case that shows the kind is the best
 
     def check(c: Case) -> CheckResult:
         return check_case(c, references, producer=producer, fail_on=fail_on)
@@ -56,18 +60,28 @@ def shrink_one(case: Case, target: tuple[str, str, str], references: list[str], 
         key = case_digest(c)
         if key in shows:
             return shows[key]
-        if calls >= max_calls:  # out of budget: nothing new counts, so the shrinker settles on what it has
-            return False
+        if calls >= max_calls:  # out of budget: stop find here and keep the best case so far
+            raise _OutOfBudget
         calls += 1
         r = check(c)
         shows[key] = any(kind(r, v) == target for v in r.verdicts)
+        if shows[key]:
+            best.append(c)
         return shows[key]
 
     try:
         found = find(strategy, same_kind, settings=_settings())
+    except _OutOfBudget:
+        if not best:
+            return None, calls
+        found = best[-1]
     except (NoSuchExample, Unsatisfiable):
         return None, calls
     return check(found), calls
+
+
+class _OutOfBudget(Exception):
+    """Raised from the predicate to end hypothesis.find once MAX_CALLS checks are spent."""
 
 
 def shrink_kinds(run: RunResult, references: list[str], producer: Producer = engine.gradients, *,
