@@ -1,0 +1,123 @@
+"""The renderers: HTML is self-contained with embedded PNGs, JUnit counts, the writer is atomic, render rejects non-reports."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from html.parser import HTMLParser
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from bpcheck import cli
+from bpcheck.report import FORMATS, parse_formats, render_files, write_report
+from bpcheck.report.writer import write_file
+from bpcheck.spec import UsageError
+from bpcheck.sweep import SweepConfig, run_sweep
+from tests import planted
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run():
+    return run_sweep(SweepConfig(cases=4, references=("fd",), max_depth=2, max_width=3), planted.bias_averaged)
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.images, self.external = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        a = dict(attrs)
+        if tag == "img":
+            self.images.append(a.get("src", ""))
+        for key in ("src", "href"):
+            if a.get(key) and not a[key].startswith(("data:", "#")):
+                self.external.append(a[key])
+
+
+def test_html_parses_and_embeds_its_images(run):
+    html = render_files(run, ("html",))["report.html"]
+    parser = _Collect()
+    parser.feed(html)
+    parser.close()
+    assert {"html", "table", "img"} <= set(parser.tags)
+    assert parser.external == []  # no external assets
+    assert parser.images
+    for src in parser.images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_MAGIC)
+    assert "ENGINE" in html and "1/batch" in html
+
+
+def test_png_plot_is_a_png_and_deterministic(run):
+    a, b = render_files(run, ("png",)), render_files(run, ("png",))
+    assert list(a) == ["errors.png"] and a["errors.png"].startswith(PNG_MAGIC)
+    assert a == b
+
+
+def test_junit_has_one_testcase_per_case_and_reference(run):
+    root = ET.fromstring(render_files(run, ("junit",))["junit.xml"].encode())
+    suite = root.find("testsuite")
+    cases = suite.findall("testcase")
+    assert len(cases) == len(run.results) * 1  # one reference
+    failures = [c for c in cases if c.find("failure") is not None]
+    assert len(failures) == int(suite.get("failures")) == sum(not r.ok for r in run.results) > 0
+    assert all(f.find("failure").get("type") == "ENGINE" for f in failures)
+
+
+def test_junit_marks_skipped_references(tmp_path):
+    run = run_sweep(SweepConfig(cases=1, references=("fd",), max_depth=1, max_width=2))
+    from dataclasses import replace
+
+    from bpcheck.results import Verdict
+
+    r = run.results[0]
+    skipped = replace(r, verdicts=(*r.verdicts, Verdict("jax", "SKIPPED", reason="jax is not installed: pip install jax")))
+    xml = render_files(replace(run, results=(skipped,)), ("junit",))["junit.xml"]
+    suite = ET.fromstring(xml.encode()).find("testsuite")
+    assert suite.get("skipped") == "1" and "jax is not installed" in suite.find("testcase/skipped").get("message")
+
+
+def test_formats_parse_and_reject_unknown_names():
+    assert parse_formats("all") == FORMATS
+    assert parse_formats("md, json") == ("md", "json")
+    with pytest.raises(UsageError, match="'htm'.*did you mean 'html'"):
+        parse_formats("md,htm")
+
+
+def test_writer_replaces_atomically_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "a" / "report.md"
+    write_file(target, "one")
+    write_file(target, "two")
+    assert target.read_text() == "two"
+    assert [p.name for p in target.parent.iterdir()] == ["report.md"]
+
+
+def test_write_report_writes_every_format_and_the_case_files(run, tmp_path):
+    paths = write_report(run, tmp_path)
+    names = {p.relative_to(tmp_path).as_posix() for p in paths}
+    assert {"report.md", "report.json", "report.html", "junit.xml", "errors.png"} <= names
+    assert {f"cases/{r.case_id}.json" for r in run.results if not r.ok} <= names
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
+
+
+def test_render_rejects_a_json_that_is_not_a_report(tmp_path, capsys):
+    bad = tmp_path / "x.json"
+    bad.write_text(json.dumps({"hello": 1}))
+    out = tmp_path / "out"
+    assert cli.main(["render", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "not a bpcheck report" in err
+    assert not out.exists()
+
+
+def test_render_rejects_another_format_version(run, tmp_path, capsys):
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({**run.to_dict(), "format_version": 99}))
+    assert cli.main(["render", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert re.search(r"format_version=99.*reads 1", capsys.readouterr().err)
