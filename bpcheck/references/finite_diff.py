@@ -244,23 +244,37 @@ def checked_directions(directions: Any, shapes: dict[str, tuple[int, ...]],
     u = {n: np.asarray(v, dtype=np.float64) for n, v in directions.items()}
     first = u[next(iter(shapes))]
     k = first.shape[0] if first.ndim == len(shapes[next(iter(shapes))]) + 1 else 0
+    sq = {}
     for n, v in u.items():
         if k < 1 or v.shape != (k, *allowed[n]):
             raise UsageError(f"directions[{n!r}] has shape {v.shape}, but (k, *{allowed[n]}) is needed: "
                              "stack the k directions on a leading axis, the same k for every name")
-        if not np.all(np.isfinite(v)):
+        # A non-finite entry makes the sum of squares non-finite: one pass instead of two.
+        sq[n] = squared_norms(v)
+        if not np.all(np.isfinite(sq[n])) and not np.all(np.isfinite(v)):
             raise UsageError(f"directions[{n!r}] has non-finite values: give finite directions")
-    norm2 = sum((v ** 2).reshape(k, -1).sum(axis=1) for v in u.values())
+    norm2 = sum(sq.values())
     if np.any(norm2 == 0):
         raise UsageError(f"direction {int(np.argmin(norm2))} is all zeros: give nonzero directions")
     return u, k
 
 
+def squared_norms(v: np.ndarray) -> np.ndarray:
+    """|v_d|^2 for each of the k directions stacked on v's leading axis, (k,); one pass, no temporaries."""
+    flat = v.reshape(len(v), -1)
+    return np.einsum("ki,ki->k", flat, flat)
+
+
+def _weighted_squares(v: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """|v_d * m|^2 for each direction v_d, (k,), with m of v_d's shape."""
+    flat, m = v.reshape(len(v), -1), m.ravel()
+    return np.einsum("ki,ki,i->k", flat, flat, m * m)
+
+
 def directional_steps(theta: dict[str, np.ndarray], u: dict[str, np.ndarray], rel_step: float = REL_STEP) -> np.ndarray:
     """s = rel_step * |u * max(|theta|, 1)| / |u|^2 per direction: for a one-hot u, the per-coordinate h."""
-    k = len(next(iter(u.values())))
-    norm2 = sum((v ** 2).reshape(k, -1).sum(axis=1) for v in u.values())
-    weighted = sum(((v * np.maximum(np.abs(theta[n]), 1.0)) ** 2).reshape(k, -1).sum(axis=1) for n, v in u.items())
+    norm2 = sum(squared_norms(v) for v in u.values())
+    weighted = sum(_weighted_squares(v, np.maximum(np.abs(theta[n]), 1.0)) for n, v in u.items())
     return checked_rel_step(rel_step) * np.sqrt(weighted) / norm2
 
 
@@ -291,5 +305,7 @@ def random_directions(case: Case, k: int, rng: np.random.Generator, *, include_x
     if include_x:
         shapes["x"] = case.x.shape
     draws = {name: rng.standard_normal((k, *shape)) for name, shape in shapes.items()}
-    norm = np.sqrt(sum((d.reshape(k, -1) ** 2).sum(axis=1) for d in draws.values()))
-    return {name: d / norm.reshape(-1, *([1] * (d.ndim - 1))) for name, d in draws.items()}
+    norm = np.sqrt(sum(squared_norms(d) for d in draws.values()))
+    for d in draws.values():  # the draws are ours: scale in place
+        d /= norm.reshape(-1, *([1] * (d.ndim - 1)))
+    return draws
