@@ -109,7 +109,7 @@ def check_case(
     names = refs.resolve(references)
     case64 = case if case.dtype is np.float64 else case.astype(np.float64)
     digest = case_digest(case64)
-    head = dict(case_id=case_digest(case)[:12], arch=case.arch.label(), dtype=case.x.dtype.name,
+    head = dict(case_id=(digest if case64 is case else case_digest(case))[:12], arch=case.arch.label(), dtype=case.x.dtype.name,
                 regime=case.regime, batch=case.batch, case=case.to_dict(), producer=producer_name(producer),
                 fail_on=fail_on, fast=fast)
     start = time.perf_counter()
@@ -228,7 +228,7 @@ def _fast_fd(ctx: CaseContext, produced: Gradients, name: str, digest: str,
         if g is None or np.shape(g) != u.shape[1:]:
             return None, seconds, f"fast check cannot read d{t}"
         pred += (u.reshape(FAST_DIRECTIONS, -1) @ np.asarray(g, dtype=np.float64).ravel())
-        bound += ctx.scales.get(t, 0.0) * np.sqrt((u.reshape(FAST_DIRECTIONS, -1) ** 2).sum(axis=1))
+        bound += ctx.scales.get(t, 0.0) * np.sqrt(finite_diff.squared_norms(u))
     kink = ~np.isfinite(errors)
     tol = ctx.tolerance(name)
     metrics = compare_tensor("directions", pred, values, tol, float(np.linalg.norm(bound)),

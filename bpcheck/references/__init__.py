@@ -11,6 +11,7 @@ importlib.metadata, and each producer imports its framework only when it is firs
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -56,6 +57,7 @@ _REFERENCES: dict[str, _Reference] = {
 assert tuple(_REFERENCES) == NAMES
 
 
+@functools.cache  # reading package metadata costs ~1 ms, and check_case asks per case
 def _version(distribution: str) -> str | None:
     try:
         return importlib.metadata.version(distribution)
