@@ -201,7 +201,26 @@ def test_rounding_ambiguity_masks_a_z_within_ulps_of_zero():
     assert 0 < abs(ctx.caches[0].z[0, 0]) < 1e-15
     assert ctx.kinks["dz1"][0, 0] and ctx.kinks["b1"][0] and ctx.kinks["W1"][:, 0].all() and ctx.kinks["x"][0].all()
     assert not ctx.kinks["W2"].any() and not ctx.kinks["x"][1:].any()
-    assert not CaseContext.build(zero_column_case(), None).kinks  # exact zeros stay in: a convention applies
+    assert not CaseContext.build(zero_column_case(), None).kinks  # structural zeros stay in: a convention applies
+
+
+def test_a_subnormal_z_is_ambiguous():
+    """XLA flushes subnormals to zero: to jax a z of 5e-324 is 0, and relu'(0) = 0."""
+    case = zero_column_case()
+    params = {k: v.copy() for k, v in case.params.items()}
+    params["b1"][0] = 5e-324
+    ctx = CaseContext.build(case.with_params(params), None)
+    assert ctx.kinks["b1"][0] and not ctx.kinks["b1"][1:].any()
+
+
+def test_a_z_that_cancels_to_exactly_zero_is_ambiguous():
+    """x @ W1[:, 0] + b1[0] == 0 by cancellation: an FMA or another order gives an ulp either side."""
+    case = random_case(np.random.default_rng(2), arch=Arch((1, 4, 2), ("relu", "identity"), "mse"), batch=3)
+    params = {k: v.copy() for k, v in case.params.items()}
+    params["b1"][0] = -float(case.x[0, 0] * params["W1"][0, 0])
+    ctx = CaseContext.build(case.with_params(params), None)
+    assert ctx.caches[0].z[0, 0] == 0
+    assert ctx.kinks["dz1"][0, 0] and ctx.kinks["b1"][0] and exact_zeros(ctx) == {}
 
 
 # -- blame -------------------------------------------------------------------------------------

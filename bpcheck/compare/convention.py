@@ -23,11 +23,14 @@ from .tolerance import CaseContext
 
 
 def exact_zeros(ctx: CaseContext) -> dict[str, int]:
-    """Kinked activation name -> number of pre-activations exactly at 0 in the layers that use it."""
+    """Kinked activation name -> number of pre-activations exactly at 0 in the layers that use it,
+    leaving out zeros that came from cancellation (CaseContext.kinks: another order may not cancel)."""
     out: dict[str, int] = {}
-    for act, cache in zip(ctx.case64.arch.activations, ctx.caches):
+    for layer, (act, cache) in enumerate(zip(ctx.case64.arch.activations, ctx.caches), start=1):
         if RULES[act].kink:
-            n = int(np.count_nonzero(cache.z == 0))
+            ambiguous = ctx.kinks.get(f"dz{layer}")
+            zero = cache.z == 0 if ambiguous is None else (cache.z == 0) & ~ambiguous
+            n = int(np.count_nonzero(zero))
             if n:
                 out[act] = out.get(act, 0) + n
     return out

@@ -6,10 +6,13 @@ forward_errors   u_z, u_a per layer: the rounding error z_l and a_l carry, root-
                  (roundings are independent, so they add in quadrature, not in magnitude).
 error_scales     E_t per tensor: the error the backward pass may accumulate, norm-wise, from the
                  output down (see tolerance.py for the recursion), from a reference's dz trace.
-ambiguous        where |z| is within rounding of a kink (0 < |z| <= gamma u_z), a correct producer
+ambiguous        where |z| is within rounding of a kink (|z| <= gamma u_z), a correct producer
                  may land on either side, so its slope there, and every coordinate downstream of
                  it, is not comparable: those coordinates are left out, as FD's kink mask is.
-                 Exact zeros stay in: there the declared subgradient (or a CONVENTION) applies.
+                 That includes a z that cancels to exactly 0 (another order, or an FMA, gives an ulp
+                 either side); a structural zero, every term 0 (u_z = 0), stays in: every
+                 implementation computes exactly 0 there, and the declared subgradient (or a
+                 CONVENTION) applies.
 """
 
 from __future__ import annotations
@@ -129,10 +132,12 @@ def _act_sensitivity(act: str, cache: engine.LayerCache, da: np.ndarray, u_z: np
     return moved / _DELTA
 
 
-def ambiguous(case64: Case, caches: list[engine.LayerCache], fwd: Forward, gamma: float) -> dict[str, np.ndarray]:
+def ambiguous(case64: Case, caches: list[engine.LayerCache], fwd: Forward, gamma: float,
+              dtype: str = "float64") -> dict[str, np.ndarray]:
     """Bool masks (keys W1, b1, ..., x, dz1..) of coordinates downstream of a kinked z within rounding of 0.
 
-    A unit (b, j) of layer l is ambiguous when 0 < |z_l[b, j]| <= gamma * u_z. Its slope reaches
+    A unit (b, j) of layer l is ambiguous when |z_l[b, j]| <= gamma * u_z and u_z > 0, or z is subnormal
+    in dtype (flushed to 0 by some implementations). Its slope reaches
     dz_l[b, j], hence dW_l[:, j] and db_l[j]; through the dense W_l it reaches every unit of sample b
     in the layers below, so every column of their dW and db and the row dx[b]. Empty when none.
     """
@@ -141,7 +146,10 @@ def ambiguous(case64: Case, caches: list[engine.LayerCache], fwd: Forward, gamma
     for layer, (act, cache) in enumerate(zip(arch.activations, caches), start=1):
         if RULES[act].kink:
             z = cache.z
-            hit[layer - 1] = (z != 0) & (np.abs(z) <= gamma * fwd[layer - 1][0])
+            u_z = fwd[layer - 1][0]
+            # A subnormal z is 0 to an implementation that flushes denormals (XLA on CPU does).
+            subnormal = (z != 0) & (np.abs(z) < np.finfo(dtype).tiny)
+            hit[layer - 1] = ((u_z > 0) & (np.abs(z) <= gamma * u_z)) | subnormal
     if not any(h.any() for h in hit):
         return {}
     masks: dict[str, np.ndarray] = {}

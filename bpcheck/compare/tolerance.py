@@ -123,7 +123,7 @@ class CaseContext:
             scale = max(entries, default=0.0) or 1.0
         dtype = case.x.dtype.name
         kinks64 = ambiguous(case64, caches, fwd, gamma_for(case64, "float64"))
-        kinks = kinks64 if dtype == "float64" else ambiguous(case64, caches, fwd, gamma_for(case64, dtype))
+        kinks = kinks64 if dtype == "float64" else ambiguous(case64, caches, fwd, gamma_for(case64, dtype), dtype)
         return cls(case, case64, tuple(caches), scales, scale, kinks, kinks64)
 
     def tolerance(self, reference: str, *, has_estimate: bool = True) -> Tolerance:
