@@ -143,6 +143,11 @@ class _Net:
         return self.climb(layer + 1, z_next, rows, crossed)
 
 
+def _float64(case: Case) -> Case:
+    """The case in float64; a float64 case as is (astype would validate and copy every array again)."""
+    return case if case.dtype is np.float64 else case.astype(np.float64)
+
+
 def _head(rows, n: int):
     return rows if rows is None or rows.shape[0] == 1 else rows[:n]
 
@@ -277,7 +282,7 @@ def mlp_gradients(case: Case, *, rel_step: float = REL_STEP, chunk_bytes: int = 
     smaller step, and the seconds taken.
     """
     start = time.perf_counter()
-    net = _Net(case.astype(np.float64))
+    net = _Net(_float64(case))
     fd = _FDRun(net, rel_step, chunk_bytes)
     sc = _Scales(net, fd)
     grads, error, kink = {}, {}, {}
@@ -303,7 +308,7 @@ def directional(case: Case, directions: dict[str, np.ndarray], *, rel_step: floa
     errors[d] is the absolute error estimate, or inf where +-s moved a kinked pre-activation or the
     huber residual to another region (that direction cannot be judged: draw another).
     """
-    net = _Net(case.astype(np.float64))
+    net = _Net(_float64(case))
     u, k = checked_directions(directions, net.arch.param_shapes(), {"x": net.x.shape})
     s = directional_steps({**net.p, "x": net.x}, u, rel_step)
     values, trunc, crossed = np.empty(k), np.empty(k), np.zeros(k, dtype=bool)
