@@ -121,3 +121,17 @@ def test_render_rejects_another_format_version(run, tmp_path, capsys):
     path.write_text(json.dumps({**run.to_dict(), "format_version": 99}))
     assert cli.main(["render", str(path), "--out", str(tmp_path / "o")]) == 2
     assert re.search(r"format_version=99.*reads 1", capsys.readouterr().err)
+
+
+def test_render_needs_neither_torch_nor_jax(run, tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(run.to_dict()))
+    code = ("import sys; from bpcheck.cli import main; "
+            f"rc = main(['render', {str(path)!r}, '--out', {str(tmp_path / 'o')!r}]); "
+            "print(rc, 'torch' in sys.modules, 'jax' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.stdout.split()[-3:] == ["0", "False", "False"], p.stderr
+    assert (tmp_path / "o" / "report.html").exists()
