@@ -17,19 +17,26 @@ def tensor_label(name: str) -> str:
     return name if name.startswith(("dz", "da", "direction")) else f"d{name}"
 
 
-def _where(t: TensorMetrics, reference: str) -> str:
-    head = f"{tensor_label(t.name)} (engine vs {reference})"
+def short_name(producer: str) -> str:
+    """What the messages call the gradient under test: a user's function (bpcheck.byo names its producer
+    'user.<function>') by its own name, anything else, planted engine variants included, 'engine'."""
+    return producer.removeprefix("user.") if producer.startswith("user.") else "engine"
+
+
+def _where(t: TensorMetrics, reference: str, who: str) -> str:
+    head = f"{tensor_label(t.name)} ({who} vs {reference})"
     if t.note:
         return f"{head}: {t.note}"
     if t.worst is None:
         return head
     e = t.worst
-    return (f"{head} at {e.index}: engine={e.engine:.6g}, {reference}={e.reference:.6g}, rel err {e.rel_err:.2g}; "
+    return (f"{head} at {e.index}: {who}={e.engine:.6g}, {reference}={e.reference:.6g}, rel err {e.rel_err:.2g}; "
             f"norm-rel err {t.norm_rel:.2g}, unexplained {t.excess:.2g} > tol {t.tol:.2g}")
 
 
-def verdict_message(v: Verdict) -> str:
-    """One verdict: the worst entry of the leading tensor, the first bad layer, the diagnosis, the reason."""
+def verdict_message(v: Verdict, who: str = "engine") -> str:
+    """One verdict: the worst entry of the leading tensor, the first bad layer, the diagnosis, the reason.
+    who names the gradient under test: the engine, or a user's function."""
     if v.label in ("SKIPPED", "ERROR"):
         return f"{v.reference}: {v.label} ({v.reason})"
     worst = v.worst_tensor()
@@ -39,7 +46,7 @@ def verdict_message(v: Verdict) -> str:
             text += f", {v.kinks} coordinate(s) in a kink left out"
         parts = [text, v.diagnosis, v.reason]
         return "; ".join(p for p in parts if p)
-    parts = [_where(worst, v.reference)]
+    parts = [_where(worst, v.reference, who)]
     if v.first_bad_layer is not None:
         how = "dL/dz" if v.localised_by == "dz" else "W or b"
         parts.append(f"layer {v.first_bad_layer} is the first whose {how} disagrees")
@@ -65,7 +72,7 @@ def check_message(r: CheckResult) -> str:
         elif label == "SKIPPED":
             parts.append("skipped " + ", ".join(f"{v.reference} ({v.reason})" for v in group))
         else:
-            text = verdict_message(group[0])
+            text = verdict_message(group[0], short_name(r.producer))
             if len(group) > 1:
                 text += f"; the same {label} against {', '.join(v.reference for v in group[1:])}"
             parts.append(text)

@@ -22,7 +22,7 @@ FORMAT_VERSION = 1
 LABELS: tuple[str, ...] = ("ENGINE", "REFERENCE", "ERROR", "CONVENTION", "FD_NOISE", "KINK", "AGREE", "SKIPPED")
 DEFAULT_FAIL_ON: tuple[str, ...] = ("ENGINE", "REFERENCE")
 LABEL_MEANING: dict[str, str] = {
-    "ENGINE": "the engine differs while the references agree with each other",
+    "ENGINE": "the gradient under test (the engine or your function) differs while the references agree with each other",
     "REFERENCE": "the references disagree with each other",
     "ERROR": "the reference raised",
     "CONVENTION": "the engine uses another one-sided slope at exact zeros of a kink",
