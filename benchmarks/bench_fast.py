@@ -17,7 +17,7 @@ import argparse
 import functools
 import time
 
-from benchmarks.nets import SIZES, flat_params, jax_loss, make_case, torch_loss
+from benchmarks.nets import SIZES, flat_params, jax_loss, make_case, pin_threads, torch_loss
 from benchmarks.section import Goal, Section, median_of
 
 BPCHECK = "bpcheck check_case(fd, fast)"
@@ -28,6 +28,7 @@ JAX = "jax check_grads"
 def bpcheck_step(label: str, seed: int):
     from bpcheck.check import check_case, clear_cache
 
+    pin_threads()
     case = make_case(label, seed)
 
     def step() -> float:

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from benchmarks.nets import SIZES, accuracy, flat_params, make_case, torch_loss
+from benchmarks.nets import SIZES, accuracy, flat_params, make_case, pin_threads, torch_loss
 from benchmarks.section import Goal, Section, median_of, speedup
 
 BPCHECK = "bpcheck check_case(fd)"
@@ -34,6 +34,7 @@ TORCH_EPS = 1e-6  # gradcheck's default
 def bpcheck_step(label: str, seed: int):
     from bpcheck.check import check_case, clear_cache
 
+    pin_threads()
     case = make_case(label, seed)
 
     def step() -> float:

@@ -22,6 +22,21 @@ SIZES: dict[str, tuple[int, int, int]] = {
 }
 
 
+def pin_threads() -> str:
+    """Pin numpy's BLAS pool of this process to 1 thread, as torch's is (TORCH_THREADS), through threadpoolctl.
+
+    On a loaded 2-core machine a 2-thread OpenBLAS made one 16x784 @ 784x128 product 15-55 ms instead of
+    0.25 ms. Only the pool of this (benchmark worker) process changes; no environment variable is set.
+    Returns what was done, for the report.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return "numpy BLAS threads not pinned (pip install threadpoolctl)"
+    threadpool_limits(limits=1)
+    return "numpy BLAS pinned to 1 thread (threadpoolctl)"
+
+
 def make_case(label: str, seed: int = 0):
     """The float64 Case of SIZES[label], batch BATCH: Xavier weights, biases ~ N(0, 0.1^2), one-hot y."""
     from bpcheck.spec import Arch, Case, init_params
