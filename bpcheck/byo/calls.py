@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..spec import Arch, Case, Grads, UserFunctionError, suggest
+from ..spec import Arch, Case, Grads, UsageError, UserFunctionError, suggest
 from .layouts import Layout
 from .loading import call_user, positional_arity
 
@@ -48,6 +48,9 @@ class UserGrad:
     """A user's grad_fn(params, x, y) (or grad_fn(arch, params, x, y)) in a given layout."""
 
     def __init__(self, fn: Callable[..., Any], layout: Layout, timeout: float | None = None) -> None:
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not 0 < timeout < float("inf")):
+            raise UsageError(f"timeout={timeout!r} is not a number of seconds: give a finite number > 0, or None")
         self.fn, self.layout, self.timeout = fn, layout, timeout
         self.name = function_name(fn)
         self.with_arch = takes_arch(fn, self.name)

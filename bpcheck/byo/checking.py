@@ -26,7 +26,7 @@ from ..check import check_case
 from ..compare import CaseContext, compare_gradients, merge_masks
 from ..compare.metrics import norm
 from ..results import DEFAULT_FAIL_ON, LABELS, CheckResult, Verdict, worst_label
-from ..spec import Arch, BpcheckError, Case, Gradients, UsageError, init_params, resolve_dtype
+from ..spec import Arch, BpcheckError, Case, DataError, Gradients, UsageError, init_params, resolve_dtype
 from .calls import UserGrad, function_name, nonfinite, same_answer, stale, takes_arch
 from .conventions import explain
 from .layouts import Layout, resolve_layout
@@ -270,14 +270,24 @@ def draw_cases(archs: Arch | Any | None, n: int, seed: int, dtypes: Sequence[str
 
 def _around_data(arch: Arch, x: Any, y: Any, seed: int, dtypes: Sequence[str]) -> list[Case]:
     """FIXED_DATA_DRAWS cases on the user's (x, y): Xavier weights, biases ~ N(0, 0.5^2), per dtype."""
+    x, y = _numbers("x", x), _numbers("y", y)
     out = []
     for i in range(FIXED_DATA_DRAWS):
         rng = np.random.default_rng([seed, i])
         params = init_params(arch, rng)
         params = {k: v + 0.5 * rng.standard_normal(v.shape) if k.startswith("b") else v for k, v in params.items()}
         dt = dtypes[i % len(dtypes)]
-        out.append(Case(arch, params, np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)).astype(dt))
+        out.append(Case(arch, params, x, y).astype(dt))
     return out
+
+
+
+def _numbers(name: str, value: Any) -> np.ndarray:
+    """The user's fixed x or y as float64; text, objects or ragged rows are a DataError naming the value."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name} cannot be read as numbers ({exc}): give a 2-D array of floats") from None
 
 
 assert "CONVENTION" in LABELS
