@@ -33,6 +33,9 @@ def load_case(path: str | os.PathLike[str]) -> tuple[Case, dict[str, Any]]:
     except json.JSONDecodeError as exc:
         raise SpecError(f"case file {os.fspath(path)!r} is not JSON ({exc.msg} at line {exc.lineno}): give a file "
                         "written by bpcheck") from None
+    if isinstance(data, dict) and "format_version" in data and "results" in data:
+        raise SpecError(f"{os.fspath(path)!r} is a whole report, not one case: give cases/<id>.json from the "
+                        "report's directory (or re-render the report with `bpcheck render`)")
     if isinstance(data, dict) and "verdicts" in data and "case" in data:
         result = CheckResult.from_dict(data)
         recorded = {"references": [v.reference for v in result.verdicts] or None, "fast": result.fast,
