@@ -6,7 +6,7 @@ Everything is drawn with integers(), sampled_from() and element-wise float array
 example shrinks toward depth 1, width 1, batch 1, the first loss and activation listed, and zeros.
 
     from bpcheck import strategies as bst
-    @given(bst.cases(max_depth=2, max_width=3))
+    @given(bst.cases(archs=bst.architectures(max_depth=2, max_width=3)))
     def test_mine(case): ...
 
 Softmax in hidden layers: not drawn unless hidden_softmax=True. A hidden softmax couples a
@@ -27,25 +27,15 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 
-from . import engine
-from .ops import RULES
+from .regimes import KINKED, MAX_KINK_ULPS, REGIMES, SATURATING, SATURATION, SCALES, near_kink, saturate
 from .spec import ACTIVATIONS, LOSS_OUTPUT, LOSSES, Arch, Case, Params
 
-REGIMES: tuple[str, ...] = ("ordinary", "near_kink", "saturating", "tiny", "huge")
 DTYPE_NAMES: tuple[str, ...] = ("float64", "float32")
 TARGET_KINDS: tuple[str, ...] = ("one_hot", "probabilities", "unnormalised")
-KINKED: tuple[str, ...] = tuple(name for name, rule in RULES.items() if rule.kink)
-SATURATING: tuple[str, ...] = ("sigmoid", "tanh")
-
-# (params scale, input and target scale) per regime; near_kink and saturating start ordinary
-# and then move chosen pre-activations (see _near_kink and _saturate).
-_SCALES: dict[str, tuple[float, float]] = {
-    "ordinary": (1.0, 2.0), "near_kink": (1.0, 2.0), "saturating": (1.0, 2.0),
-    "tiny": (1e-4, 1e-4), "huge": (10.0, 1e3),
-}
-MAX_KINK_ULPS = 4        # near_kink puts z at 0 or within this many ulps of it
-SATURATION = (8, 30)     # saturating rescales a layer so that max |z| lies in this range
-
+__all__ = [
+    "DTYPE_NAMES", "KINKED", "MAX_KINK_ULPS", "REGIMES", "SATURATING", "SATURATION", "TARGET_KINDS",
+    "architectures", "cases", "inputs", "params", "targets",
+]
 
 def _check_int(value: Any, name: str, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -175,6 +165,8 @@ def architectures(
     _check_range(min_width, max_width, "min_width", "max_width")
     activations = _check_names(activations, "activations", ACTIVATIONS)
     losses = _check_names(losses, "losses", LOSSES)
+    if not isinstance(hidden_softmax, bool):
+        raise InvalidArgument(f"hidden_softmax={hidden_softmax!r} is not a bool: give True or False")
     hidden = tuple(a for a in activations if hidden_softmax or a != "softmax")
     if max_depth > 1 and not hidden:
         raise InvalidArgument(f"activations={activations} leaves nothing for hidden layers (softmax is output-only "
@@ -258,17 +250,18 @@ def _cases(draw, archs, regimes, dtypes, min_batch, max_batch):
     regime = draw(st.sampled_from(regimes))
     dt = np.dtype(draw(st.sampled_from(dtypes)))
     arch = archs if isinstance(archs, Arch) else draw(archs if archs is not None else _steered(regime))
-    p_scale, data_scale = _SCALES[regime]
+    p_scale, data_scale = SCALES[regime]
     p = draw(params(arch, dtype=dt, scale=p_scale))
     x = draw(inputs(arch, min_batch=min_batch, max_batch=max_batch, dtype=dt, scale=data_scale))
     y = draw(targets(arch, x.shape[0], dtype=dt, scale=data_scale))
     if regime == "near_kink":
-        p = _near_kink(draw, arch, p, x)
+        p = near_kink(draw, arch, p, x)
     elif regime == "saturating":
-        p = _saturate(draw, arch, p, x)
+        p = saturate(draw, arch, p, x)
     return Case(arch, p, x, y, regime)
 
 
+@functools.cache
 def _steered(regime: str) -> st.SearchStrategy[Arch]:
     """The default small nets, with activations steered to where the regime has something to test."""
     focus = {"near_kink": KINKED, "saturating": SATURATING}.get(regime)
@@ -290,9 +283,8 @@ def cases(
 
     archs: a fixed Arch, a strategy of them, or None for small nets (depth <= 3, width <= 4);
     for near_kink and saturating these have depth >= 2 and hidden activations from the regime's
-    focus (KINKED, or sigmoid and tanh). Regimes: ordinary; near_kink (chosen pre-activations of every kinked layer
-    exactly 0 or within MAX_KINK_ULPS ulps of it); saturating (each sigmoid and tanh layer
-    rescaled so max |z| is 8 to 30); tiny (everything ~1e-4); huge (x, y ~1e3, params ~10).
+    focus (KINKED, or sigmoid and tanh). regimes: a subset of REGIMES (ordinary, near_kink,
+    saturating, tiny, huge; bpcheck.regimes says what each does). dtypes: names or numpy dtypes.
     """
     if archs is not None and not isinstance(archs, (Arch, st.SearchStrategy)):
         raise InvalidArgument(f"archs={archs!r} is neither an Arch nor a strategy: give architectures(...) or an Arch")
@@ -304,47 +296,3 @@ def cases(
     return _cases(archs, regimes, dtypes, min_batch, max_batch)
 
 
-def _near_kink(draw, arch: Arch, p: Params, x: np.ndarray) -> Params:
-    """Set chosen biases so that chosen entries z_l[r, j] of kinked layers are 0 or +-k ulps.
-
-    With pdot = (a_{l-1} @ W_l)[r, j] as the engine computes it, b_j = -pdot gives z = pdot - pdot = 0
-    exactly; stepping b_j k ulps away gives z = +-k ulp(pdot) exactly (Sterbenz). Layers are
-    fixed in order, since each change moves every later layer's input.
-    """
-    p = dict(p)
-    batch = x.shape[0]
-    for layer, act in enumerate(arch.activations, start=1):
-        if not RULES[act].kink:
-            continue
-        width = arch.sizes[layer]
-        cols = draw(st.lists(st.integers(0, width - 1), min_size=1, max_size=width, unique=True))
-        _, caches = engine.forward(arch, p, x)
-        pre = caches[layer - 1].a_prev @ p[f"W{layer}"]
-        b = p[f"b{layer}"].copy()
-        for j in cols:
-            r = draw(st.integers(0, batch - 1))
-            ulps = draw(st.integers(-MAX_KINK_ULPS, MAX_KINK_ULPS))
-            value = -pre[r, j]
-            direction = b.dtype.type(np.inf if ulps > 0 else -np.inf)
-            for _ in range(abs(ulps)):
-                value = np.nextafter(value, direction)
-            b[j] = value
-        p[f"b{layer}"] = b
-    return p
-
-
-def _saturate(draw, arch: Arch, p: Params, x: np.ndarray) -> Params:
-    """Rescale each sigmoid or tanh layer's W_l and b_l so that max |z_l| hits a drawn target in SATURATION."""
-    p = dict(p)
-    for layer, act in enumerate(arch.activations, start=1):
-        if act not in SATURATING:
-            continue
-        target = draw(st.integers(*SATURATION))
-        _, caches = engine.forward(arch, p, x)
-        peak = float(np.max(np.abs(caches[layer - 1].z)))
-        # A layer whose z is all but zero cannot saturate without absurd weights: leave it.
-        if peak > 1e-2:
-            factor = target / peak
-            p[f"W{layer}"] = (p[f"W{layer}"] * factor).astype(p[f"W{layer}"].dtype)
-            p[f"b{layer}"] = (p[f"b{layer}"] * factor).astype(p[f"b{layer}"].dtype)
-    return p
