@@ -68,8 +68,11 @@ def forward_errors(case64: Case, caches: list[engine.LayerCache]) -> Forward:
     for layer, (act, cache) in enumerate(zip(case64.arch.activations, caches), start=1):
         w, b = case64.params[f"W{layer}"], case64.params[f"b{layer}"]
         u_z = np.sqrt((cache.a_prev**2 + u_a**2) @ w**2) + np.abs(b)
-        moved = RULES[act].forward(cache.z + _DELTA * u_z * _signs(u_z.shape))
-        u_a = np.abs(moved - cache.a) / _DELTA + np.maximum(np.abs(cache.a), _rule_rounding(RULES[act].forward, cache.z))
+        step, forward = _DELTA * u_z * _signs(u_z.shape), RULES[act].forward
+        # Both directions: on the flat side of a kink (relu's z < 0) a one-sided step sees no error, though
+        # a z within rounding of the kink may land on the other side (so a carries up to u_z, not 0).
+        moved = np.maximum(np.abs(forward(cache.z + step) - cache.a), np.abs(forward(cache.z - step) - cache.a))
+        u_a = moved / _DELTA + np.maximum(np.abs(cache.a), _rule_rounding(forward, cache.z))
         out.append((u_z, u_a))
     return out
 
