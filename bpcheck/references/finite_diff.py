@@ -50,7 +50,10 @@ STEP_FACTORS = np.array([1.0, -1.0, 0.5, -0.5])
 # (not adversarial) summation orders; the factor absorbs that. Over 3,000 random nets the actual error
 # of the MLP path reached at most 0.21 of the estimate (median 5e-3); see tests/test_finite_diff.py.
 ROUNDING_SAFETY = 4.0
-CHUNK_BYTES = 64 * 2**20  # memory budget of one batched evaluation
+# Memory budget of one batched evaluation. Smaller chunks keep a pass's arrays nearer the caches: the full
+# FD of a 784-128-10 net (batch 16, 1 BLAS thread) took 1.12 / 1.71 s (min / median of 4) at 16 MiB against
+# 1.28 / 2.08 s at 64 MiB; a 100-90-10 net took 0.11 s at either (benchmarks/bench_full_fd.py, issue 8).
+CHUNK_BYTES = 16 * 2**20
 
 
 def checked_rel_step(rel_step: float) -> float:
