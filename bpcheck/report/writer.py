@@ -28,10 +28,19 @@ def ensure_writable(out: str | os.PathLike[str]) -> Path:
 
 
 def write_file(path: str | os.PathLike[str], data: bytes | str) -> Path:
-    """Write data to path atomically (same-directory temporary + os.replace)."""
+    """Write data to path atomically (same-directory temporary + os.replace); an OSError (the name is a
+    directory, the disk is full, ...) is a one-line UsageError naming the path, with the temporary removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        return _replace(path, payload)
+    except OSError as exc:
+        raise UsageError(f"cannot write {os.fspath(path)!r} ({exc.strerror or exc}): remove what is in the way "
+                         "or give another --out") from None
+
+
+def _replace(path: Path, payload: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
