@@ -1,0 +1,94 @@
+"""Nothing lost: files are replaced atomically (a failed write leaves the old file and no temporary),
+a Ctrl-C writes a partial report of the finished cases and exits 130, and a worker that dies is an
+ERROR for its case in the written report while the rest completes.
+
+tests/test_sweep.py holds the in-process side (run_sweep's partial result, the SIGKILLed worker's
+ERROR); these run the real command, in a fresh process where a signal is involved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bpcheck.cli import main
+from bpcheck.report.writer import write_file
+from bpcheck.spec import UsageError
+from bpcheck.sweep import KILL_HOOK
+
+FAST = ["--refs", "fd", "--max-depth", "2", "--max-width", "3"]
+
+
+def _temporaries(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".bpcheck-probe-")]
+
+
+def test_a_failing_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = write_file(tmp_path / "report.md", "old\n")
+    with pytest.raises(TypeError):
+        write_file(target, 12345)  # fails inside the write, after the temporary was made
+    assert target.read_text() == "old\n"
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(UsageError, match="cannot write .*taken.*give another --out"):
+        write_file(tmp_path / "taken", "new\n")  # os.replace onto a directory fails
+    assert _temporaries(tmp_path) == []
+
+
+def test_report_over_a_directory_in_the_way_is_one_line_exit_2(tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "report.json").mkdir(parents=True)
+    code = main(["report", "--cases", "2", *FAST, "--no-shrink", "--out", str(out)])
+    _, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in err
+    line, = err.strip().splitlines()
+    assert "report.json" in line and "give another --out" in line
+    assert _temporaries(tmp_path) == []
+
+
+def test_ctrl_c_writes_a_partial_report_of_the_finished_cases_and_exits_130(tmp_path):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C does, once some cases are done."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "bpcheck", "report", "--cases", "5000", "--jobs", "2", *FAST,
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        for line in proc.stdout:  # the plain progress lines (not a tty): one every 5% of the cases
+            if line.startswith("["):
+                break
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    report = json.loads((out / "report.json").read_text())
+    done = len(report["results"])
+    assert report["meta"]["partial"] is True and 250 <= done < 5000, done
+    assert report["meta"]["case_indices"] == sorted(report["meta"]["case_indices"])
+    assert "partial" in (out / "report.md").read_text()
+    assert _temporaries(tmp_path) == []
+
+
+def test_a_killed_worker_is_an_error_in_the_written_report_and_the_rest_completes(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(KILL_HOOK, "2")  # the worker that draws case 2 SIGKILLs itself (spawned workers inherit it)
+    out = tmp_path / "out"
+    code = main(["report", "--cases", "6", "--jobs", "2", *FAST, "--no-shrink", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 1  # an ERROR is not ok: the run does not pass
+    report = json.loads((out / "report.json").read_text())
+    labels = [r["label"] for r in report["results"]]
+    assert len(labels) == 6 and labels[2] == "ERROR" and "ERROR" not in labels[:2] + labels[3:]
+    assert "died" in report["results"][2]["error"] and report["meta"]["partial"] is False
+    assert "ERROR" in printed
+    saved = out / "cases" / f"{report['results'][2]['case_id']}.json"
+    assert saved.exists()  # the dead worker's case is saved for replay
