@@ -7,8 +7,9 @@ gradient against FD along 3 seeded random unit directions over all params and x 
 with the rounding bounds of the full check. torch: torch.autograd.gradcheck(fast_mode=True) (one
 random direction, its defaults) on torch's own float64 net of the flattened params, 1 thread.
 jax: jax.test_util.check_grads(order=1, modes=["rev"]) on jax's own float64 net of the flattened
-params (eager, as check_grads runs). Each contender runs in its own process, interleaved; every call
-must pass (a correct gradient), or the run stops.
+params (eager, as check_grads runs). bpcheck's numpy BLAS is pinned to 1 thread (nets.pin_threads).
+Each contender runs in its own process, interleaved, after one warm-up call; every call must pass
+(a correct gradient), or the run stops.
 """
 
 from __future__ import annotations

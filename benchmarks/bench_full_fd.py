@@ -5,11 +5,12 @@
 bpcheck: check_case(case, "fd") with the reference cache cleared before every call, so each call runs
 the engine, the MLP-aware FD reference (every coordinate of dW, db, dx and dz, Richardson, with error
 estimates) and the comparison. torch: torch.autograd.gradcheck (slow mode, its defaults eps=1e-6,
-atol=1e-5, rtol=1e-3) on torch's own float64 net as a function of the flattened params (nets.torch_loss),
-1 thread (nets.TORCH_THREADS). Each contender runs in its own process, interleaved. Accuracy, measured after the timing:
-max abs and norm-relative error of each numerical gradient against the engine's analytic one, over
-the params; torch's numerical gradient is gradcheck's formula (f(p + eps e_i) - f(p - eps e_i)) / 2eps,
-over every coordinate up to 10k params and over a seeded sample of TORCH_SAMPLE coordinates above.
+atol=1e-5, rtol=1e-3) on torch's own float64 net as a function of the flattened params (nets.torch_loss).
+torch runs 1 thread and bpcheck's numpy BLAS is pinned to 1 thread (nets.pin_threads); each contender
+runs in its own process, interleaved. Accuracy, measured after the timing: max abs and norm-relative
+error of each numerical gradient against the engine's analytic one, over the params; torch's numerical
+gradient is gradcheck's formula (f(p + eps e_i) - f(p - eps e_i)) / 2eps, over every coordinate up to
+10k params and over a seeded sample of 2,000 coordinates above (TORCH_SAMPLE).
 --skip-slow leaves out gradcheck at 100k (about a minute a call).
 """
 
