@@ -315,7 +315,7 @@ def directional(case: Case, directions: dict[str, np.ndarray], *, rel_step: floa
     per_direction = 8 * _TEMPORARIES * (sum(v.size for v in u.values()) + 4 * net.B * sum(net.arch.sizes))
     size = max(1, int(chunk_bytes // per_direction))
     for lo in range(0, k, size):
-        d = np.arange(lo, min(k, lo + size))
+        d = slice(lo, min(k, lo + size))  # a view: the directions are not copied
         steps = STEP_FACTORS[:, None] * s[d][None, :]  # (4, C), +-s first
         change, kinked = _along(net, {n: v[d] for n, v in u.items()}, steps)
         values[d], trunc[d] = richardson(change, steps)
