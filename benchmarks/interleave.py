@@ -37,8 +37,14 @@ def _worker(setup: Callable[[], Callable[[], float]], conn) -> None:
         conn.send(f"error: {exc!r}")
 
 
-def interleave(setups: dict[str, Callable[[], Callable[[], float]]], rounds: int) -> list[Timing]:
-    """setups maps a name to a picklable factory that builds the contender and returns a step() -> seconds."""
+def interleave(setups: dict[str, Callable[[], Callable[[], float]]], rounds: int, *,
+               rotate: bool = False) -> list[Timing]:
+    """setups maps a name to a picklable factory that builds the contender and returns a step() -> seconds.
+
+    rotate=True starts round r with contender r mod n (A B C, B C A, C A B, ...), so that the order
+    within a round (warm caches, another process's thread pool still spinning) favours no contender:
+    on a loaded machine the order alone moved bpcheck's fast mode at 100k between 1.1x and 1.5x torch's.
+    """
     ctx = mp.get_context("spawn")
     procs, conns = {}, {}
     for name, setup in setups.items():
@@ -52,8 +58,11 @@ def interleave(setups: dict[str, Callable[[], Callable[[], float]]], rounds: int
             if msg != "ready":
                 raise RuntimeError(f"{name}: {msg}")
         times: dict[str, list[float]] = {name: [] for name in setups}
-        for _ in range(rounds):
-            for name, conn in conns.items():
+        names = list(conns)
+        for r in range(rounds):
+            start = r % len(names) if rotate else 0
+            for name in names[start:] + names[:start]:
+                conn = conns[name]
                 conn.send("go")
                 value = conn.recv()
                 if isinstance(value, str):
