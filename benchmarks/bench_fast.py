@@ -82,7 +82,7 @@ def run(sizes: list[str], rounds: int = 10, seed: int = 0) -> Section:
     for label in sizes:
         setups = {name: functools.partial(fn, label, seed)
                   for name, fn in ((BPCHECK, bpcheck_step), (TORCH_FAST, torch_step), (JAX, jax_step))}
-        timings = interleave(setups, rounds=rounds)
+        timings = interleave(setups, rounds=rounds, rotate=True)
         n_params = int(flat_params(make_case(label, seed)).size)
         section.lines += [f"**{label}** ({'-'.join(map(str, SIZES[label]))}, {n_params} params, batch 16, "
                           f"float64), {rounds} interleaved rounds:", "",

@@ -119,7 +119,7 @@ def run(sizes: list[str], skip_slow: bool, seed: int = 0) -> Section:
         if with_torch:
             setups[GRADCHECK] = functools.partial(gradcheck_step, label, seed)
         rounds = ROUNDS[label] if with_torch else 3
-        timings = interleave(setups, rounds=rounds)
+        timings = interleave(setups, rounds=rounds, rotate=True)
         n_params = int(flat_params(make_case(label, seed)).size)
         section.lines += [f"**{label}** ({'-'.join(map(str, SIZES[label]))}, {n_params} params, batch 16, "
                           f"float64), {rounds} interleaved round(s):", "",

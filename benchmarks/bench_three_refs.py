@@ -83,7 +83,7 @@ def run(rounds: int = 40, seed: int = 0) -> Section:
     section = Section("d. One three-reference check against one torch gradcheck, small random cases")
     section.lines += [__doc__.split("\n\n", 2)[2].strip(), ""]
     setups = {BPCHECK: functools.partial(bpcheck_step, seed), GRADCHECK: functools.partial(gradcheck_step, seed)}
-    timings = interleave(setups, rounds=rounds)
+    timings = interleave(setups, rounds=rounds, rotate=True)
     ratio = median_of(timings, BPCHECK) / median_of(timings, GRADCHECK)
     section.lines += [f"{rounds} interleaved rounds, one new case each:", "", table(timings, baseline=GRADCHECK), ""]
     section.goals.append(Goal("three-reference check vs one torch gradcheck", "<= 0.3x", f"{ratio:.2f}x", ratio <= 0.3))

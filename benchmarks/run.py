@@ -64,7 +64,7 @@ def engine_section(rounds: int, seed: int) -> Section:
               ENGINE_1T: functools.partial(engine_pinned, seed),
               TORCH_1T: functools.partial(torch_pinned, seed),
               JAX_JIT: functools.partial(bench_engine.jax_step, seed)}
-    timings = interleave(setups, rounds=rounds)
+    timings = interleave(setups, rounds=rounds, rotate=True)
     section.lines += [f"{rounds} interleaved steps each:", "", table(timings, baseline=TORCH_1T), ""]
     for engine, torch_name in ((ENGINE_1T, TORCH_1T), (ENGINE_DEFAULT, TORCH_2T)):
         ratio = median_of(timings, engine) / median_of(timings, torch_name)
