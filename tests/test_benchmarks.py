@@ -110,3 +110,17 @@ def test_jax_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     assert jax_ref.cache_dir() == tmp_path / "c"
     monkeypatch.delenv("BPCHECK_JAX_CACHE")
     assert jax_ref.cache_dir().parts[-3:] == (".cache", "bpcheck", "jax")
+
+
+def _stamp_factory():
+    import time
+
+    return time.time  # step() -> the wall-clock time of the call, comparable across processes
+
+
+def test_interleave_rotates_the_order_each_round():
+    from benchmarks.interleave import interleave
+
+    timings = {t.name: t.times for t in interleave({"A": _stamp_factory, "B": _stamp_factory}, rounds=4, rotate=True)}
+    first = ["A" if a < b else "B" for a, b in zip(timings["A"], timings["B"])]
+    assert first == ["A", "B", "A", "B"]
