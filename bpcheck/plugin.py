@@ -194,8 +194,11 @@ class GradCheck:
         return result
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def gradcheck(request: pytest.FixtureRequest) -> GradCheck:
-    """Assert that a gradient function (or the engine on a Case) agrees with the references; see GradCheck."""
+    """Assert that a gradient function (or the engine on a Case) agrees with the references; see GradCheck.
+
+    Session-scoped (it holds only the options), so @given tests may use it without a health-check warning.
+    """
     config = request.config
     return GradCheck(_references(config), config.getoption("bpcheck_seed"))

@@ -127,6 +127,24 @@ def test_the_engine_on_a_case(gradcheck):
     pytester.runpytest("--bpcheck-refs", "fd,torch").assert_outcomes(passed=3)
 
 
+def test_gradcheck_inside_given_reports_the_falsifying_case(pytester):
+    pytester.makepyfile(USER_GRADS + '''
+from hypothesis import Phase, given, settings
+from bpcheck import strategies as bst
+
+
+# Shrinking is shown in test_shrinking.py; here it would only add seconds.
+@settings(max_examples=20, deadline=None, database=None, derandomize=True, phases=[Phase.generate])
+@given(case=bst.cases(archs=ARCH, regimes=("ordinary",), dtypes=("float64",), max_batch=3))
+def test_everywhere(gradcheck, case):
+    gradcheck(lambda p, x, y: my_grads(p, x, y, drop_tanh_prime=True), case)
+''')
+    result = pytester.runpytest("--bpcheck-refs", "fd")
+    result.assert_outcomes(failed=1)  # no health-check error for the fixture: it is session-scoped
+    text = result.stdout.str()
+    assert "Falsifying example" in text and "layer 1" in text and "tanh" in text, text
+
+
 def test_the_seed_changes_the_case(pytester):
     pytester.makepyfile(USER_GRADS + '''
 
