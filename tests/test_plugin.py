@@ -7,12 +7,13 @@ state) use runpytest_subprocess.
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
 
 import pytest
 
-from bpcheck.references import NAMES, status
+from bpcheck.references import NAMES, producer, status
 
 USER_GRADS = '''
 import numpy as np
@@ -49,6 +50,19 @@ def test_skipped():
 def test_no_framework_was_imported():
     assert "torch" not in sys.modules and "jax" not in sys.modules
 '''
+
+
+@pytest.fixture(autouse=True)
+def _modules_outlive_in_process_runs():
+    """pytester's in-process runs drop every module first imported during the run. torch cannot be
+    imported twice in one process (re-initialising its C extension segfaults), and a second copy of
+    bpcheck's modules would split their caches, so everything an inner run may import is imported here."""
+    importlib.import_module("bpcheck.check")
+    for name in NAMES:
+        if status(name).available:
+            producer(name)  # imports bpcheck's module for the reference
+            if name != "fd":
+                importlib.import_module(name)  # and its framework
 
 
 def header_line(result: pytest.RunResult) -> str:
