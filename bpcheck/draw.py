@@ -13,8 +13,9 @@ evenly whatever N is: regime = regimes[i % R], dtype = dtypes[(i // R) % D].
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from hypothesis import strategies as st
@@ -30,11 +31,26 @@ MAX_CHOICES = 20_000
 ATTEMPTS = 8  # an overrun draw (too many choices) retries with the next sub-seed
 
 
+def _no_constant(self, choice_type, constraints, *, p=0.05):
+    return None
+
+
 class _SeededProvider(HypothesisProvider):
     """Hypothesis's random provider without constant injection: output depends on its Random alone."""
 
-    def _maybe_draw_constant(self, choice_type, constraints, *, p=0.05):
-        return None
+    _maybe_draw_constant = _no_constant
+
+
+@contextlib.contextmanager
+def without_constant_injection() -> Iterator[None]:
+    """For hypothesis.find (which picks its own provider): no local constants while inside, so what it
+    finds does not depend on which modules this process happened to import first (--jobs 1 vs 2)."""
+    saved = HypothesisProvider._maybe_draw_constant
+    HypothesisProvider._maybe_draw_constant = _no_constant
+    try:
+        yield
+    finally:
+        HypothesisProvider._maybe_draw_constant = saved
 
 
 def archs_for(regime: str, max_depth: int, max_width: int) -> st.SearchStrategy:

@@ -23,7 +23,7 @@ from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from . import engine
 from .check import Producer, case_digest, check_case
-from .draw import case_strategy
+from .draw import case_strategy, without_constant_injection
 from .report.analysis import kind, kinds
 from .results import CheckResult, RunResult
 from .spec import Case
@@ -70,7 +70,8 @@ def shrink_one(case: Case, target: tuple[str, str, str], references: list[str], 
         return shows[key]
 
     try:
-        found = find(strategy, same_kind, settings=_settings())
+        with without_constant_injection():
+            found = find(strategy, same_kind, settings=_settings())
     except _OutOfBudget:
         if not best:
             return None, calls
