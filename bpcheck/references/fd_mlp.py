@@ -52,6 +52,9 @@ class _Net:
 
     def __init__(self, case: Case) -> None:
         self.arch, self.p, self.x, self.y = case.arch, case.params, case.x, case.y
+        # Unit-major like the perturbed outputs (_unit_outer), so the loss's y * log_softmax(z) streams in
+        # order: the loss of a 100-90-10 net's W1 family ran ~20% faster, with bit-identical values.
+        self.y = np.asfortranarray(self.y)
         self.L, self.B = case.arch.n_layers, case.batch
         self.acts = [RULES[a] for a in case.arch.activations]
         self.rule = LOSS_RULES[case.arch.loss]
