@@ -117,7 +117,7 @@ def test_buggy(gradcheck):
     assert "AssertionError" in text and "FAIL ENGINE" in text
     assert re.search(r"\bd[Wb]1\b", text), text  # the parameter
     assert "layer 1" in text  # the layer
-    assert "tanh" in text  # the diagnosis: the derivative of tanh is missing
+    assert "the derivative of tanh is missing in layer 1" in text  # the diagnosis
 
 
 def test_passing_gradcheck_returns_the_result(pytester):
@@ -125,18 +125,23 @@ def test_passing_gradcheck_returns_the_result(pytester):
 from bpcheck.spec import Case
 
 
+rng = np.random.default_rng(0)
+CASE = Case(ARCH, {k: rng.standard_normal(s) for k, s in ARCH.param_shapes().items()},
+            rng.standard_normal((2, 3)), rng.random((2, 2)))
+
+
 def test_mine(gradcheck):
-    result = gradcheck(my_grads, ARCH)
-    assert result.ok and result.label == "AGREE" and result.batch == 4
+    result = gradcheck(my_grads, ARCH, cases=3)  # bpcheck.check_gradients' options pass through
+    assert result.ok and len(result.outcomes) == 3
 
 
 def test_mine_on_my_case(gradcheck):
-    case = gradcheck.case(ARCH, batch=2)
-    assert gradcheck(my_grads, case).batch == 2
+    result = gradcheck(my_grads, CASE)
+    assert [o.result.batch for o in result.outcomes] == [2] and result.labels == {"AGREE": 1}
 
 
 def test_the_engine_on_a_case(gradcheck):
-    assert gradcheck(gradcheck.case(ARCH)).label == "AGREE"
+    assert gradcheck(CASE).label == "AGREE"
 ''')
     pytester.runpytest("--bpcheck-refs", "fd,torch").assert_outcomes(passed=3)
 
@@ -163,7 +168,7 @@ def test_the_seed_changes_the_case(pytester):
     pytester.makepyfile(USER_GRADS + '''
 
 def test_show(gradcheck):
-    print("CASE", gradcheck(my_grads, ARCH).case_id)
+    print("CASE", gradcheck(my_grads, ARCH, cases=1).outcomes[0].result.case_id)
 ''')
     ids = [re.search(r"CASE (\w+)", pytester.runpytest("-s", "--bpcheck-refs", "fd", "--bpcheck-seed", seed)
                      .stdout.str()).group(1) for seed in ("0", "0", "1")]
@@ -178,7 +183,7 @@ def test_wrong_shape(gradcheck):
 ''')
     result = pytester.runpytest("--bpcheck-refs", "fd")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*UserFunctionError*'W2' of shape (2, 4), but W2 is (4, 2)*"])
+    result.stdout.fnmatch_lines(["*check failed, keys, shapes and dtypes*'W2' of shape (2, 4), but W2 is (4, 2)*"])
 
 
 def test_gradcheck_skips_when_no_reference_can_run(pytester, monkeypatch):
@@ -186,7 +191,7 @@ def test_gradcheck_skips_when_no_reference_can_run(pytester, monkeypatch):
     pytester.makepyfile(USER_GRADS + '''
 
 def test_mine(gradcheck):
-    gradcheck(my_grads, ARCH)
+    gradcheck(my_grads, ARCH, cases=2)
 ''')
     result = pytester.runpytest("--bpcheck-refs", "torch", "-rs")
     result.assert_outcomes(skipped=1)
