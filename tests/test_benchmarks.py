@@ -124,3 +124,21 @@ def test_interleave_rotates_the_order_each_round():
     timings = {t.name: t.times for t in interleave({"A": _stamp_factory, "B": _stamp_factory}, rounds=4, rotate=True)}
     first = ["A" if a < b else "B" for a, b in zip(timings["A"], timings["B"])]
     assert first == ["A", "B", "A", "B"]
+
+
+@pytest.mark.parametrize("dtypes", [(np.float64, np.float64), (np.float32, np.float32), (np.float32, np.float64)])
+@pytest.mark.parametrize("shapes", [((16, 10), (16, 10)), ((7, 16, 1, 10), (1, 16, 1, 10)), ((1, 16, 10), (5, 16, 10))])
+def test_in_place_softmax_family_equals_the_plain_formulas_bit_for_bit(shapes, dtypes):
+    from bpcheck import ops
+
+    rng = np.random.default_rng(1)
+    z = (5 * rng.standard_normal(shapes[0])).astype(dtypes[0])
+    y = rng.random(shapes[1]).astype(dtypes[1])
+    shifted = z - z.max(axis=-1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    e = np.exp(shifted)
+    cross_entropy = -(y * log_softmax).sum(axis=-1).mean(axis=-1)
+    assert np.array_equal(ops._log_softmax(z), log_softmax)
+    assert np.array_equal(ops._softmax(z), e / e.sum(axis=-1, keepdims=True))
+    got = ops._cross_entropy(z, y)
+    assert got.dtype == cross_entropy.dtype and np.array_equal(got, cross_entropy)
