@@ -20,7 +20,10 @@ def tensor_label(name: str) -> str:
 def short_name(producer: str) -> str:
     """What the messages call the gradient under test: a user's function (bpcheck.byo names its producer
     'user.<function>') by its own name, anything else, planted engine variants included, 'engine'."""
-    return producer.removeprefix("user.") if producer.startswith("user.") else "engine"
+    if not producer.startswith("user."):
+        return "engine"
+    return producer.removeprefix("user.").rsplit(":", 1)[-1]  # 'user.path/to/file.py:grads' -> 'grads'
+
 
 
 def _where(t: TensorMetrics, reference: str, who: str) -> str:

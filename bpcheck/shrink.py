@@ -24,12 +24,13 @@ from hypothesis.errors import NoSuchExample, Unsatisfiable
 from . import engine
 from .check import Producer, case_digest, check_case
 from .draw import case_strategy, without_constant_injection
+from .message import short_name, verdict_message
 from .report.analysis import kind, kinds
 from .results import CheckResult, RunResult
 from .spec import Case
 
 MAX_EXAMPLES = 60
-MAX_CALLS = 80
+MAX_CALLS = 300
 MAX_KINDS = 8
 
 
@@ -110,7 +111,7 @@ def shrink_kinds(run: RunResult, references: list[str], producer: Producer = eng
             "case_id": result.case_id,
             "arch": result.arch, "dtype": result.dtype, "regime": result.regime, "batch": result.batch,
             "reference": shown.reference,
-            "message": shown.message(),
+            "message": verdict_message(shown, short_name(result.producer)),
             "shrunk": shrunk,
             "checks": calls,
             "file": f"cases/{result.case_id}.json",

@@ -150,9 +150,13 @@ def worst(run: RunResult, limit: int = WORST_ROWS) -> list[Row]:
     return rows[:limit]
 
 
+_TENSOR_LIST = re.compile(r"\b(d[A-Za-z]+#)(?:(?:, | and )d[A-Za-z]+#)+")
+
+
 def pattern(diagnosis: str) -> str:
-    """A diagnosis with its numbers blanked: 'dz# = dL/da# of torch: ...' names a kind, not one case."""
-    return _NUMBER.sub("#", diagnosis).strip()
+    """A diagnosis with its numbers blanked, and a list of tensors folded to its first: 'db1, db2 = 0.25 x
+    torch' and 'db3 = 0.5 x torch' are one kind, 'db# = # x torch', however many layers the batch showed it in."""
+    return _TENSOR_LIST.sub(r"\1", _NUMBER.sub("#", diagnosis)).strip()
 
 
 def kind(r: CheckResult, v: Verdict) -> tuple[str, str, str]:
