@@ -83,9 +83,9 @@ def test_stale_cache_is_right_once_then_engine():
 
 
 @pytest.mark.parametrize("name, words", [
-    ("grads_accumulate", "returned another dW1 when called again on the same inputs"),
-    ("params_updated_in_place", "changed W1 in place"),
-    ("x_normalised_in_place", "changed x in place"),
+    ("grads_accumulate", "grads_accumulate gave another dW1 for the same case after a call on another case"),
+    ("params_updated_in_place", "params_updated_in_place modified params['W1'] in place"),
+    ("x_normalised_in_place", "x_normalised_in_place modified x in place"),
 ])
 def test_user_function_fault_is_named(name, words):
     m = get(name)

@@ -1,6 +1,8 @@
 """Calling a user's gradient function: its output validated, its inputs watched, its memory tested.
 
-    out = UserGrad(grad_fn, layout, timeout).call(case)   # -> Call(grads in bpcheck's layout, mutated)
+    user = UserGrad(grad_fn, layout, timeout)
+    out = user.call(case)               # -> Call(grads in bpcheck's layout, mutated)
+    hidden_state(user, case, out)       # '' or how the answer depends on earlier calls (A, B, A)
 
 Interface faults (not a dict, wrong or missing keys, wrong shapes, non-float dtype) raise
 UserFunctionError naming the key, the shape or dtype found and the one expected; behaviour faults
@@ -47,12 +49,13 @@ def function_name(fn: Callable[..., Any]) -> str:
 class UserGrad:
     """A user's grad_fn(params, x, y) (or grad_fn(arch, params, x, y)) in a given layout."""
 
-    def __init__(self, fn: Callable[..., Any], layout: Layout, timeout: float | None = None) -> None:
+    def __init__(self, fn: Callable[..., Any], layout: Layout, timeout: float | None = None,
+                 name: str | None = None) -> None:
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                     or not 0 < timeout < float("inf")):
             raise UsageError(f"timeout={timeout!r} is not a number of seconds: give a finite number > 0, or None")
         self.fn, self.layout, self.timeout = fn, layout, timeout
-        self.name = function_name(fn)
+        self.name = name or function_name(fn)
         self.with_arch = takes_arch(fn, self.name)
 
     def call(self, case: Case, params: dict[str, np.ndarray] | None = None) -> Call:
@@ -146,6 +149,17 @@ def same_answer(name: str, first: Grads, other: Grads) -> str:
                 "between calls (a cache keyed on the data or the shape, not the params); compute everything from "
                 "its arguments")
     return ""
+
+
+def hidden_state(user: UserGrad, case: Case, first: Call) -> str:
+    """'' or a message when user's answer depends on earlier calls. first is user.call(case); then case B
+    (A's data, other params), then A again: B's answer must differ from A's (a cache that ignores the
+    params) and A's must not change (state kept between calls, e.g. an accumulator never zeroed)."""
+    rng = np.random.default_rng(12345)
+    other = {k: (v * 1.5 + 0.25 * rng.standard_normal(v.shape)).astype(v.dtype) for k, v in case.params.items()}
+    moved = user.call(case, other)
+    again = user.call(case)
+    return same_answer(user.name, first.grads, moved.grads) or stale(user.name, first.grads, again.grads)
 
 
 def _snapshot(args: Any) -> list[tuple[str, np.ndarray]]:

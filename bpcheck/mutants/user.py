@@ -1,11 +1,11 @@
 """User-style mutants: gradient functions as a person writes them, fn(arch, params, x, y) -> grads,
 whose bug is hidden state or a side effect rather than a wrong line of math.
 
-as_producer(fn) turns one into a Case -> Gradients producer for check_case. It hands fn writable
-copies (as a user's code would get), and runs the two checks bpcheck.byo is to own, in their
-smallest form until byo lands: fn must not change its inputs (compared after the call), and two
-calls on the same inputs must agree (hidden state). Either failure raises UserFunctionError
-naming the array or the state, so check_case reports ERROR with that message.
+as_producer(fn) turns one into a Case -> Gradients producer for check_case, calling fn as
+bpcheck.byo calls a user's function (byo.calls.UserGrad: writable copies, the output validated)
+and running byo's own checks on each call: the inputs must be left unmodified, and the A, B, A calls
+must show no hidden state (byo.calls.hidden_state). Either failure raises UserFunctionError with
+byo's message, naming the array or the state, so check_case reports ERROR with that message.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from .. import engine
+from ..byo.calls import UserGrad, hidden_state
+from ..byo.layouts import ROW
 from ..spec import Arch, Case, Gradients, UserFunctionError
 
 GradFn = Callable[[Arch, dict, np.ndarray, np.ndarray], dict]
@@ -27,28 +29,16 @@ def _engine_grads(arch: Arch, params: dict, x: np.ndarray, y: np.ndarray, caches
     return dict(engine.backward(arch, params, caches, y, input_grad=False).grads)
 
 
-def call_checked(fn: GradFn, case: Case) -> dict:
-    """fn on writable copies of the case; UserFunctionError when it mutates them or is not repeatable."""
-    params = {k: np.array(v) for k, v in case.params.items()}
-    x, y = np.array(case.x), np.array(case.y)
-    grads = fn(case.arch, params, x, y)
-    for name, before, after in [*((k, case.params[k], params[k]) for k in params), ("x", case.x, x), ("y", case.y, y)]:
-        if not np.array_equal(before, after):
-            at = tuple(int(i) for i in np.argwhere(before != after)[0])
-            raise UserFunctionError(f"the gradient function changed {name} in place (at {at}: {before[at]!r} -> "
-                                    f"{after[at]!r}): work on a copy, or return new arrays")
-    again = fn(case.arch, {k: np.array(v) for k, v in case.params.items()}, np.array(case.x), np.array(case.y))
-    for k in grads:
-        if not np.array_equal(grads[k], again.get(k)):
-            raise UserFunctionError(f"the gradient function returned another d{k} when called again on the same "
-                                    "inputs: it keeps hidden state (an accumulator or a cache); reset it per call")
-    return grads
-
-
 def as_producer(fn: GradFn, name: str) -> Callable[[Case], Gradients]:
+    """A producer calling fn through byo; UserFunctionError when fn mutates its inputs or keeps state."""
+    user = UserGrad(fn, ROW, name=name)
+
     def produce(case: Case) -> Gradients:
-        grads = call_checked(fn, case)
-        return Gradients(engine.loss(case.arch, case.params, case.x, case.y), grads, None, source=name)
+        call = user.call(case)
+        fault = f"{name} {call.mutated}" if call.mutated else hidden_state(user, case, call)
+        if fault:
+            raise UserFunctionError(fault)
+        return Gradients(engine.loss(case.arch, case.params, case.x, case.y), call.grads, None, source=name)
 
     produce.__qualname__ = name
     produce.fn = fn  # type: ignore[attr-defined]  # the raw function, for the baselines
