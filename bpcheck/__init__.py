@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "Arch", "BpcheckError", "Case", "DataError", "Gradients", "SpecError",
-    "UsageError", "UserFunctionError", "init_params", "__version__", "replay", "check_gradients",
+    "UsageError", "UserFunctionError", "init_params", "__version__", "replay", "check_gradients", "check_case",
 ]
 
 
@@ -32,4 +32,8 @@ def __getattr__(name: str):
         from .byo import check_gradients
 
         return check_gradients
+    if name == "check_case":
+        from .check import check_case
+
+        return check_case
     raise AttributeError(f"module 'bpcheck' has no attribute {name!r}")
