@@ -29,7 +29,7 @@ from . import references as refs
 from .compare import CaseContext, Comparison, blame, compare, compare_tensor, diagnose, kind_of, references_agree
 from .compare.convention import exact_zeros, find_convention
 from .results import DEFAULT_FAIL_ON, LABELS, CheckResult, RunResult, TensorMetrics, Verdict, worst_label
-from .spec import Case, Gradients, UsageError
+from .spec import Case, Gradients, UsageError, suggest
 
 Producer = Callable[[Case], Gradients]
 FAST_DIRECTIONS = 3
@@ -72,7 +72,7 @@ def _fail_on(labels: Sequence[str]) -> tuple[str, ...]:
     labels = (labels,) if isinstance(labels, str) else tuple(labels)
     for label in labels:
         if label not in LABELS:
-            raise UsageError(f"fail_on has unknown label {label!r}: choose from {', '.join(LABELS)}")
+            raise UsageError(f"fail_on has unknown label {label!r}{suggest(label, LABELS)}: choose from {', '.join(LABELS)}")
     return labels
 
 

@@ -32,7 +32,7 @@ from . import references as refs
 from .check import Producer, check_case, producer_name
 from .draw import draw_case
 from .results import DEFAULT_FAIL_ON, LABELS, CheckResult, RunResult
-from .spec import UsageError
+from .spec import UsageError, suggest
 from .strategies import DTYPE_NAMES, REGIMES
 
 Progress = Callable[[int, int, CheckResult], None]
@@ -69,7 +69,8 @@ class SweepConfig:
                 raise UsageError(f"--{name.replace('_', '-')} is empty: give some of {', '.join(vocabulary)}")
             for v in values:
                 if v not in vocabulary:
-                    raise UsageError(f"--{name.replace('_', '-')} has unknown {v!r}: choose from {', '.join(vocabulary)}")
+                    raise UsageError(f"--{name.replace('_', '-')} has unknown {v!r}{suggest(v, vocabulary)}: "
+                                     f"choose from {', '.join(vocabulary)}")
         refs.resolve(list(self.references))
         return self
 

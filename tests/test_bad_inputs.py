@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from bpcheck.byo import check_gradients
+from bpcheck.check import check_case
 from bpcheck.cli import main
 from bpcheck.spec import Arch, BpcheckError, Case, DataError, SpecError, UsageError, init_params
 
@@ -195,7 +196,14 @@ ROWS = [
     Row("unwritable --out", lambda u, t: ["report", "--cases", "1", "--out", _file(t, "a_file", "") + "/sub"],
         "a_file/sub", "give a directory you can write to"),
     Row("unknown reference", lambda u, t: ["report", "--cases", "1", "--refs", "tf"], "'tf'", "did you mean 'fd'"),
-    Row("unknown regime", lambda u, t: ["report", "--cases", "1", "--regimes", "tinny"], "'tinny'", "choose from"),
+    Row("unknown regime", lambda u, t: ["report", "--cases", "1", "--regimes", "tinny"], "'tinny'",
+        "did you mean 'tiny'"),
+    Row("unknown dtype", lambda u, t: ["report", "--cases", "1", "--dtypes", "float46"], "'float46'",
+        "did you mean 'float64'"),
+    Row("unknown --fail-on label", lambda u, t: ["report", "--cases", "1", "--fail-on", "ENGINE,REFERNCE"],
+        "'REFERNCE'", "did you mean 'REFERENCE'"),
+    Row("unknown fail_on label (API)", lambda u, t: check_case(_case()(u, t), "fd", fail_on=("ENGIN",)), "'ENGIN'",
+        "did you mean 'ENGINE'", api=True),
     Row("unknown format", lambda u, t: ["report", "--cases", "1", "--formats", "pdf"], "'pdf'", "choose from"),
     Row("render a JSON that is not a report", lambda u, t: ["render", _file(t, "r.json", NOT_A_REPORT)],
         "is not a bpcheck report", "give the report.json written by `bpcheck report`"),
