@@ -189,6 +189,30 @@ def test_correct_gradient_of_a_scaled_loss_names_the_factor():
     assert "every gradient = 3 x the declared mse gradient" in result.diagnosis
 
 
+def test_scaled_loss_is_convention_naming_the_factor_with_fd_alone():
+    # No torch or jax: FD differentiates the user's own loss, so bpcheck's engine gives the declared one.
+    result = check_gradients(make_grads(loss_scale=3.0), ARCH, loss_fn=lambda p, x, y: mse_loss(p, x, y, 3.0),
+                             cases=N_CASES, dtype="float64", references="fd")
+    assert result.ok and set(result.labels) == {"CONVENTION"}, result.summary()
+    assert "every gradient = 3 x the declared mse gradient" in result.diagnosis
+    verdict = result.outcomes[0].result.verdict("engine")
+    assert verdict.label == "CONVENTION" and "3 x the declared mse gradient" in verdict.diagnosis
+    assert result.run_result().meta["references"]["engine"]["available"]
+
+
+def test_fd_alone_with_loss_fn_neither_invents_a_convention_nor_hides_a_bug():
+    right = check_gradients(good, ARCH, loss_fn=mse_loss, cases=N_CASES, references="fd")
+    assert right.ok and set(right.labels) <= {"AGREE", "KINK"}, right.summary()
+
+    def decayed(params, x, y):  # wrong for the user's loss and for the declared one
+        g = good(params, x, y)
+        return {k: v + 0.01 * params[k] if k.startswith("W") else v for k, v in g.items()}
+
+    wrong = check_gradients(decayed, ARCH, loss_fn=mse_loss, cases=N_CASES, dtype="float64", references="fd")
+    assert not wrong.ok and set(wrong.labels) == {"ENGINE"}
+    assert "weight-decay" in wrong.diagnosis
+
+
 def test_scaled_gradient_without_loss_fn_is_a_disagreement_with_the_factor():
     result = check_gradients(make_grads(loss_scale=3.0), ARCH, cases=N_CASES, dtype="float64")
     assert not result.ok and "ENGINE" in result.labels

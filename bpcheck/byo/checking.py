@@ -23,7 +23,7 @@ import numpy as np
 from .. import engine
 from .. import references as refs
 from ..check import check_case
-from ..compare import CaseContext, compare_gradients, merge_masks
+from ..compare import CaseContext, compare, compare_gradients, kind_of, merge_masks
 from ..compare.metrics import norm
 from ..results import DEFAULT_FAIL_ON, LABELS, CheckResult, Verdict, worst_label
 from ..spec import Arch, BpcheckError, Case, DataError, Gradients, UsageError, init_params, resolve_dtype
@@ -36,6 +36,7 @@ from .result import CaseOutcome, Finding, Result, common_diagnosis
 DEFAULT_CASES = 10
 FIXED_DATA_DRAWS = 3     # parameter sets drawn for fixed (x, y) data
 USER_FD = "fd:loss_fn"   # the verdict name of finite differences of the user's loss
+ENGINE_REF = "engine"    # the verdict name of bpcheck's engine on the declared loss (when no torch or jax ran)
 
 
 def check_gradients(
@@ -147,8 +148,9 @@ def _only_kink_convention(result: CheckResult) -> bool:
 
 def _with_user_fd(result: CheckResult | None, ctx: CaseContext, declared: Gradients, produced: Gradients, user_loss,
                   case: Case, name: str) -> CheckResult:
-    """Add the verdict against FD of the user's own loss; torch/jax ENGINE verdicts become CONVENTION
-    when the gradient is right for the user's loss."""
+    """Add the verdict against FD of the user's own loss, and when no torch or jax verdict ran one against
+    bpcheck's engine on the declared loss; their ENGINE verdicts become CONVENTION when the gradient is
+    right for the user's loss."""
     from ..references.finite_diff import central_difference
 
     fd = central_difference(user_loss, ctx.case64.params)
@@ -164,6 +166,13 @@ def _with_user_fd(result: CheckResult | None, ctx: CaseContext, declared: Gradie
     verdict = Verdict(USER_FD, "AGREE" if agree else "ENGINE", metrics, tol,
                       reason="" if agree else "differs from finite differences of the user's loss_fn")
     verdicts = list(result.verdicts) if result is not None else []
+    if not any(kind_of(v.reference) == "analytic" and v.label not in ("SKIPPED", "ERROR") for v in verdicts):
+        # FD of the user's loss cannot see the convention; bpcheck's engine (checked against torch and
+        # jax in its own tests) gives the declared loss's gradient instead.
+        c = compare(ctx, produced, declared, ENGINE_REF)
+        verdicts.append(Verdict(ENGINE_REF, "AGREE" if c.agree else "ENGINE", c.tensors + c.traces, c.tol,
+                                *(c.first_bad if not c.agree else (None, "")), c.kinks,
+                                reason="" if c.agree else f"differs from bpcheck's engine on the declared {case.arch.loss}"))
     if agree:
         verdicts = [replace(v, label="CONVENTION", reason="the user's loss_fn is not the declared "
                             f"{case.arch.loss}; the gradient is right for the user's loss")
@@ -273,7 +282,6 @@ def _around_data(arch: Arch, x: Any, y: Any, seed: int, dtypes: Sequence[str]) -
         dt = dtypes[i % len(dtypes)]
         out.append(Case(arch, params, x, y).astype(dt))
     return out
-
 
 
 def _numbers(name: str, value: Any) -> np.ndarray:
