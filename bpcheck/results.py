@@ -25,7 +25,8 @@ LABEL_MEANING: dict[str, str] = {
     "ENGINE": "the gradient under test (the engine or your function) differs while the references agree with each other",
     "REFERENCE": "the references disagree with each other",
     "ERROR": "the reference raised",
-    "CONVENTION": "another valid convention: a different one-sided slope at exact zeros of a kink, or (given your loss_fn) your own loss",
+    "CONVENTION": ("another valid convention: a different one-sided slope at exact zeros of a kink, "
+                   "or (given your loss_fn) your own loss"),
     "FD_NOISE": "only finite differences differ, beyond their estimate, while the analytic references agree",
     "KINK": "agrees once coordinates whose finite difference crosses a kink are left out",
     "AGREE": "agrees within tolerance",
