@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from .. import engine
-from ..ops import _GELU_C, _GELU_K, LOSS_RULES, RULES
+from ..ops import _GELU_C, _GELU_K, LOSS_RULES, RULES, _count, sigmoid, softmax
 from ..spec import Case
 from .metrics import norm
 
@@ -87,7 +87,7 @@ def error_scales(case64: Case, caches: list[engine.LayerCache], dz: tuple[np.nda
     out = caches[-1].z if logits else caches[-1].a
     u_out = fwd[-1][0] if logits else fwd[-1][1]
     g = rule.backward(out, y)
-    e = norm(np.maximum(np.abs(g), _rule_rounding(rule.backward, out, y))
+    e = norm(np.maximum(_loss_terms(arch.loss, out, y, g), _rule_rounding(rule.backward, out, y))
              + np.abs(rule.backward(out + _DELTA * u_out * _signs(out.shape), y) - g) / _DELTA)
     scales: dict[str, float] = {}
     for layer in range(n, 0, -1):
@@ -107,6 +107,26 @@ def error_scales(case64: Case, caches: list[engine.LayerCache], dz: tuple[np.nda
         e = _rms(w) * e + norm(np.abs(d) @ np.abs(w).T)
     scales["x"] = e
     return {k: (v if math.isfinite(v) else math.inf) for k, v in scales.items()}
+
+
+def _loss_terms(loss: str, out: np.ndarray, y: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """The size of the terms the loss backward rounds, per eps: at least |g|, the rounding of the result.
+
+    A loss fused with its activation subtracts y from that activation's output, which it computes inside
+    the backward (so forward_errors never sees its rounding): cross_entropy's softmax(z) sum(y) - y and
+    bce's sigmoid(z) - y. The output carries eps times its size, so where it nearly equals y the
+    difference carries eps times the terms, however small the difference is: relative to the result, the
+    error grows without bound. _rule_rounding should show that, but it is one sample of float32's
+    rounding and can be lucky (0.06 eps32 on a softmax of 0.5 + 2.4e-5, where float64's own error is
+    ~0.5 eps64: a false REFERENCE, torch vs jax in dx). Bound: (|softmax(z) sum(y)| + |y|) / B and
+    (|sigmoid(z)| + |y|) / (B n_out). mse and huber subtract y from a_L, whose rounding u_a >= |a_L| is
+    already in the sensitivity term of error_scales.
+    """
+    if loss == "cross_entropy":
+        return (np.abs(softmax(out) * y.sum(axis=-1, keepdims=True)) + np.abs(y)) / out.shape[-2]
+    if loss == "bce":
+        return (sigmoid(out) + np.abs(y)) / _count(out)
+    return np.abs(g)
 
 
 def _gain(act: str, cache: engine.LayerCache, dz: np.ndarray, da: np.ndarray) -> float:

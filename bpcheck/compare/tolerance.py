@@ -11,7 +11,10 @@ largest gradient entry; atol is where the dtype underflows. gamma * E_t is the r
 gamma = safety * eps(dtype) * sqrt(width), the typical error of a dot product of length width,
 and E_t (`error_scales`) follows the backward pass from the output down, norm-wise:
 
-    E(dL/dout) = || |g| + s ||                      s: how far g moves when out carries its
+    E(dL/dout) = || T + s ||                        T >= |g|: the terms the loss backward rounds
+                                                    (softmax(z) sum(y) and y for cross_entropy,
+                                                    sigmoid(z) and y for bce), not just its result;
+                                                    s: how far g moves when out carries its
                                                     forward rounding error (forward_errors)
     E(dz_l)    = E(da_l) * max(rms act', ||dz_l|| / ||da_l||) + || s_l || + ||dz_l||
     E(W_l)     = rms(a_{l-1}) E(dz_l) + || |a_{l-1}|^T |dz_l| || + || u_a^T |dz_l| ||
