@@ -12,8 +12,13 @@ import textwrap
 import pytest
 
 from bpcheck import cli
+from bpcheck.references import status
+
+from .interrupt import interruptible
 
 SMALL = ["--refs", "fd", "--max-depth", "2", "--max-width", "3"]
+# fd and, where installed, torch: the point of the tests using it holds with fd alone (the bare venv of tox -e bare)
+FD_TORCH = [name for name in ("fd", "torch") if status(name).available]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUGGY = textwrap.dedent("""
     from bpcheck import Case, engine
@@ -40,12 +45,13 @@ def _strip_timings(d):
 
 def test_default_pipeline_small_n(tmp_path, capsys):
     out = tmp_path / "r"
-    assert cli.main(["report", "--cases", "3", "--refs", "fd,torch", "--max-depth", "2", "--out", str(out)]) == 0
+    assert cli.main(["report", "--cases", "3", "--refs", ",".join(FD_TORCH), "--max-depth", "2", "--out", str(out)]) == 0
     for name in ("report.md", "report.json", "report.html", "junit.xml", "errors.png"):
         assert (out / name).stat().st_size > 0, name
     lines = [ln for ln in capsys.readouterr().out.splitlines() if not ln.startswith("[")]
     assert lines[0].startswith("PASS") and lines[1].startswith("seed 0, 3 cases")
-    assert any(ln.strip().startswith("torch ") for ln in lines) and lines[-1].startswith(f"report: {out}")
+    assert all(any(ln.strip().startswith(f"{name} ") for ln in lines) for name in FD_TORCH), lines
+    assert lines[-1].startswith(f"report: {out}")
     assert len(lines) <= 20
 
 
@@ -68,7 +74,7 @@ def test_user_engine_with_a_planted_bug_fails_and_replays(tmp_path, capsys):
     (tmp_path / "mine.py").write_text(BUGGY)
     spec = f"{tmp_path / 'mine.py'}:grads"
     out = tmp_path / "r"
-    code = cli.main(["report", "--cases", "3", "--refs", "fd,torch", "--regimes", "ordinary", "--engine", spec,
+    code = cli.main(["report", "--cases", "3", "--refs", ",".join(FD_TORCH), "--regimes", "ordinary", "--engine", spec,
                      "--formats", "md,json", "--out", str(out)])
     assert code == 1
     md = (out / "report.md").read_text()
@@ -85,7 +91,8 @@ def test_user_engine_with_a_planted_bug_fails_and_replays(tmp_path, capsys):
 def test_ctrl_c_writes_a_partial_report_and_exits_130(tmp_path):
     out = tmp_path / "r"
     proc = subprocess.Popen([sys.executable, "-m", "bpcheck", "report", "--cases", "400", *SMALL, "--formats", "md,json",
-                             "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)
     for line in proc.stdout:
         if line.startswith("["):  # a progress line: some cases are done
             break

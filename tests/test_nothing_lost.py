@@ -23,6 +23,8 @@ from bpcheck.report.writer import write_file
 from bpcheck.spec import UsageError
 from bpcheck.sweep import KILL_HOOK
 
+from .interrupt import interruptible
+
 FAST = ["--refs", "fd", "--max-depth", "2", "--max-width", "3"]
 
 
@@ -52,19 +54,12 @@ def test_report_over_a_directory_in_the_way_is_one_line_exit_2(tmp_path, capsys)
     assert _temporaries(tmp_path) == []
 
 
-def _interruptible() -> None:
-    """In the child before exec: SIGINT back to its default. A shell that starts pytest in the background
-    (`cmd &` without job control) leaves SIGINT ignored, the child would inherit that, and Python then
-    installs no KeyboardInterrupt handler: the sweep would never see the Ctrl-C."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def test_ctrl_c_writes_a_partial_report_of_the_finished_cases_and_exits_130(tmp_path):
     """SIGINT to the whole process group, as a terminal's Ctrl-C does, once some cases are done."""
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "bpcheck", "report", "--cases", "5000", "--jobs", "2", *FAST,
                              "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, preexec_fn=_interruptible)
+                            start_new_session=True, preexec_fn=interruptible)
     try:
         for line in proc.stdout:  # the plain progress lines (not a tty): one every 5% of the cases
             if line.startswith("["):
