@@ -20,8 +20,8 @@ Array = np.ndarray
 LEAKY_SLOPE = 0.01
 ELU_ALPHA = 1.0
 HUBER_DELTA = 1.0
-_GELU_C = math.sqrt(2.0 / math.pi)
-_GELU_K = 0.044715
+GELU_C = math.sqrt(2.0 / math.pi)
+GELU_K = 0.044715
 
 
 @dataclass(frozen=True)
@@ -66,12 +66,12 @@ def _log_softmax(z: Array) -> Array:
 
 
 def _gelu(z: Array) -> Array:
-    return 0.5 * z * (1.0 + np.tanh(_GELU_C * (z + _GELU_K * z**3)))
+    return 0.5 * z * (1.0 + np.tanh(GELU_C * (z + GELU_K * z**3)))
 
 
 def _gelu_backward(z: Array, a: Array, g: Array) -> Array:
-    t = np.tanh(_GELU_C * (z + _GELU_K * z**3))
-    return g * (0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _GELU_C * (1.0 + 3.0 * _GELU_K * z * z))
+    t = np.tanh(GELU_C * (z + GELU_K * z**3))
+    return g * (0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_K * z * z))
 
 
 def _elu(z: Array) -> Array:

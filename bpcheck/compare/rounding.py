@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from .. import engine
-from ..ops import _GELU_C, _GELU_K, LOSS_RULES, RULES, _count, sigmoid, softmax
+from ..ops import GELU_C, GELU_K, LOSS_RULES, RULES, _count, sigmoid, softmax
 from ..spec import Case
 from .metrics import norm
 
@@ -167,8 +167,8 @@ def _gelu_cancellation(z: np.ndarray, da: np.ndarray) -> np.ndarray:
     tanh rounds differently, on two gelu outputs in 10,000 sweep cases). Bound: |da| |t| (1/2 + |z| C
     (1 + 3 K z^2)), the two terms' coefficients times the error of 1 + t (1 - t^2 = (1 - t)(1 + t)).
     """
-    t = np.tanh(_GELU_C * (z + _GELU_K * z**3))
-    return np.abs(da) * np.abs(t) * (0.5 + np.abs(z) * _GELU_C * (1.0 + 3.0 * _GELU_K * z * z))
+    t = np.tanh(GELU_C * (z + GELU_K * z**3))
+    return np.abs(da) * np.abs(t) * (0.5 + np.abs(z) * GELU_C * (1.0 + 3.0 * GELU_K * z * z))
 
 
 def ambiguous(case64: Case, caches: list[engine.LayerCache], fwd: Forward, gamma: float,
