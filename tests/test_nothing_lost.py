@@ -92,5 +92,9 @@ def test_a_killed_worker_is_an_error_in_the_written_report_and_the_rest_complete
     assert len(labels) == 6 and labels[2] == "ERROR" and "ERROR" not in labels[:2] + labels[3:]
     assert "died" in report["results"][2]["error"] and report["meta"]["partial"] is False
     assert "ERROR" in printed
+    # the summary says what failed: an ERROR, not a --fail-on label (this run has no ENGINE or REFERENCE)
+    verdict = "FAIL: 1 of 6 cases ended in an ERROR (the gradient under test raised or its worker died)"
+    assert next(ln for ln in printed.splitlines() if ln.startswith(("FAIL", "PASS"))) == verdict, printed
+    assert f"**{verdict}**" in (out / "report.md").read_text()
     saved = out / "cases" / f"{report['results'][2]['case_id']}.json"
     assert saved.exists()  # the dead worker's case is saved for replay

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import jsonschema
@@ -10,6 +11,7 @@ import pytest
 from bpcheck import cli
 from bpcheck.commands.report import execute
 from bpcheck.replaying import replay
+from bpcheck.report.analysis import verdict_line
 from bpcheck.report.jsonfmt import schema
 from bpcheck.results import RunResult
 from bpcheck.sweep import SweepConfig
@@ -80,3 +82,17 @@ def test_render_reproduces_the_report_byte_for_byte(planted_report, tmp_path):
     for name in ("report.md", "report.json", "report.html", "junit.xml", "errors.png"):
         assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
     assert sorted(p.name for p in (tmp_path / "cases").iterdir()) == sorted(p.name for p in (out / "cases").iterdir())
+
+
+def test_summary_line_counts_failing_labels_and_errors_apart(planted_report):
+    _, out = planted_report
+    run = RunResult.from_dict(json.loads((out / "report.json").read_text()))
+    bad = len(run.failures())
+    assert 1 <= bad < 4, "the planted run needs a failing case and a passing one"
+    assert verdict_line(run) == f"FAIL: {bad} of 4 cases carry a failing label (ENGINE, REFERENCE)"
+    # a passing case as a dead worker leaves it (tests/test_nothing_lost.py kills a real one): ERROR, no verdicts
+    i = next(i for i, r in enumerate(run.results) if r.ok)
+    dead = dataclasses.replace(run.results[i], label="ERROR", ok=False, verdicts=(), error="worker died (signal 9)")
+    mixed = dataclasses.replace(run, results=(*run.results[:i], dead, *run.results[i + 1:]))
+    assert verdict_line(mixed) == (f"FAIL: {bad + 1} of 4 cases carry a failing label (ENGINE, REFERENCE) or an "
+                                   f"error: {bad} labelled, 1 ERROR")

@@ -184,11 +184,22 @@ def saved(run: RunResult) -> list[CheckResult]:
 
 
 def verdict_line(run: RunResult) -> str:
-    """'FAIL: 3 of 200 cases carry a failing label (ENGINE, REFERENCE)' or 'PASS: ...'."""
+    """'FAIL: 3 of 200 cases carry a failing label (ENGINE, REFERENCE)' or 'PASS: ...'.
+
+    A case fails either by a verdict with a --fail-on label or as an ERROR with no verdicts (the gradient under
+    test raised, or its worker died), which carries no label to name: the line says which of the two happened.
+    """
     n = len(run.results)
-    bad = len(run.failures())
-    fail_on = ", ".join(run.meta.get("fail_on", ()))
+    fail_on = tuple(run.meta.get("fail_on", ()))
+    failures = run.failures()
+    errors = sum(not any(v.label in fail_on for v in r.verdicts) for r in failures)
+    names = ", ".join(fail_on)
     part = " (partial: interrupted)" if run.partial else ""
-    if bad:
-        return f"FAIL: {bad} of {n} cases carry a failing label ({fail_on}){part}"
-    return f"PASS: none of {n} cases carries a failing label ({fail_on}){part}"
+    if failures and not errors:
+        return f"FAIL: {len(failures)} of {n} cases carry a failing label ({names}){part}"
+    if failures and errors == len(failures):
+        return f"FAIL: {errors} of {n} cases ended in an ERROR (the gradient under test raised or its worker died){part}"
+    if failures:
+        return (f"FAIL: {len(failures)} of {n} cases carry a failing label ({names}) or an error: "
+                f"{len(failures) - errors} labelled, {errors} ERROR{part}")
+    return f"PASS: none of {n} cases carries a failing label ({names}){part}"
