@@ -115,9 +115,10 @@ def test_draw_cases_honours_conditions_and_is_deterministic():
 
 def test_cli_writes_the_reports(tmp_path, capsys):
     code = main(["mutants", "--only", "bias_sign_flipped,ce_forgets_y", "--cases", "2", "--fp-cases", "3",
-                 "--no-baselines", "--shrink", "greedy", "--out", str(tmp_path)])
+                 "--no-baselines", "--shrink", "greedy", "--refs", "fd", "--out", str(tmp_path)])
     assert code == 0
     data = json.loads((tmp_path / "mutants.json").read_text())
+    assert data["meta"]["references"] == ["fd"]  # --refs, as report, check and replay spell it
     assert data["totals"]["bpcheck_caught"] == 2 and data["engine"]["bpcheck_false_positives"] == 0
     assert data["mutants"][0]["localised"] is True and data["mutants"][0]["minimal"]["by"] == "greedy"
     md = (tmp_path / "mutants.md").read_text()
@@ -128,3 +129,5 @@ def test_cli_writes_the_reports(tmp_path, capsys):
 def test_cli_unknown_mutant_is_a_usage_error(tmp_path, capsys):
     assert main(["mutants", "--only", "nope", "--out", str(tmp_path)]) == 2
     assert "mutant 'nope'" in capsys.readouterr().err
+    assert main(["mutants", "--refs", "tf", "--out", str(tmp_path)]) == 2
+    assert "reference 'tf' (did you mean 'fd'?)" in capsys.readouterr().err

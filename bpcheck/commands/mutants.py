@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fp-cases", type=int_at_least(0), default=2000,
                    help="cases of the unmutated engine for the false-alarm count (default %(default)s; 0 skips)")
     p.add_argument("--only", default="", help="comma-separated mutant names (default: every mutant)")
-    p.add_argument("--references", default=None, help="bpcheck references, e.g. fd,torch (default: all available)")
+    p.add_argument("--refs", default=None, help="bpcheck references, e.g. fd,torch (default: all available)")
     p.add_argument("--no-baselines", action="store_true", help="run bpcheck only")
     p.add_argument("--out", default="reports", help="directory for mutants.md and mutants.json (default %(default)s)")
     p.add_argument("--shrink", choices=("hypothesis", "greedy", "none"), default="hypothesis",
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{m.name:28s} {m.style:6s} {m.where:18s} {m.conditions.describe()}\n    {m.description}")
         return 0
     names = tuple(b for b in baselines.BASELINES if not args.no_baselines and baselines.available(b))
-    references = refs.resolve(args.references)
+    references = refs.resolve(args.refs)
     start = time.perf_counter()
     mutants = []
     for i, m in enumerate(chosen, 1):
