@@ -21,12 +21,12 @@ from .blame import blame
 from .convention import exact_zeros, find_convention
 from .diagnose import diagnose, factor_name
 from .localise import first_bad_layer, trace_metrics
-from .metrics import agrees, compare_gradients, compare_tensor
+from .metrics import agrees, compare_gradients, compare_tensor, explained
 from .tolerance import ANALYTIC, EPS, TOLERANCES, CaseContext, Rule, error_scales, kind_of, tolerance_for
 
 __all__ = [
     "ANALYTIC", "EPS", "TOLERANCES", "CaseContext", "Comparison", "Rule", "agrees", "blame", "compare",
-    "compare_gradients", "compare_tensor", "diagnose", "error_scales", "exact_zeros", "factor_name", "find_convention",
+    "compare_gradients", "compare_tensor", "diagnose", "error_scales", "exact_zeros", "explained", "factor_name", "find_convention",
     "first_bad_layer", "kind_of", "merge_masks", "references_agree", "tolerance_for", "trace_metrics",
 ]
 

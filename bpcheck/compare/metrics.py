@@ -52,12 +52,7 @@ def compare_tensor(
     keep = np.ones(a.shape, dtype=bool) if kink is None else ~np.asarray(kink, dtype=bool)
     kinks = int(a.size - keep.sum())
     av, bv = a[keep], b[keep]
-    diff = np.abs(av - bv)
-    diff = np.where(np.isnan(diff), np.inf, diff)  # a NaN anywhere is infinitely wrong
-    budget = 0.0
-    if tol.fd_mult and err is not None:
-        budget = tol.fd_mult * np.asarray(err, dtype=np.float64)[keep]
-    unexplained = np.maximum(diff - budget - tol.fd_floor, 0.0)
+    diff, unexplained = _unexplained(av, bv, tol, err, keep)
     na, nb = norm(av), norm(bv)
     denom = max(na, nb)
     allowed = tol.rtol * denom + tol.gamma * scale + tol.atol * math.sqrt(av.size)
@@ -87,6 +82,25 @@ def compare_tensor(
         name, float(diff.max()) if diff.size else 0.0, float(rel.max()) if rel.size else 0.0,
         norm_rel, cosine, excess, bound, ok, kinks, worst,
     )
+
+
+def _unexplained(av: np.ndarray, bv: np.ndarray, tol: Tolerance, err: np.ndarray | None,
+                 keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(|a - b|, max(|a - b| - fd_mult err - fd_floor, 0)) over the kept coordinates; NaN -> inf."""
+    diff = np.abs(av - bv)
+    diff = np.where(np.isnan(diff), np.inf, diff)  # a NaN anywhere is infinitely wrong
+    budget = 0.0
+    if tol.fd_mult and err is not None:
+        budget = tol.fd_mult * np.asarray(err, dtype=np.float64)[keep]
+    return diff, np.maximum(diff - budget - tol.fd_floor, 0.0)
+
+
+def explained(a: np.ndarray, b: np.ndarray, tol: Tolerance, *, err: np.ndarray, kink: np.ndarray) -> bool:
+    """Does err explain every kept |a - b| (a, b, err, kink of one shape)? Then compare_tensor's result is
+    the same for any err' >= err: its metrics read err only through the unexplained part, all 0 here."""
+    keep = ~np.asarray(kink, dtype=bool)
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return not np.any(_unexplained(a[keep], b[keep], tol, err, keep)[1])
 
 
 def compare_gradients(
