@@ -1,7 +1,7 @@
 """Planted-bug producers (Case -> Gradients) for testing the tester.
 
-Each re-implements only the backward variant its bug needs, on top of engine.forward and the
-ops rules, and returns the per-layer dz/da trace the buggy backward really computed, as a
+Backward bugs are bpcheck.mutants.backward's hooked backward (or its rules override) with one
+line replaced, so each returns the per-layer dz/da trace the buggy backward really computed, as a
 hand-written engine would. Bugs that touch only the final gradients post-process engine.gradients.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from bpcheck import engine
-from bpcheck.ops import LOSS_RULES, RULES
+from bpcheck.mutants import backward
 from bpcheck.spec import Case, Gradients
 
 Producer = Callable[[Case], Gradients]
@@ -72,60 +72,31 @@ def bias_sign_flipped(layer: int) -> Producer:
     return produce
 
 
-def relu_one_at_zero(case: Case) -> Gradients:
-    """relu'(0) = 1 instead of the declared 0: another valid subgradient (a CONVENTION)."""
-    relu = RULES["relu"]
-    rules = {**RULES, "relu": replace(relu, backward=lambda z, a, g: g * (z >= 0))}
-    _, caches = engine.forward(case.arch, case.params, case.x)
-    return engine.backward(case.arch, case.params, caches, case.y, rules=rules)
+# relu'(0) = 1 instead of the declared 0: another valid subgradient (a CONVENTION).
+relu_one_at_zero = backward.with_rule("relu", lambda z, a, g: g * (z >= 0), "relu_one_at_zero")
 
 
-def variant_backward(case: Case, *, skip_derivative_at: int | None = None,
-                     untransposed_at: int | None = None) -> Gradients:
-    """The engine's backward with one planted bug, and the trace it computes.
-
-    skip_derivative_at=l: dz_l = dL/da_l (act_l' dropped). untransposed_at=l: the pass-back of
-    layer l uses W_l instead of W_l^T, dL/da_{l-1} = dz_l @ W_l (needs a square W_l).
-    """
-    arch, params = case.arch, case.params
-    rule = LOSS_RULES[arch.loss]
-    _, caches = engine.forward(arch, params, case.x)
-    last = caches[-1]
-    g = rule.backward(last.z if rule.from_logits else last.a, case.y)
-    n = arch.n_layers
-    grads, dz_trace, da_trace = {}, [None] * n, [None] * (n - 1)
-    for layer in range(n, 0, -1):
-        cache = caches[layer - 1]
-        if layer == n and rule.from_logits:
-            dz = g
-        else:
-            if layer < n:
-                da_trace[layer - 1] = g
-            dz = g if layer == skip_derivative_at else RULES[arch.activations[layer - 1]].backward(cache.z, cache.a, g)
-        dz_trace[layer - 1] = dz
-        grads[f"W{layer}"] = cache.a_prev.T @ dz
-        grads[f"b{layer}"] = dz.sum(axis=0)
-        w = params[f"W{layer}"]
-        g = dz @ (w if layer == untransposed_at else w.T)
-    ordered = {k: grads[k] for k in arch.param_shapes()}
-    loss = engine.loss_of(arch, caches, case.y)
-    return Gradients(loss, ordered, g, tuple(dz_trace), tuple(da_trace), source="planted")
+def _hooked(name: str, **hooks) -> Producer:
+    """bpcheck.mutants.backward.variant with the given hooks, named name, its source "planted"."""
+    produce = backward.variant(name="planted", **hooks)
+    produce.__qualname__ = name
+    return produce
 
 
 def derivative_dropped(layer: int) -> Producer:
-    def produce(case: Case) -> Gradients:
-        return variant_backward(case, skip_derivative_at=layer)
+    """dz_layer = dL/da_layer: act_layer' dropped."""
+    def act(step, at, rule, z, a, g):
+        return g if at == layer else rule.backward(z, a, g)
 
-    produce.__qualname__ = f"derivative_dropped({layer})"
-    return produce
+    return _hooked(f"derivative_dropped({layer})", act=act)
 
 
 def transposed_backward(layer: int) -> Producer:
-    def produce(case: Case) -> Gradients:
-        return variant_backward(case, untransposed_at=layer)
+    """The pass-back of layer uses W instead of W^T, dL/da_{layer-1} = dz_layer @ W_layer (needs a square W)."""
+    def back(step, at, dz, w):
+        return dz @ (w if at == layer else w.T)
 
-    produce.__qualname__ = f"transposed_backward({layer})"
-    return produce
+    return _hooked(f"transposed_backward({layer})", back=back)
 
 
 def weight_grad_transposed(layer: int) -> Producer:

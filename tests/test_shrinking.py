@@ -14,7 +14,7 @@ from bpcheck import check, engine
 from bpcheck import strategies as bst
 from bpcheck.spec import Case, Gradients
 
-from .planted import variant_backward
+from .planted import derivative_dropped
 from .search import first
 
 # A fixed search: derandomized, no database, so every run shrinks to the same case.
@@ -28,7 +28,7 @@ def sigma_prime_dropped(case: Case) -> Gradients:
     dz_1 = dL/da_1 instead of dL/da_1 * a_1 (1 - a_1)."""
     if case.arch.n_layers < 2:
         return engine.gradients(case)
-    return variant_backward(case, skip_derivative_at=1)
+    return derivative_dropped(1)(case)
 
 
 def caught(case: Case) -> bool:
