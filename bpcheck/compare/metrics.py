@@ -18,10 +18,12 @@ _TINY = 1e-300
 
 def norm(v: np.ndarray) -> float:
     """The 2-norm, scaled so that tensors near the float64 limits neither overflow nor underflow."""
-    m = float(np.max(np.abs(v))) if v.size else 0.0
+    m = float(np.abs(v).max()) if v.size else 0.0
     if m == 0.0 or not math.isfinite(m):
         return m
-    return m * float(np.linalg.norm(v / m))
+    # np.linalg.norm of a real vector is sqrt(x.dot(x)); called directly, without its checks (issue 8).
+    x = (v / m).ravel(order="K")
+    return m * math.sqrt(float(x.dot(x)))
 
 
 def mismatch(name: str, a: np.ndarray | None, b: np.ndarray | None) -> TensorMetrics:
@@ -49,17 +51,19 @@ def compare_tensor(
         return mismatch(name, a, b)
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    keep = np.ones(a.shape, dtype=bool) if kink is None else ~np.asarray(kink, dtype=bool)
-    kinks = int(a.size - keep.sum())
-    av, bv = a[keep], b[keep]
+    keep = None if kink is None else ~np.asarray(kink, dtype=bool)
+    if keep is not None and keep.all():
+        keep = None  # nothing left out: flat views instead of boolean-mask copies (same values, issue 8)
+    kinks = 0 if keep is None else int(a.size - keep.sum())
+    av, bv = (a.ravel(), b.ravel()) if keep is None else (a[keep], b[keep])
     diff, unexplained = _unexplained(av, bv, tol, err, keep)
     na, nb = norm(av), norm(bv)
     denom = max(na, nb)
     allowed = tol.rtol * denom + tol.gamma * scale + tol.atol * math.sqrt(av.size)
-    excess_abs = norm(unexplained) if np.all(np.isfinite(unexplained)) else math.inf
+    excess_abs = norm(unexplained) if np.isfinite(unexplained).all() else math.inf
     ok = excess_abs <= allowed
     if denom > 0 and math.isfinite(denom):
-        norm_rel = norm(diff) / denom if np.all(np.isfinite(diff)) else math.inf
+        norm_rel = norm(diff) / denom if np.isfinite(diff).all() else math.inf
         excess, bound = excess_abs / denom, allowed / denom
         cosine = float(np.dot(av / na, bv / nb)) if na > 0 and nb > 0 else 0.0
     else:
@@ -74,9 +78,10 @@ def compare_tensor(
     rel = diff / np.maximum(np.maximum(np.abs(av), np.abs(bv)), floor)
     worst = None
     if av.size:
-        order = unexplained if np.any(unexplained > 0) else diff
-        flat = int(np.argmax(order))
-        index = tuple(int(i) for i in np.argwhere(keep)[flat])
+        order = unexplained if unexplained.any() else diff
+        flat = int(order.argmax())
+        where = np.unravel_index(flat, a.shape) if keep is None else np.argwhere(keep)[flat]
+        index = tuple(int(i) for i in where)
         worst = Entry(index, a[index], b[index], diff[flat], rel[flat])
     return TensorMetrics(
         name, float(diff.max()) if diff.size else 0.0, float(rel.max()) if rel.size else 0.0,
@@ -85,13 +90,14 @@ def compare_tensor(
 
 
 def _unexplained(av: np.ndarray, bv: np.ndarray, tol: Tolerance, err: np.ndarray | None,
-                 keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(|a - b|, max(|a - b| - fd_mult err - fd_floor, 0)) over the kept coordinates; NaN -> inf."""
+                 keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(|a - b|, max(|a - b| - fd_mult err - fd_floor, 0)) over the kept coordinates (keep None: all); NaN -> inf."""
     diff = np.abs(av - bv)
     diff = np.where(np.isnan(diff), np.inf, diff)  # a NaN anywhere is infinitely wrong
     budget = 0.0
     if tol.fd_mult and err is not None:
-        budget = tol.fd_mult * np.asarray(err, dtype=np.float64)[keep]
+        e = np.asarray(err, dtype=np.float64)
+        budget = tol.fd_mult * (e.ravel() if keep is None else e[keep])
     return diff, np.maximum(diff - budget - tol.fd_floor, 0.0)
 
 
