@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -11,11 +9,11 @@ from benchmarks import nets
 from benchmarks.run import goals_table, parse_args
 from benchmarks.section import Goal
 from bpcheck import engine
-from bpcheck.references import finite_diff, jax_ref
+from bpcheck.references import finite_diff, jax_ref, status
 from bpcheck.spec import UsageError, param_names
 
-needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
-needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+needs_torch = pytest.mark.skipif(not status("torch").available, reason=status("torch").reason or "")
+needs_jax = pytest.mark.skipif(not status("jax").available, reason=status("jax").reason or "")
 
 
 def _engine_loss(case) -> float:

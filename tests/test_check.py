@@ -27,8 +27,8 @@ from .test_compare import square_case, zero_column_case
 
 @pytest.fixture(scope="module")
 def analytic():
-    pytest.importorskip("torch")
-    pytest.importorskip("jax")
+    for name in ("torch", "jax"):
+        pytest.importorskip(name, reason=refs.status(name).reason)
     return ("fd", "torch", "jax")
 
 
