@@ -253,8 +253,11 @@ def test_engine_agrees_with_every_reference_on_random_nets(analytic):
     to the whole gradient (below a width-1 softmax it is exactly 0) is measured against 1e-6 of the whole
     gradient's norm for FD, whose absolute error cannot reach 0.
 
-    jax's reference writes tanh-gelu as z sigmoid(2u): jax.nn.gelu's own derivative cancels in the negative
-    tail (44x the true 1e-16 derivative at z = -7.3), which put dW1 of one net here at 1.15e-12."""
+    jax: 1.15e-12 on one net here (i = 7, 2-4-1-2 gelu): jax.nn.gelu's own derivative at z = -7.3 is 44x
+    the true 1e-16 (about 20 eps absolute), and that error reaches dW1. torch agrees with the engine to
+    5e-15 on the same net, and the verdict (whose bound counts the rounding) is AGREE. So jax's raw bound
+    here is 2e-12. (Writing gelu as z sigmoid(2u) in the jax reference removes that, but rounds differently
+    where tanh(u) is already -1: 3 false REFERENCE in 10,000 report cases.)"""
     rng = np.random.default_rng(2024)
     worst = {"torch": 0.0, "jax": 0.0, "fd": 0.0}
     seen = set()
@@ -275,4 +278,4 @@ def test_engine_agrees_with_every_reference_on_random_nets(analytic):
         assert references_agree(ctx, got["torch"], "torch", got["fd"], "fd")
         assert compare(ctx, got["jax"], got["fd"], "fd").agree
     assert len(seen) == len(ACTIVATIONS) * len(LOSSES)
-    assert worst["torch"] <= 1e-12 and worst["jax"] <= 1e-12 and worst["fd"] <= 1e-7, worst
+    assert worst["torch"] <= 1e-12 and worst["jax"] <= 2e-12 and worst["fd"] <= 1e-7, worst

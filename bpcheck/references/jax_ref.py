@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..ops import ELU_ALPHA, GELU_C, GELU_K, HUBER_DELTA, LEAKY_SLOPE, LOSS_RULES
+from ..ops import ELU_ALPHA, HUBER_DELTA, LEAKY_SLOPE, LOSS_RULES
 from ..spec import ACTIVATIONS, LOSSES, Arch, Case, Gradients, UsageError, suggest
 
 MODES = ("bucketed", "eager", "jit")
@@ -116,9 +116,9 @@ def _build_tables(jax: Any, jnp: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "leaky_relu": lambda z, cols: jnp.where(z > 0, z, LEAKY_SLOPE * z),
         "elu": lambda z, cols: jax.nn.elu(z, alpha=ELU_ALPHA),
         "softplus": lambda z, cols: jnp.logaddexp(z, 0.0),
-        # 0.5 (1 + tanh(u)) = sigmoid(2u): the same tanh-form gelu, but its autodiff does not cancel in the
-        # negative tail, where jax.nn.gelu's derivative is off by ~20 eps (1e-12 relative on a dW1 seen).
-        "gelu": lambda z, cols: z * jax.nn.sigmoid(2.0 * GELU_C * (z + GELU_K * z**3)),
+        # jax's own tanh-form gelu, as written: z * sigmoid(2u) is the same function but rounds differently
+        # (1e-162 where tanh(u) is already -1 and the engine and torch give exactly 0), a false REFERENCE.
+        "gelu": lambda z, cols: jax.nn.gelu(z, approximate=True),
         # exp(-inf) = 0: padded columns take no share of the softmax.
         "softmax": lambda z, cols: jax.nn.softmax(masked(z, cols), axis=-1),
     }
