@@ -28,7 +28,7 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 
 from .regimes import KINKED, MAX_KINK_ULPS, REGIMES, SATURATING, SATURATION, SCALES, near_kink, saturate
-from .spec import ACTIVATIONS, LOSS_OUTPUT, LOSSES, Arch, Case, Params
+from .spec import ACTIVATIONS, LOSS_OUTPUT, LOSSES, Arch, Case, Params, UsageError, resolve_dtype
 
 DTYPE_NAMES: tuple[str, ...] = ("float64", "float32")
 TARGET_KINDS: tuple[str, ...] = ("one_hot", "probabilities", "unnormalised")
@@ -74,12 +74,9 @@ def _check_scale(value: Any, name: str) -> float:
 
 def _check_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
     try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt is None or dt.name not in DTYPE_NAMES:
-        raise InvalidArgument(f"{name}={dtype!r} is not supported: use 'float32' or 'float64'")
-    return dt
+        return np.dtype(resolve_dtype(dtype))
+    except UsageError:  # hypothesis's own error type, naming the argument
+        raise InvalidArgument(f"{name}={dtype!r} is not supported: use 'float32' or 'float64'") from None
 
 
 # Strategies are built once per distinct argument set and reused: Hypothesis caches per-strategy
