@@ -124,11 +124,13 @@ def jax_check_grads(producer: Producer, case: Case) -> BaselineResult:
     shapes = tuple(jax.ShapeDtypeStruct(a.shape, np.float64) for a in arrays)
     scalar = jax.ShapeDtypeStruct((), np.float64)
 
+    # np.array copies: np.asarray of a callback's jax array is read-only, and a function under test that
+    # writes to its inputs must meet the same writable arrays that torch's gradcheck hands it.
     def host_loss(*values):
-        return np.float64(_loss_at(case, [np.asarray(v) for v in values]))
+        return np.float64(_loss_at(case, [np.array(v) for v in values]))
 
     def host_grads(*values):
-        return tuple(_grads_of(producer, case, [np.asarray(v) for v in values]))
+        return tuple(_grads_of(producer, case, [np.array(v) for v in values]))
 
     @jax.custom_vjp
     def loss(*args):
