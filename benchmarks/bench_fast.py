@@ -18,7 +18,7 @@ import argparse
 import functools
 import time
 
-from benchmarks.nets import SIZES, flat_params, jax_loss, make_case, pin_threads, torch_loss
+from benchmarks.nets import SIZES, check_step, flat_params, jax_loss, make_case, torch_loss
 from benchmarks.section import Goal, Section, median_of
 
 BPCHECK = "bpcheck check_case(fd, fast)"
@@ -26,23 +26,7 @@ TORCH_FAST = "torch gradcheck fast_mode"
 JAX = "jax check_grads"
 
 
-def bpcheck_step(label: str, seed: int):
-    from bpcheck.check import check_case, clear_cache
-
-    pin_threads()
-    case = make_case(label, seed)
-
-    def step() -> float:
-        clear_cache()
-        t = time.perf_counter()
-        result = check_case(case, "fd", fast=True)
-        seconds = time.perf_counter() - t
-        if result.label != "AGREE" or "escalated" in result.verdicts[0].reason:
-            raise RuntimeError(f"fast check did not pass on its own: {result.label}, {result.verdicts[0].reason}")
-        return seconds
-
-    step()  # warm-up (imports, first-call caches) outside the timed rounds
-    return step
+bpcheck_step = functools.partial(check_step, fast=True)
 
 
 def torch_step(label: str, seed: int):

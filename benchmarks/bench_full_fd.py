@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from benchmarks.nets import SIZES, accuracy, flat_params, make_case, pin_threads, torch_loss
+from benchmarks.nets import SIZES, accuracy, check_step, flat_params, make_case, torch_loss
 from benchmarks.section import Goal, Section, median_of, speedup
 
 BPCHECK = "bpcheck check_case(fd)"
@@ -33,23 +33,7 @@ TORCH_SAMPLE = 2000
 TORCH_EPS = 1e-6  # gradcheck's default
 
 
-def bpcheck_step(label: str, seed: int):
-    from bpcheck.check import check_case, clear_cache
-
-    pin_threads()
-    case = make_case(label, seed)
-
-    def step() -> float:
-        clear_cache()
-        t = time.perf_counter()
-        result = check_case(case, "fd")
-        seconds = time.perf_counter() - t
-        if result.label != "AGREE":
-            raise RuntimeError(f"check_case says {result.label} on a correct engine: {result.message()}")
-        return seconds
-
-    step()  # warm-up (imports, first-call caches) outside the timed rounds
-    return step
+bpcheck_step = functools.partial(check_step, fast=False)
 
 
 def gradcheck_step(label: str, seed: int):

@@ -8,6 +8,8 @@ The flat vector is W1, b1, ..., WL, bL in spec.param_names order, each row-major
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 BATCH = 16
@@ -114,3 +116,24 @@ def accuracy(estimate: np.ndarray, exact: np.ndarray) -> tuple[float, float]:
     """(max |estimate - exact|, ||estimate - exact|| / ||exact||) over flat vectors."""
     diff = np.asarray(estimate, dtype=np.float64) - exact
     return float(np.abs(diff).max()), float(np.linalg.norm(diff) / np.linalg.norm(exact))
+
+
+def check_step(label: str, seed: int, *, fast: bool):
+    """A timed step() for bpcheck's check_case(case, "fd", fast=fast) on the correct engine, reference cache
+    cleared each call. It must AGREE (in fast mode without escalating), or the timing measures the wrong work."""
+    from bpcheck.check import check_case, clear_cache
+
+    pin_threads()
+    case = make_case(label, seed)
+
+    def step() -> float:
+        clear_cache()
+        t = time.perf_counter()
+        result = check_case(case, "fd", fast=fast)
+        seconds = time.perf_counter() - t
+        if result.label != "AGREE" or (fast and "escalated" in result.verdicts[0].reason):
+            raise RuntimeError(f"check_case(fast={fast}) did not pass on its own: {result.message()}")
+        return seconds
+
+    step()  # warm-up (imports, first-call caches) outside the timed rounds
+    return step
