@@ -253,6 +253,25 @@ def _fast_fd(ctx: CaseContext, produced: Gradients, name: str, digest: str,
     return metrics, seconds, f"fast check along {FAST_DIRECTIONS} random directions"
 
 
+def run_meta(names: Sequence[str], producer: Producer, fail_on: Sequence[str], results: tuple[CheckResult, ...],
+             seconds: float, partial: bool) -> dict[str, Any]:
+    """The part of a run's meta block every sweep shares: who was checked, against which references (found,
+    or skipped with the reason), the time each took, how many cases, and whether the run was interrupted."""
+    found = {n: refs.status(n) for n in names}
+    per_ref = {n: sum(v.seconds for r in results for v in r.verdicts if v.reference == n) for n in names}
+    return {
+        "producer": producer_name(producer),
+        "fail_on": list(fail_on),
+        "references": {n: {"available": s.available, "version": s.version, "reason": s.reason} for n, s in found.items()},
+        "skipped": {n: s.reason for n, s in found.items() if not s.available},
+        "timings": {"total_seconds": seconds, "producer_seconds": sum(r.seconds for r in results),
+                    "per_case_seconds": seconds / len(results) if results else 0.0,
+                    **{f"{n}_seconds": t for n, t in per_ref.items()}},
+        "cases": len(results),
+        "partial": partial,
+    }
+
+
 def check_cases(
     cases: Iterable[Case],
     references: str | Sequence[str] | None = None,
@@ -269,7 +288,6 @@ def check_cases(
     """
     names = refs.resolve(references)
     fail_on = _fail_on(fail_on)
-    found = {n: refs.status(n) for n in names}
     results: list[CheckResult] = []
     partial = False
     start = time.perf_counter()
@@ -278,23 +296,7 @@ def check_cases(
             results.append(check_case(case, names, producer=producer, fast=fast, fail_on=fail_on))
     except KeyboardInterrupt:
         partial = True
-    info = {
-        "seed": seed,
-        "bpcheck": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "producer": producer_name(producer),
-        "fast": fast,
-        "fail_on": list(fail_on),
-        "references": {n: {"available": s.available, "version": s.version, "reason": s.reason} for n, s in found.items()},
-        "skipped": {n: s.reason for n, s in found.items() if not s.available},
-        "timings": {
-            "total_seconds": time.perf_counter() - start,
-            "producer_seconds": sum(r.seconds for r in results),
-            **{f"{n}_seconds": sum((r.verdict(n).seconds if r.verdict(n) else 0.0) for r in results) for n in names},
-        },
-        "cases": len(results),
-        "partial": partial,
-    }
+    info = {"seed": seed, "bpcheck": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "fast": fast, **run_meta(names, producer, fail_on, tuple(results), time.perf_counter() - start, partial)}
     info.update(meta or {})
     return RunResult(info, tuple(results))

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import __version__, engine
 from . import references as refs
-from .check import Producer, check_case, producer_name
+from .check import Producer, check_case, producer_name, run_meta
 from .draw import draw_case
 from .results import DEFAULT_FAIL_ON, LABELS, CheckResult, RunResult
 from .spec import UsageError, suggest
@@ -238,21 +238,6 @@ def versions() -> dict[str, str | None]:
 def sweep_meta(config: SweepConfig, producer: Producer, results: tuple[CheckResult, ...], seconds: float,
                partial: bool) -> dict[str, Any]:
     """The meta block: seed, options, versions, references found and skipped (with reasons), timings, partial."""
-    found = {n: refs.status(n) for n in config.references}
-    per_ref = {n: sum(v.seconds for r in results for v in r.verdicts if v.reference == n) for n in config.references}
-    producer_seconds = sum(r.seconds for r in results)
-    return {
-        "seed": config.seed,
-        "options": config.options(),
-        "versions": versions(),
-        "producer": producer_name(producer),
-        "fail_on": list(config.fail_on),
-        "references": {n: {"available": s.available, "version": s.version, "reason": s.reason} for n, s in found.items()},
-        "skipped": {n: s.reason for n, s in found.items() if not s.available},
-        "timings": {"total_seconds": seconds, "producer_seconds": producer_seconds,
-                    "per_case_seconds": seconds / len(results) if results else 0.0,
-                    **{f"{n}_seconds": s for n, s in per_ref.items()}},
-        "cases": len(results),
-        "requested_cases": config.cases,
-        "partial": partial,
-    }
+    return {"seed": config.seed, "options": config.options(), "versions": versions(),
+            **run_meta(config.references, producer, config.fail_on, results, seconds, partial),
+            "requested_cases": config.cases}
