@@ -25,6 +25,7 @@ import numpy as np
 from ..engine import forward
 from ..ops import LOSS_RULES, RULES
 from ..spec import Case, Gradients
+from .loss_change import LossChange
 from .finite_diff import (
     CHUNK_BYTES,
     REL_STEP,
@@ -70,6 +71,7 @@ class _Net:
                                "which fd_mlp relies on: extend fd_mlp before adding such a loss")
         self.regions = [act.regions(z) if act.kink else None for act, z in zip(self.acts, self.z)]
         self.loss_regions = self.rule.regions(self.out, self.y) if self.rule.kink else None
+        self.change = LossChange(case.arch.loss, self.out, self.y)
 
     @staticmethod
     def full(arr: np.ndarray, rows) -> np.ndarray:
@@ -87,8 +89,20 @@ class _Net:
             out = _unit_outer(out.shape, out)
         return self.rule.forward(out[..., None, :], self.full(self.y, rows)[..., None, :])
 
-    def finish(self, out: np.ndarray, rows, crossed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(L(perturbed) - L summed from per-sample changes, (K,); crossed, with the loss's kinks)."""
+    def finish(self, out: np.ndarray | None, rows, crossed: np.ndarray,
+               d: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(L(perturbed) - L summed from per-sample changes, (K,); crossed, with the loss's kinks).
+
+        d: out minus the unperturbed output, when the caller has it exactly (then out may be None);
+        the change is formed from d in closed form where loss_change has one (d may be overwritten).
+        """
+        if self.change.closed:
+            if d is None:
+                d = out - self.full(self.out, rows)
+            if self.change.fits(d):
+                return self.change(d, rows).sum(axis=-1) / self.B, crossed
+        if out is None:
+            out = self.full(self.out, rows) + d
         n = len(crossed)
         if self.rule.kink and n:
             head = _head(rows, n)
@@ -143,6 +157,8 @@ class _Net:
         w_rows = self.p[f"W{layer + 1}"][j]  # (K, n_next)
         z_next = _unit_outer((len(j), a_change.shape[1], w_rows.shape[1]))
         np.multiply(w_rows.T[:, :, None], a_change[None], out=z_next.transpose(2, 0, 1))
+        if layer + 1 == self.L and self.rule.from_logits and self.change.closed:
+            return self.finish(None, rows, crossed, d=z_next)  # the logits' change is exactly the rank-1 term
         z_next += self.full(self.z_unit[layer], rows)
         return self.climb(layer + 1, z_next, rows, crossed)
 
