@@ -120,7 +120,7 @@ def check_case(
     case64 = case if case.dtype is np.float64 else case.astype(np.float64)
     digest = case_digest(case64)
     head = dict(case_id=(digest if case64 is case else case_digest(case))[:12], arch=case.arch.label(), dtype=case.x.dtype.name,
-                regime=case.regime, batch=case.batch, case=case.to_dict(), producer=producer_name(producer),
+                regime=case.regime, batch=case.batch, case=case, producer=producer_name(producer),
                 fail_on=fail_on, fast=fast)
     start = time.perf_counter()
     try:

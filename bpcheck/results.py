@@ -237,11 +237,34 @@ def worst_label(labels: list[str] | tuple[str, ...]) -> str:
     return min(labels, key=LABELS.index) if labels else "SKIPPED"
 
 
+class _CaseDict:
+    """A CheckResult's case field: set to a Case or to its dict, read as the dict.
+
+    A Case is turned into Case.to_dict() on first read and kept: for a 100k-param case that costs ~2 ms,
+    more than a fast check's arithmetic, and most results of a passing run are never written out.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, obj: Any, owner: type | None = None) -> dict[str, Any]:
+        if obj is None:
+            raise AttributeError(self.slot)  # no class-level default: the field stays required
+        value = obj.__dict__[self.slot]
+        if not isinstance(value, dict):
+            value = obj.__dict__[self.slot] = value.to_dict()
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """One case checked against every requested reference.
 
-    case is Case.to_dict() (replay with Case.from_dict); seconds is the producer's wall time;
+    case is Case.to_dict() (replay with Case.from_dict; a Case may be given, see _CaseDict); seconds is
+    the producer's wall time;
     error is the producer's exception message when it raised (then label is ERROR and ok is False).
     """
 
@@ -250,7 +273,7 @@ class CheckResult:
     dtype: str
     regime: str
     batch: int
-    case: dict[str, Any]
+    case: dict[str, Any] = _CaseDict()  # type: ignore[assignment]
     verdicts: tuple[Verdict, ...]
     label: str
     ok: bool

@@ -355,7 +355,9 @@ class DirectionalFD:
         u, k = checked_directions(directions, net.arch.param_shapes(), {"x": net.x.shape})
         s = directional_steps({**net.p, "x": net.x}, u, rel_step)
         values, trunc, crossed = np.empty(k), np.empty(k), np.zeros(k, dtype=bool)
-        per_direction = 8 * _TEMPORARIES * (sum(v.size for v in u.values()) + 4 * net.B * sum(net.arch.sizes))
+        # Per direction: the (4, B, n) activations of every layer, _TEMPORARIES at a time, and at most one
+        # contiguous copy of the direction itself (matmul may make one of a strided view).
+        per_direction = 8 * (_TEMPORARIES * 4 * net.B * sum(net.arch.sizes) + sum(v.size // len(v) for v in u.values()))
         size = max(1, int(chunk_bytes // per_direction))
         for lo in range(0, k, size):
             d = slice(lo, min(k, lo + size))  # a view: the directions are not copied
