@@ -7,7 +7,7 @@ import pytest
 
 from bpcheck import engine
 from bpcheck.ops import LOSS_RULES, RULES
-from bpcheck.references import fd_mlp
+from bpcheck.references import fd_dense, fd_mlp
 from bpcheck.references import finite_diff as fd
 from bpcheck.spec import ACTIVATIONS, LOSS_OUTPUT, LOSSES, Arch, Case, UsageError, UserFunctionError, init_params
 
@@ -215,16 +215,32 @@ def test_float32_case_is_evaluated_in_float64():
         assert norm_rel(got.tensors()[name], want) <= NORM_REL_TOL
 
 
-def test_chunking_and_the_dead_sample_path_do_not_change_the_answer(monkeypatch):
-    case = random_case(np.random.default_rng(11), Arch((5, 7, 6, 3), ("relu", "relu", "softmax"), "cross_entropy"), 9)
-    whole = fd.gradients(case)
-    tiny_chunks = fd_mlp.mlp_gradients(case, chunk_bytes=1)  # one coordinate per chunk
-    monkeypatch.setattr(fd_mlp, "SPARSE_BELOW", 0.0)  # never leave out unmoved samples
-    dense = fd_mlp.mlp_gradients(case)
-    for name in whole.tensors():
-        for other in (tiny_chunks, dense):
-            diff = np.abs(other.tensors()[name] - whole.tensors()[name])
-            assert np.all(diff <= whole.error[name]), name
+def _every_path(case, monkeypatch):
+    """The FD of case by each path: all families in one pass (fd_dense, chosen for small nets), family by
+    family in big chunks, in one-coordinate chunks, and without leaving out unmoved samples."""
+    out = {"one pass": fd.gradients(case), "one-coordinate chunks": fd_mlp.mlp_gradients(case, chunk_bytes=1)}
+    with monkeypatch.context() as m:
+        m.setattr(fd_dense, "fits", lambda net, chunk_bytes: False)
+        out["by family"] = fd_mlp.mlp_gradients(case)
+        m.setattr(fd_mlp, "SPARSE_BELOW", 0.0)
+        out["every sample"] = fd_mlp.mlp_gradients(case)
+    return out
+
+
+@pytest.mark.parametrize("which", ["relu", "every arch"])
+def test_every_path_gives_the_same_answer_within_its_error_and_the_same_kinks(which, monkeypatch):
+    if which == "relu":
+        cases = [random_case(np.random.default_rng(11), Arch((5, 7, 6, 3), ("relu", "relu", "softmax"), "cross_entropy"), 9)]
+    else:
+        cases = [random_case_for(arch, batch, seed) for seed, (arch, batch) in enumerate(every_arch())]
+    for case in cases:
+        paths = _every_path(case, monkeypatch)
+        assert paths["one pass"].meta["evaluations"] == paths["by family"].meta["evaluations"]
+        for path, got in paths.items():
+            for name, want in paths["by family"].tensors().items():
+                err = np.maximum(got.error[name], paths["by family"].error[name])
+                assert np.all(np.abs(got.tensors()[name] - want) <= err), f"{case.arch.label()} {name}: {path}"
+                np.testing.assert_array_equal(got.kink[name], paths["by family"].kink[name], err_msg=f"{name}: {path}")
 
 
 def test_row_coupled_activations_are_exactly_those_that_mix_columns():

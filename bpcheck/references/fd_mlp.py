@@ -25,7 +25,7 @@ import numpy as np
 from ..engine import forward
 from ..ops import LOSS_RULES, RULES
 from ..spec import Case, Gradients
-from .loss_change import LossChange
+from . import fd_dense
 from .finite_diff import (
     CHUNK_BYTES,
     REL_STEP,
@@ -37,6 +37,7 @@ from .finite_diff import (
     richardson,
     rounding_error,
 )
+from .loss_change import LossChange
 
 # Activations whose output column j depends on other columns of z; all others act elementwise.
 ROW_COUPLED = frozenset({"softmax"})
@@ -264,6 +265,11 @@ class _FDRun:
         return self._family(net.out, n_out, run)[0]
 
 
+def _fd_run(net: _Net, rel_step: float, chunk_bytes: int):
+    """All families in one pass for a small net (fd_dense: Python overhead dominates there), else by family."""
+    return fd_dense.DenseRun(net, rel_step) if fd_dense.fits(net, chunk_bytes) else _FDRun(net, rel_step, chunk_bytes)
+
+
 class _Scales:
     """dL/dz_l by FD and from it the rounding scale S (module docstring) of each kind of perturbation.
 
@@ -310,7 +316,7 @@ def mlp_gradients(case: Case, *, rel_step: float = REL_STEP, chunk_bytes: int = 
     """
     start = time.perf_counter()
     net = _Net(_float64(case))
-    fd = _FDRun(net, rel_step, chunk_bytes)
+    fd = _fd_run(net, rel_step, chunk_bytes)
     sc = _Scales(net, fd)
     grads, error, kink = {}, {}, {}
     for layer in range(1, net.L + 1):
@@ -373,7 +379,7 @@ class DirectionalFD:
         """(k,) absolute error estimates, inf where +-s crossed a kink; full=False: the lower bound."""
         if full and self._full is None:
             # Every z_m is recomputed: S is the widest scale, that of a perturbation of the first layer.
-            scale = _Scales(self._net, _FDRun(self._net, self._rel_step, self._chunk_bytes)).above[0].sum()
+            scale = _Scales(self._net, _fd_run(self._net, self._rel_step, self._chunk_bytes)).above[0].sum()
             self._full = self._estimate(scale)
         return self._full if full else self._estimate(_loss_base(self._net).sum())
 
