@@ -73,6 +73,7 @@ class _Net:
         self.regions = [act.regions(z) if act.kink else None for act, z in zip(self.acts, self.z)]
         self.loss_regions = self.rule.regions(self.out, self.y) if self.rule.kink else None
         self.change = LossChange(case.arch.loss, self.out, self.y)
+        self.yw = self.y @ self.p[f"W{self.L}"].T  # (B, n_{L-1}): y . W_L[j, :] per sample and unit j
 
     @staticmethod
     def full(arr: np.ndarray, rows) -> np.ndarray:
@@ -90,18 +91,19 @@ class _Net:
             out = _unit_outer(out.shape, out)
         return self.rule.forward(out[..., None, :], self.full(self.y, rows)[..., None, :])
 
-    def finish(self, out: np.ndarray | None, rows, crossed: np.ndarray,
-               d: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def finish(self, out: np.ndarray | None, rows, crossed: np.ndarray, d: np.ndarray | None = None,
+               bound: float | None = None, linear: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(L(perturbed) - L summed from per-sample changes, (K,); crossed, with the loss's kinks).
 
         d: out minus the unperturbed output, when the caller has it exactly (then out may be None);
-        the change is formed from d in closed form where loss_change has one (d may be overwritten).
+        the change is formed from d in closed form where loss_change has one (d may be overwritten),
+        with bound and linear as LossChange takes them.
         """
         if self.change.closed:
             if d is None:
                 d = out - self.full(self.out, rows)
-            if self.change.fits(d):
-                return self.change(d, rows).sum(axis=-1) / self.B, crossed
+            if self.change.fits(d, bound):
+                return self.change(d, rows, linear).sum(axis=-1) / self.B, crossed
         if out is None:
             out = self.full(self.out, rows) + d
         n = len(crossed)
@@ -159,7 +161,11 @@ class _Net:
         z_next = _unit_outer((len(j), a_change.shape[1], w_rows.shape[1]))
         np.multiply(w_rows.T[:, :, None], a_change[None], out=z_next.transpose(2, 0, 1))
         if layer + 1 == self.L and self.rule.from_logits and self.change.closed:
-            return self.finish(None, rows, crossed, d=z_next)  # the logits' change is exactly the rank-1 term
+            # The logits' change is exactly the rank-1 term d = c w: its bound and sum_k y_k d_k = c (y . w)
+            # come from (K, B') arrays instead of passes over d.
+            bound = float(np.abs(a_change).max(initial=0.0) * np.abs(w_rows).max(initial=0.0))
+            linear = a_change * self.column(self.yw, j, rows)
+            return self.finish(None, rows, crossed, d=z_next, bound=bound, linear=linear)
         z_next += self.full(self.z_unit[layer], rows)
         return self.climb(layer + 1, z_next, rows, crossed)
 

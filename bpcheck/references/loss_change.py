@@ -43,12 +43,16 @@ class LossChange:
         self.aux = np.asfortranarray(aux[loss]()) if self.closed else None
         self.y_sum = y.sum(axis=-1)
 
-    def fits(self, d: np.ndarray) -> bool:
-        return self.closed and d.size > 0 and max(-float(d.min()), float(d.max())) <= MAX_CHANGE
+    def fits(self, d: np.ndarray, bound: float | None = None) -> bool:
+        """Is every |d_k| <= MAX_CHANGE? bound: a known upper bound on max |d| (saves a pass over d)."""
+        if bound is None:
+            bound = max(-float(d.min()), float(d.max())) if d.size else 0.0
+        return self.closed and bound <= MAX_CHANGE
 
-    def __call__(self, d: np.ndarray, rows) -> np.ndarray:
-        """(K, B') per-sample changes; d may be overwritten."""
-        return self._form(self, d, rows)
+    def __call__(self, d: np.ndarray, rows, linear: np.ndarray | None = None) -> np.ndarray:
+        """(K, B') per-sample changes; d may be overwritten. linear: sum_k y_k d_k, (K, B'), when the
+        caller has it cheaper (for a rank-1 d = c w it is c (y . w)); mse ignores it."""
+        return self._form(self, d, rows, linear)
 
 
 def _at(arr: np.ndarray, rows) -> np.ndarray:
@@ -61,21 +65,21 @@ def _dot(d: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.einsum("kbn,kbn->kb", d, v) if v.ndim == 3 else np.einsum("kbn,bn->kb", d, v)
 
 
-def _mse(lc: LossChange, d: np.ndarray, rows) -> np.ndarray:
+def _mse(lc: LossChange, d: np.ndarray, rows, linear=None) -> np.ndarray:
     n = d.shape[-1]
     return (_dot(d, _at(lc.aux, rows)) + _dot(d, d)) / n
 
 
-def _bce(lc: LossChange, d: np.ndarray, rows) -> np.ndarray:
-    linear = _dot(d, _at(lc.y, rows))
+def _bce(lc: LossChange, d: np.ndarray, rows, linear=None) -> np.ndarray:
+    linear = _dot(d, _at(lc.y, rows)) if linear is None else linear
     np.expm1(d, out=d)
     d *= _at(lc.aux, rows)
     np.log1p(d, out=d)
     return (d.sum(axis=-1) - linear) / d.shape[-1]
 
 
-def _cross_entropy(lc: LossChange, d: np.ndarray, rows) -> np.ndarray:
-    linear = _dot(d, _at(lc.y, rows))
+def _cross_entropy(lc: LossChange, d: np.ndarray, rows, linear=None) -> np.ndarray:
+    linear = _dot(d, _at(lc.y, rows)) if linear is None else linear
     np.expm1(d, out=d)
     return _at(lc.y_sum, rows) * np.log1p(_dot(d, _at(lc.aux, rows))) - linear
 
