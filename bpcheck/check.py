@@ -31,6 +31,7 @@ from .compare import (
     Comparison,
     blame,
     compare,
+    compare_all,
     compare_tensor,
     diagnose,
     explained,
@@ -38,6 +39,7 @@ from .compare import (
     references_agree,
 )
 from .compare.convention import exact_zeros, find_convention
+from .compare.tolerance import dtype_name
 from .results import DEFAULT_FAIL_ON, LABELS, CheckResult, RunResult, TensorMetrics, Verdict, worst_label
 from .spec import Case, Gradients, UsageError, suggest
 
@@ -49,7 +51,7 @@ _cache: OrderedDict[tuple[str, str], tuple[Any, float]] = OrderedDict()
 
 def case_digest(case: Case) -> str:
     """sha1 over the arch, dtype, regime and every array's bytes: equal cases, equal digests."""
-    h = hashlib.sha1(f"{case.arch.label()}|{case.x.dtype.name}|{case.regime}".encode())
+    h = hashlib.sha1(f"{case.arch.label()}|{dtype_name(case.x.dtype)}|{case.regime}".encode())
     for arr in (*case.params.values(), case.x, case.y):
         h.update(np.ascontiguousarray(arr).tobytes())
     return h.hexdigest()
@@ -119,9 +121,9 @@ def check_case(
     names = refs.resolve(references)
     case64 = case if case.dtype is np.float64 else case.astype(np.float64)
     digest = case_digest(case64)
-    head = dict(case_id=(digest if case64 is case else case_digest(case))[:12], arch=case.arch.label(), dtype=case.x.dtype.name,
-                regime=case.regime, batch=case.batch, case=case, producer=producer_name(producer),
-                fail_on=fail_on, fast=fast)
+    head = dict(case_id=(digest if case64 is case else case_digest(case))[:12], arch=case.arch.label(),
+                dtype=dtype_name(case.x.dtype), regime=case.regime, batch=case.batch, case=case,
+                producer=producer_name(producer), fail_on=fail_on, fast=fast)
     start = time.perf_counter()
     try:
         produced = producer(case)
@@ -150,8 +152,8 @@ def check_case(
             else:
                 ran[name] = grads
 
-    ctx = CaseContext.build(case, _trace(ran))
-    comparisons = {name: compare(ctx, produced, g, name) for name, g in ran.items()}
+    ctx = CaseContext.build(case, _trace(ran), case64)
+    comparisons = compare_all(ctx, produced, ran)
     fast_notes: dict[str, str] = {}
     for name in names:
         if not (fast and kind_of(name) == "fd" and name not in skipped):
@@ -168,9 +170,9 @@ def check_case(
         ran[name] = grads
         fast_notes[name] = f"{note}; escalated to the per-coordinate FD check"
         if not ctx.scales:  # FD's trace is the first one: the rounding bounds need it
-            ctx = CaseContext.build(case, _trace(ran))
+            ctx = CaseContext.build(case, _trace(ran), case64)
             comparisons = {n: c for n, c in comparisons.items() if n not in ran}
-            comparisons.update({n: compare(ctx, produced, g, n) for n, g in ran.items()})
+            comparisons.update(compare_all(ctx, produced, ran))
         comparisons[name] = compare(ctx, produced, grads, name)
 
     verdicts = _judge(ctx, produced, ran, comparisons, timing, versions, fast_notes)

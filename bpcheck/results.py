@@ -41,6 +41,15 @@ def num(value: Any) -> float:
     return NAN if math.isnan(value) else value
 
 
+def _set_nums(obj: Any, names: tuple[str, ...]) -> None:
+    """num() on each named field of a frozen dataclass. A Python float other than NaN is num's answer
+    already and is left as it is: results are built per tensor, and the setattrs add up."""
+    for f in names:
+        value = getattr(obj, f)
+        if type(value) is not float or value != value:
+            object.__setattr__(obj, f, num(value))
+
+
 def _enc(value: float) -> float | str:
     return value if math.isfinite(value) else str(value)  # 'inf', '-inf', 'nan'
 
@@ -76,8 +85,7 @@ class Tolerance:
     atol: float = 0.0    # absolute, per sqrt(coordinate): below it the dtype underflows
 
     def __post_init__(self) -> None:
-        for f in ("rtol", "gamma", "fd_mult", "fd_floor", "atol"):
-            object.__setattr__(self, f, num(getattr(self, f)))
+        _set_nums(self, ("rtol", "gamma", "fd_mult", "fd_floor", "atol"))
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (_enc(v) if isinstance(v := getattr(self, f.name), float) else v) for f in fields(self)}
@@ -100,9 +108,8 @@ class Entry:
     rel_err: float
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "index", tuple(int(i) for i in self.index))
-        for f in ("engine", "reference", "abs_err", "rel_err"):
-            object.__setattr__(self, f, num(getattr(self, f)))
+        object.__setattr__(self, "index", tuple(map(int, self.index)))
+        _set_nums(self, ("engine", "reference", "abs_err", "rel_err"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": list(self.index), "engine": _enc(self.engine), "reference": _enc(self.reference),
@@ -140,10 +147,10 @@ class TensorMetrics:
     note: str = ""       # why the tensor could not be compared entry by entry (missing, another shape)
 
     def __post_init__(self) -> None:
-        for f in _METRIC_FLOATS:
-            object.__setattr__(self, f, num(getattr(self, f)))
-        object.__setattr__(self, "ok", bool(self.ok))
-        object.__setattr__(self, "kinks", int(self.kinks))
+        _set_nums(self, _METRIC_FLOATS)
+        if type(self.ok) is not bool or type(self.kinks) is not int:
+            object.__setattr__(self, "ok", bool(self.ok))
+            object.__setattr__(self, "kinks", int(self.kinks))
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name}

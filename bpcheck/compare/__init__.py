@@ -20,14 +20,15 @@ from ..spec import Gradients
 from .blame import blame
 from .convention import exact_zeros, find_convention
 from .diagnose import diagnose, factor_name
-from .localise import first_bad_layer, trace_metrics
-from .metrics import agrees, compare_gradients, compare_tensor, explained
+from .localise import first_bad_layer, trace_items, trace_metrics
+from .metrics import Item, agrees, compare_gradients, compare_tensor, compare_tensors, explained, gradient_items
 from .tolerance import ANALYTIC, EPS, TOLERANCES, CaseContext, Rule, error_scales, kind_of, tolerance_for
 
 __all__ = [
-    "ANALYTIC", "EPS", "TOLERANCES", "CaseContext", "Comparison", "Rule", "agrees", "blame", "compare",
-    "compare_gradients", "compare_tensor", "diagnose", "error_scales", "exact_zeros", "explained", "factor_name", "find_convention",
-    "first_bad_layer", "kind_of", "merge_masks", "references_agree", "tolerance_for", "trace_metrics",
+    "ANALYTIC", "EPS", "TOLERANCES", "CaseContext", "Comparison", "Rule", "agrees", "blame", "compare", "compare_all",
+    "compare_gradients", "compare_tensor", "compare_tensors", "diagnose", "error_scales", "exact_zeros", "explained",
+    "factor_name", "find_convention", "first_bad_layer", "kind_of", "merge_masks", "references_agree", "tolerance_for",
+    "trace_metrics",
 ]
 
 
@@ -64,12 +65,30 @@ def compare(ctx: CaseContext, produced: Gradients, reference: Gradients, name: s
     rounding in the producer's dtype can push across a kink (ctx.kinks). Exact zeros stay in, so
     that a subgradient convention there can be seen (convention.py).
     """
-    tol = ctx.tolerance(name, has_estimate=reference.error is not None)
-    mask = merge_masks(reference.kink, ctx.kinks)
-    tensors = compare_gradients(produced, reference, tol, ctx.scales, kink=mask)
-    traces = trace_metrics(ctx, produced, reference, tol, ctx.kinks)
-    kinks = sum(m.kinks for m in tensors)
-    return Comparison(name, tol, tensors, traces, kinks, first_bad_layer(tensors, traces, ctx.case64.arch.n_layers))
+    return compare_all(ctx, produced, {name: reference})[name]
+
+
+def compare_all(ctx: CaseContext, produced: Gradients, references: dict[str, Gradients]) -> dict[str, Comparison]:
+    """compare with each reference (name -> Gradients), in order.
+
+    Every tensor and trace of every reference goes through one compare_tensors call: for tensors this
+    small, its cost is mostly per call, not per coordinate.
+    """
+    items: list[Item] = []
+    parts = {}
+    for name, reference in references.items():
+        tol = ctx.tolerance(name, has_estimate=reference.error is not None)
+        params = gradient_items(produced, reference, tol, ctx.scales, merge_masks(reference.kink, ctx.kinks))
+        traces = trace_items(ctx, produced, reference, tol, ctx.kinks)
+        parts[name] = (tol, len(items), len(items) + len(params), len(items) + len(params) + len(traces))
+        items += params + traces
+    metrics = compare_tensors(items)
+    out = {}
+    for name, (tol, start, mid, end) in parts.items():
+        tensors, traces = tuple(metrics[start:mid]), tuple(metrics[mid:end])
+        kinks = sum(m.kinks for m in tensors)
+        out[name] = Comparison(name, tol, tensors, traces, kinks, first_bad_layer(tensors, traces, ctx.case64.arch.n_layers))
+    return out
 
 
 def references_agree(ctx: CaseContext, a: Gradients, name_a: str, b: Gradients, name_b: str) -> bool:

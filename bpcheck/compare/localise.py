@@ -11,7 +11,7 @@ import numpy as np
 
 from ..results import TensorMetrics, Tolerance
 from ..spec import Gradients
-from .metrics import compare_tensor
+from .metrics import Item, compare_tensors
 from .tolerance import CaseContext
 
 
@@ -22,20 +22,23 @@ def trace_metrics(ctx: CaseContext, produced: Gradients, reference: Gradients, t
     FD's trace carries its error estimate and kink mask in reference.meta['dz_error'/'dz_kink'];
     ambiguous adds the rounding-ambiguity masks 'dz1'.. (CaseContext.kinks).
     """
+    return tuple(compare_tensors(trace_items(ctx, produced, reference, tol, ambiguous)))
+
+
+def trace_items(ctx: CaseContext, produced: Gradients, reference: Gradients, tol: Tolerance,
+                ambiguous: dict[str, np.ndarray] | None = None) -> list[Item]:
+    """trace_metrics' tensors, as compare_tensors' items; [] when a side has no usable dz trace."""
     n = ctx.case64.arch.n_layers
     if produced.dz is None or reference.dz is None or len(produced.dz) != n or len(reference.dz) != n:
-        return ()
+        return []
+    if any(d is None for d in (*produced.dz, *reference.dz)):
+        return []
     errs = reference.meta.get("dz_error") or (None,) * n
     kinks = reference.meta.get("dz_kink") or (None,) * n
     ambiguous = ambiguous or {}
-    out = []
-    for layer in range(1, n + 1):
-        mine, theirs = produced.dz[layer - 1], reference.dz[layer - 1]
-        if mine is None or theirs is None:
-            return ()
-        out.append(compare_tensor(f"dz{layer}", np.asarray(mine), np.asarray(theirs), tol, ctx.scales.get(f"dz{layer}", 0.0),
-                                  err=errs[layer - 1], kink=_union(kinks[layer - 1], ambiguous.get(f"dz{layer}"))))
-    return tuple(out)
+    return [(f"dz{layer}", np.asarray(produced.dz[layer - 1]), np.asarray(reference.dz[layer - 1]),
+             tol, ctx.scales.get(f"dz{layer}", 0.0), errs[layer - 1], _union(kinks[layer - 1], ambiguous.get(f"dz{layer}")))
+            for layer in range(1, n + 1)]
 
 
 def _union(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:

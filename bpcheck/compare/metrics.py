@@ -6,7 +6,10 @@ a layer's dL/dz traces, and the engine with a hypothesis about its bug (diagnose
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,11 +22,22 @@ _TINY = 1e-300
 def norm(v: np.ndarray) -> float:
     """The 2-norm, scaled so that tensors near the float64 limits neither overflow nor underflow."""
     m = float(np.abs(v).max()) if v.size else 0.0
-    if m == 0.0 or not math.isfinite(m):
-        return m
-    # np.linalg.norm of a real vector is sqrt(x.dot(x)); called directly, without its checks (issue 8).
+    if not _scalable(m):
+        return 0.0 if m == 0.0 else m
     x = (v / m).ravel(order="K")
-    return m * math.sqrt(float(x.dot(x)))
+    return _norms(x, [m], [(0, x.size)])[0]
+
+
+def _scalable(m: float) -> bool:
+    return m != 0.0 and math.isfinite(m)
+
+
+def _norms(x: np.ndarray, tops: list[float], spans: list[tuple[int, int]]) -> list[float]:
+    """norm of each part v[lo:hi] of a flat v, from m = its max |v| and x = v / m (read only where m is
+    neither 0 nor infinite: there m is the answer)."""
+    # np.linalg.norm of a real vector is sqrt(x.dot(x)); called directly, without its checks (issue 8).
+    return [m * math.sqrt(float((part := x[lo:hi]).dot(part))) if _scalable(m) else (0.0 if m == 0.0 else m)
+            for m, (lo, hi) in zip(tops, spans)]
 
 
 def mismatch(name: str, a: np.ndarray | None, b: np.ndarray | None) -> TensorMetrics:
@@ -47,58 +61,153 @@ def compare_tensor(
     scale is the tensor's rounding error scale E_t (tolerance.error_scales), err the reference's
     per-coordinate error estimate and kink a bool mask of coordinates left out (shapes of a and b).
     """
-    if a is None or b is None or np.shape(a) != np.shape(b):
-        return mismatch(name, a, b)
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    keep = None if kink is None else ~np.asarray(kink, dtype=bool)
-    if keep is not None and keep.all():
-        keep = None  # nothing left out: flat views instead of boolean-mask copies (same values, issue 8)
-    kinks = 0 if keep is None else int(a.size - keep.sum())
-    av, bv = (a.ravel(), b.ravel()) if keep is None else (a[keep], b[keep])
-    diff, unexplained = _unexplained(av, bv, tol, err, keep)
-    na, nb = norm(av), norm(bv)
-    denom = max(na, nb)
-    allowed = tol.rtol * denom + tol.gamma * scale + tol.atol * math.sqrt(av.size)
-    excess_abs = norm(unexplained) if np.isfinite(unexplained).all() else math.inf
-    ok = excess_abs <= allowed
-    if denom > 0 and math.isfinite(denom):
-        norm_rel = norm(diff) / denom if np.isfinite(diff).all() else math.inf
-        excess, bound = excess_abs / denom, allowed / denom
-        cosine = float(np.dot(av / na, bv / nb)) if na > 0 and nb > 0 else 0.0
-    else:
-        norm_rel = 0.0 if denom == 0 else math.inf
-        excess, bound = (0.0 if excess_abs == 0 else math.inf), 0.0
-        cosine = 1.0 if denom == 0 else 0.0
-    if not math.isfinite(cosine):
-        cosine = 0.0
-    # Relative error means something only above the rounding level of a coordinate (the rms of the
-    # allowed error): that is the floor.
-    floor = max(allowed / math.sqrt(max(av.size, 1)), _TINY)
-    rel = diff / np.maximum(np.maximum(np.abs(av), np.abs(bv)), floor)
-    worst = None
-    if av.size:
-        order = unexplained if unexplained.any() else diff
-        flat = int(order.argmax())
-        where = np.unravel_index(flat, a.shape) if keep is None else np.argwhere(keep)[flat]
-        index = tuple(int(i) for i in where)
-        worst = Entry(index, a[index], b[index], diff[flat], rel[flat])
-    return TensorMetrics(
-        name, float(diff.max()) if diff.size else 0.0, float(rel.max()) if rel.size else 0.0,
-        norm_rel, cosine, excess, bound, ok, kinks, worst,
-    )
+    return compare_tensors([(name, a, b, tol, scale, err, kink)])[0]
 
 
-def _unexplained(av: np.ndarray, bv: np.ndarray, tol: Tolerance, err: np.ndarray | None,
-                 keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """(|a - b|, max(|a - b| - fd_mult err - fd_floor, 0)) over the kept coordinates (keep None: all); NaN -> inf."""
+Item = tuple[str, Any, Any, Tolerance, float, Any, Any]  # compare_tensor's (name, a, b, tol, scale, err, kink)
+
+
+def compare_tensors(items: Sequence[Item]) -> list[TensorMetrics]:
+    """compare_tensor of each (name, a, b, tol, scale, err, kink), in order, bit for bit, in one pass.
+
+    Small tensors are the common case, where a numpy call costs more than its arithmetic: the elementwise
+    steps run once on the kept coordinates of every tensor laid end to end, and each maximum is one
+    reduceat. The dot products of the norms, whose rounding depends on how a sum is split, stay one per
+    tensor, on its slice (OpenBLAS's ddot does not depend on where a slice starts).
+    """
+    out: list[TensorMetrics] = [None] * len(items)  # type: ignore[list-item]
+    segs: list[tuple[int, str, tuple[int, ...], np.ndarray | None, Tolerance, float, int]] = []
+    avs, bvs, errs = [], [], []
+    for i, (name, a, b, tol, scale, err, kink) in enumerate(items):
+        if a is None or b is None or _shape(a) != _shape(b):
+            out[i] = mismatch(name, a, b)
+            continue
+        a = np.asarray(a, dtype=np.float64)
+        b = np.asarray(b, dtype=np.float64)
+        keep = None
+        if kink is not None:
+            kink = np.asarray(kink, dtype=bool)
+            if kink.any():  # else flat views instead of boolean-mask copies (same values, issue 8)
+                keep = ~kink
+        avs.append(a.ravel() if keep is None else a[keep])
+        bvs.append(b.ravel() if keep is None else b[keep])
+        errs.append(_kept(err, keep, avs[-1].shape) if tol.fd_mult and err is not None else None)
+        segs.append((i, name, a.shape, keep, tol, scale, 0 if keep is None else int(a.size - keep.sum())))
+    if not segs:
+        return out
+    sizes = [v.size for v in avs]
+    bounds = list(itertools.accumulate(sizes, initial=0))
+    spans = list(zip(bounds, bounds[1:]))
+    starts = np.array([lo for lo, n in zip(bounds, sizes) if n], dtype=np.intp)  # reduceat misreads empty ones
+
+    def tops(v: np.ndarray) -> list[float]:
+        """max of each tensor's part of v (>= 0 or NaN, so no abs), 0 for an empty one."""
+        found = iter(np.maximum.reduceat(v, starts).tolist() if starts.size else ())
+        return [next(found) if n else 0.0 for n in sizes]
+
+    def spread(per_tensor: list[float]) -> float | np.ndarray:
+        """One number per tensor, repeated over its coordinates; the number itself when all are equal
+        (the same results: every use is elementwise, and none of these numbers is -0)."""
+        first = per_tensor[0]
+        return first if all(v == first for v in per_tensor) else np.repeat(np.array(per_tensor), sizes)
+
+    def norms(v: np.ndarray, top: list[float]) -> list[float]:
+        """norm of each tensor's part of v, given its max |.|: one division for all."""
+        return _norms(v / spread([m if _scalable(m) else 1.0 for m in top]), top, spans)
+
+    av_all, bv_all = _joined(avs), _joined(bvs)
+    err_all = None
+    if any(e is not None for e in errs):  # a tensor without an estimate has none to subtract: 0
+        err_all = _joined([np.zeros(n) if e is None else e for e, n in zip(errs, sizes)])
+    diff, unexplained = _unexplained(av_all, bv_all, err_all, spread([seg[4].fd_mult for seg in segs]),
+                                     spread([seg[4].fd_floor for seg in segs]))
+    abs_a, abs_b = np.abs(av_all), np.abs(bv_all)
+    top_diff, top_a, top_b = tops(diff), tops(abs_a), tops(abs_b)
+    top_unexplained = top_diff if unexplained is diff else tops(unexplained)
+    norm_a, norm_b, norm_u = norms(av_all, top_a), norms(bv_all, top_b), norms(unexplained, top_unexplained)
+    norm_diff = norm_u
+    if unexplained is not diff:  # where nothing was subtracted, unexplained is diff value for value: no second norm
+        budgeted = [e is not None or seg[4].fd_floor != 0 for e, seg in zip(errs, segs)]
+        own = norms(diff, [t if b else 0.0 for t, b in zip(top_diff, budgeted)])
+        norm_diff = [d if b else u for d, u, b in zip(own, norm_u, budgeted)]
+    # cosine = <a / ||a||, b / ||b||>, read only where both norms are > 0 and finite
+    unit_a = av_all / spread([n if _scalable(n) else 1.0 for n in norm_a])
+    unit_b = bv_all / spread([n if _scalable(n) else 1.0 for n in norm_b])
+
+    found = []
+    for k, (lo, hi) in enumerate(spans):
+        na, nb, n = norm_a[k], norm_b[k], hi - lo
+        denom = max(na, nb)
+        tol, scale = segs[k][4:6]
+        allowed = tol.rtol * denom + tol.gamma * scale + tol.atol * math.sqrt(n)
+        # Both arrays are >= 0 or NaN, which max propagates: a finite max means every entry is finite.
+        excess_abs = norm_u[k] if math.isfinite(top_unexplained[k]) else math.inf
+        if denom > 0 and math.isfinite(denom):
+            norm_rel = norm_diff[k] / denom if math.isfinite(top_diff[k]) else math.inf
+            excess, bound = excess_abs / denom, allowed / denom
+            cosine = float(unit_a[lo:hi].dot(unit_b[lo:hi])) if na > 0 and nb > 0 else 0.0
+        else:
+            norm_rel = 0.0 if denom == 0 else math.inf
+            excess, bound = (0.0 if excess_abs == 0 else math.inf), 0.0
+            cosine = 1.0 if denom == 0 else 0.0
+        if not math.isfinite(cosine):
+            cosine = 0.0
+        # Relative error means something only above the rounding level of a coordinate (the rms of the
+        # allowed error): that is the floor.
+        floor = max(allowed / math.sqrt(max(n, 1)), _TINY)
+        found.append((norm_rel, cosine, excess, bound, excess_abs <= allowed, floor))
+
+    rel = diff / np.maximum(np.maximum(abs_a, abs_b), spread([f[-1] for f in found]))
+    top_rel = tops(rel)
+    for k, (i, name, shape, keep, _, _, kinks) in enumerate(segs):
+        lo, hi = spans[k]
+        norm_rel, cosine, excess, bound, ok, _ = found[k]
+        worst = None
+        if hi > lo:
+            flat = int((unexplained if top_unexplained[k] != 0 else diff)[lo:hi].argmax())
+            where = _unravel(flat if keep is None else int(np.flatnonzero(keep)[flat]), shape)
+            at = lo + flat
+            worst = Entry(where, av_all.item(at), bv_all.item(at), diff.item(at), rel.item(at))
+        out[i] = TensorMetrics(name, top_diff[k], top_rel[k], norm_rel, cosine, excess, bound, ok, kinks, worst)
+    return out
+
+
+def _shape(v: Any) -> tuple[int, ...]:
+    return v.shape if type(v) is np.ndarray else np.shape(v)  # np.shape's dispatch costs more than a small compare
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _kept(err: Any, keep: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """err's entries at the kept coordinates, as a flat array of the kept tensor's shape."""
+    e = np.asarray(err, dtype=np.float64)
+    e = e.ravel() if keep is None else e[keep]
+    return e if e.shape == shape else np.broadcast_to(e, shape)
+
+
+def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """np.unravel_index of one C-order position, without its call overhead."""
+    index = []
+    for n in reversed(shape):
+        flat, i = divmod(flat, n)
+        index.append(i)
+    return tuple(reversed(index))
+
+
+def _unexplained(av: np.ndarray, bv: np.ndarray, err: np.ndarray | None, fd_mult: float | np.ndarray,
+                 fd_floor: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(|a - b|, max(|a - b| - fd_mult err - fd_floor, 0)) (err: flat, of a's shape, or None for none; fd_mult
+    and fd_floor a number or one per coordinate); NaN -> inf.
+
+    Without a budget (torch, jax) the second is the first, the same array: max(d - 0 - 0, 0) is d, bit for
+    bit, as d >= 0."""
     diff = np.abs(av - bv)
     diff = np.where(np.isnan(diff), np.inf, diff)  # a NaN anywhere is infinitely wrong
-    budget = 0.0
-    if tol.fd_mult and err is not None:
-        e = np.asarray(err, dtype=np.float64)
-        budget = tol.fd_mult * (e.ravel() if keep is None else e[keep])
-    return diff, np.maximum(diff - budget - tol.fd_floor, 0.0)
+    if err is not None:
+        return diff, np.maximum(diff - fd_mult * err - fd_floor, 0.0)
+    return diff, (np.maximum(diff - fd_floor, 0.0) if np.any(fd_floor) else diff)
 
 
 def explained(a: np.ndarray, b: np.ndarray, tol: Tolerance, *, err: np.ndarray, kink: np.ndarray) -> bool:
@@ -106,7 +215,9 @@ def explained(a: np.ndarray, b: np.ndarray, tol: Tolerance, *, err: np.ndarray, 
     the same for any err' >= err: its metrics read err only through the unexplained part, all 0 here."""
     keep = ~np.asarray(kink, dtype=bool)
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return not np.any(_unexplained(a[keep], b[keep], tol, err, keep)[1])
+    a, b = a[keep], b[keep]
+    kept = _kept(err, keep, a.shape) if tol.fd_mult and err is not None else None
+    return not np.any(_unexplained(a, b, kept, tol.fd_mult, tol.fd_floor)[1])
 
 
 def compare_gradients(
@@ -122,16 +233,18 @@ def compare_gradients(
     The reference's error estimate (FD) is read from reference.error. A tensor the engine lacks, or
     gives with another shape, is a mismatch; dL/dx is compared only when both sides give it.
     """
+    return tuple(compare_tensors(gradient_items(engine, reference, tol, scales, kink)))
+
+
+def gradient_items(engine: Gradients, reference: Gradients, tol: Tolerance, scales: dict[str, float] | None = None,
+                   kink: dict[str, np.ndarray] | None = None) -> list[Item]:
+    """compare_gradients' tensors, as compare_tensors' items."""
     scales = scales or {}
     kink = kink or {}
     err = reference.error or {}
     mine = engine.tensors()
-    out = []
-    for name, b in reference.tensors().items():
-        if name == "x" and engine.dx is None:
-            continue
-        out.append(compare_tensor(name, mine.get(name), b, tol, scales.get(name, 0.0), err=err.get(name), kink=kink.get(name)))
-    return tuple(out)
+    return [(name, mine.get(name), b, tol, scales.get(name, 0.0), err.get(name), kink.get(name))
+            for name, b in reference.tensors().items() if not (name == "x" and engine.dx is None)]
 
 
 def agrees(metrics: tuple[TensorMetrics, ...] | list[TensorMetrics]) -> bool:

@@ -17,6 +17,7 @@ ambiguous        where |z| is within rounding of a kink (|z| <= gamma u_z), a co
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -31,22 +32,32 @@ _EPS32 = float(np.finfo(np.float32).eps)
 Forward = list[tuple[np.ndarray, np.ndarray]]
 
 
+@functools.lru_cache(maxsize=64)
 def _signs(shape: tuple[int, ...]) -> np.ndarray:
     """A +-1 checkerboard: roundings are independent, so neighbours must not move together (softmax
-    ignores a common shift of its inputs, and would hide a same-sign perturbation)."""
-    return np.where(np.indices(shape).sum(axis=0) % 2, -1.0, 1.0)
+    ignores a common shift of its inputs, and would hide a same-sign perturbation). Cached, read-only:
+    np.indices costs more than the rest of a small case's rounding model, and the shapes repeat."""
+    signs = np.where(np.indices(shape).sum(axis=0) % 2, -1.0, 1.0)
+    signs.flags.writeable = False
+    return signs
 
 
-def _rule_rounding(fn, *args: np.ndarray) -> np.ndarray:
+@functools.cache
+def _tiny(dtype: str) -> float:
+    return np.finfo(dtype).tiny
+
+
+def _rule_rounding(fn, fine: np.ndarray, *args: np.ndarray) -> np.ndarray:
     """|fn in float32 - fn in float64| / eps32, elementwise: a rule's own rounding in units of eps.
 
     Run once in a coarser precision, a rule shows the rounding of its inputs and of every step inside
     it, such as the cancellation in gelu's 1 + tanh(.) for negative z, which no perturbation of its
-    inputs reveals. Where float32 overflows or underflows to nothing, the entry is 0.
+    inputs reveals. Where float32 overflows or underflows to nothing, the entry is 0. fine is
+    fn(*args) in float64, which every caller has at hand (the forward cache's a, the backward's result).
     """
     with np.errstate(all="ignore"):
         coarse = fn(*(a.astype(np.float32) for a in args)).astype(np.float64)
-        diff = np.abs(coarse - fn(*args)) / _EPS32
+        diff = np.abs(coarse - fine) / _EPS32
     return np.where(np.isfinite(diff), diff, 0.0)
 
 
@@ -63,16 +74,18 @@ def forward_errors(case64: Case, caches: list[engine.LayerCache]) -> Forward:
     difference of ops.RULES, and _rule_rounding).
     x is exact, so u_a_0 = 0.
     """
-    u_a = np.zeros_like(case64.x)
+    u_a = None
     out = []
     for layer, (act, cache) in enumerate(zip(case64.arch.activations, caches), start=1):
         w, b = case64.params[f"W{layer}"], case64.params[f"b{layer}"]
-        u_z = np.sqrt((cache.a_prev**2 + u_a**2) @ w**2) + np.abs(b)
+        # x is exact: a^2 + 0^2 is a^2, bit for bit, so layer 1 skips the zeros.
+        carried = cache.a_prev**2 if u_a is None else cache.a_prev**2 + u_a**2
+        u_z = np.sqrt(carried @ w**2) + np.abs(b)
         step, forward = _DELTA * u_z * _signs(u_z.shape), RULES[act].forward
         # Both directions: on the flat side of a kink (relu's z < 0) a one-sided step sees no error, though
         # a z within rounding of the kink may land on the other side (so a carries up to u_z, not 0).
         moved = np.maximum(np.abs(forward(cache.z + step) - cache.a), np.abs(forward(cache.z - step) - cache.a))
-        u_a = moved / _DELTA + np.maximum(np.abs(cache.a), _rule_rounding(forward, cache.z))
+        u_a = moved / _DELTA + np.maximum(np.abs(cache.a), _rule_rounding(forward, cache.a, cache.z))
         out.append((u_z, u_a))
     return out
 
@@ -87,24 +100,27 @@ def error_scales(case64: Case, caches: list[engine.LayerCache], dz: tuple[np.nda
     out = caches[-1].z if logits else caches[-1].a
     u_out = fwd[-1][0] if logits else fwd[-1][1]
     g = rule.backward(out, y)
-    e = norm(np.maximum(_loss_terms(arch.loss, out, y, g), _rule_rounding(rule.backward, out, y))
+    e = norm(np.maximum(_loss_terms(arch.loss, out, y, g), _rule_rounding(rule.backward, g, out, y))
              + np.abs(rule.backward(out + _DELTA * u_out * _signs(out.shape), y) - g) / _DELTA)
     scales: dict[str, float] = {}
     for layer in range(n, 0, -1):
         cache, w, d = caches[layer - 1], params[f"W{layer}"], np.asarray(dz[layer - 1], dtype=np.float64)
         act = arch.activations[layer - 1]
+        abs_d = np.abs(d)
         if not (layer == n and logits):
             da = g if layer == n else np.asarray(dz[layer], dtype=np.float64) @ params[f"W{layer + 1}"].T
             if layer < n:
                 scales[f"da{layer}"] = e
-            e = e * _gain(act, cache, d, da) + norm(_act_sensitivity(act, cache, da, *fwd[layer - 1])) + norm(d)
+            norm_d = norm(d)
+            e = e * _gain(act, cache, norm_d, norm(da)) + norm(_act_sensitivity(act, cache, da, *fwd[layer - 1])) + norm_d
         scales[f"dz{layer}"] = e
-        u_prev = fwd[layer - 2][1] if layer > 1 else np.zeros_like(cache.a_prev)
-        # dW = a^T dz: the error of dz, the terms of each sum, and the forward error a carries.
-        scales[f"W{layer}"] = (_rms(cache.a_prev) * e + norm(np.abs(cache.a_prev).T @ np.abs(d))
-                               + norm(u_prev.T @ np.abs(d)))
-        scales[f"b{layer}"] = math.sqrt(case64.batch) * e + norm(np.abs(d).sum(axis=0))
-        e = _rms(w) * e + norm(np.abs(d) @ np.abs(w).T)
+        # dW = a^T dz: the error of dz, the terms of each sum, and the forward error a carries (none for x,
+        # which is exact: its term would be 0, or non-finite only where dz is, when every E_t is inf anyway).
+        scales[f"W{layer}"] = _rms(cache.a_prev) * e + norm(np.abs(cache.a_prev).T @ abs_d)
+        if layer > 1:
+            scales[f"W{layer}"] += norm(fwd[layer - 2][1].T @ abs_d)
+        scales[f"b{layer}"] = math.sqrt(case64.batch) * e + norm(abs_d.sum(axis=0))
+        e = _rms(w) * e + norm(abs_d @ np.abs(w).T)
     scales["x"] = e
     return {k: (v if math.isfinite(v) else math.inf) for k, v in scales.items()}
 
@@ -129,12 +145,13 @@ def _loss_terms(loss: str, out: np.ndarray, y: np.ndarray, g: np.ndarray) -> np.
     return np.abs(g)
 
 
-def _gain(act: str, cache: engine.LayerCache, dz: np.ndarray, da: np.ndarray) -> float:
+def _gain(act: str, cache: engine.LayerCache, norm_dz: float, norm_da: float) -> float:
     """How an error in dL/da_l passes to dL/dz_l: the gain of act's backward on a +-1 direction (the
     rms of act' when elementwise; softmax's Jacobian kills the all-ones direction, so ones would not
-    do), or ||dz|| / ||da||, the larger."""
+    do), or ||dz|| / ||da||, the larger. The norms come from the caller, which needs ||dz|| too."""
     s = _signs(cache.z.shape)
-    return max(norm(RULES[act].backward(cache.z, cache.a, s)) / norm(s), norm(dz) / norm(da) if norm(da) > 0 else 0.0)
+    # norm(s) is sqrt(s.size) exactly: a sum of ones, exact in any order.
+    return max(norm(RULES[act].backward(cache.z, cache.a, s)) / math.sqrt(s.size), norm_dz / norm_da if norm_da > 0 else 0.0)
 
 
 def _act_sensitivity(act: str, cache: engine.LayerCache, da: np.ndarray, u_z: np.ndarray, u_a: np.ndarray) -> np.ndarray:
@@ -151,7 +168,7 @@ def _act_sensitivity(act: str, cache: engine.LayerCache, da: np.ndarray, u_z: np
     if not rule.kink:
         moved = moved + np.abs(rule.backward(cache.z + _DELTA * u_z * s, cache.a, da) - base)
         # z's sign decides a kinked rule, and float32 may round a tiny z to 0: no own-rounding term there.
-        moved = moved + _rule_rounding(rule.backward, cache.z, cache.a, da) * _DELTA
+        moved = moved + _rule_rounding(rule.backward, base, cache.z, cache.a, da) * _DELTA
         if act == "gelu":
             moved = moved + _gelu_cancellation(cache.z, da) * _DELTA
     return moved / _DELTA
@@ -181,20 +198,23 @@ def ambiguous(case64: Case, caches: list[engine.LayerCache], fwd: Forward, gamma
     in the layers below, so every column of their dW and db and the row dx[b]. Empty when none.
     """
     arch = case64.arch
-    hit = [np.zeros(c.z.shape, dtype=bool) for c in caches]
+    hit: dict[int, np.ndarray] = {}  # the layers with an ambiguous unit: most cases have none
     for layer, (act, cache) in enumerate(zip(arch.activations, caches), start=1):
         if RULES[act].kink:
             z = cache.z
             u_z = fwd[layer - 1][0]
+            abs_z = np.abs(z)
             # A subnormal z is 0 to an implementation that flushes denormals (XLA on CPU does).
-            subnormal = (z != 0) & (np.abs(z) < np.finfo(dtype).tiny)
-            hit[layer - 1] = ((u_z > 0) & (np.abs(z) <= gamma * u_z)) | subnormal
-    if not any(h.any() for h in hit):
+            subnormal = (z != 0) & (abs_z < _tiny(dtype))
+            mask = ((u_z > 0) & (abs_z <= gamma * u_z)) | subnormal
+            if mask.any():
+                hit[layer] = mask
+    if not hit:
         return {}
     masks: dict[str, np.ndarray] = {}
     rows = np.zeros(case64.batch, dtype=bool)  # samples contaminated from above
     for layer in range(arch.n_layers, 0, -1):
-        dz = hit[layer - 1] | rows[:, None]
+        dz = (hit[layer] if layer in hit else np.zeros(caches[layer - 1].z.shape, dtype=bool)) | rows[:, None]
         masks[f"dz{layer}"] = dz
         masks[f"W{layer}"] = np.broadcast_to(dz.any(axis=0), case64.params[f"W{layer}"].shape).copy()
         masks[f"b{layer}"] = dz.any(axis=0)

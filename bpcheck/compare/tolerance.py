@@ -32,6 +32,7 @@ The model lives in rounding.py, with the masks of coordinates that rounding can 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -77,12 +78,18 @@ def kind_of(reference: str) -> str:
     return "fd" if reference.startswith("fd") else "analytic"
 
 
+@functools.cache
+def dtype_name(dtype: np.dtype) -> str:
+    """dtype.name, which numpy works out in Python on every read (a microsecond, several times a check)."""
+    return dtype.name
+
+
 def tolerance_for(reference: str, case: Case, *, has_estimate: bool = True, scale: float = 1.0) -> Tolerance:
     """The Tolerance for comparing a producer's output on case (its dtype) with reference.
 
     scale is the largest gradient entry of the case (CaseContext.scale), which fd_floor multiplies.
     """
-    dtype = case.x.dtype.name
+    dtype = dtype_name(case.x.dtype)
     kind = kind_of(reference)
     rule = TOLERANCES[(kind, dtype)]
     gamma = gamma_for(case, dtype, kind)
@@ -112,19 +119,21 @@ class CaseContext:
     kinks64: dict[str, np.ndarray]
 
     @classmethod
-    def build(cls, case: Case, trace: Gradients | None) -> CaseContext:
+    def build(cls, case: Case, trace: Gradients | None, case64: Case | None = None) -> CaseContext:
         """trace: a reference's Gradients with a dz trace (torch or jax preferred, FD will do). Without
-        one, every E_t is 0 and only rtol (and FD's estimate) bound the error."""
-        case64 = case if case.dtype is np.float64 else case.astype(np.float64)
+        one, every E_t is 0 and only rtol (and FD's estimate) bound the error. case64: the float64 copy
+        of case, when the caller has made it already."""
+        if case64 is None:
+            case64 = case if case.dtype is np.float64 else case.astype(np.float64)
         _, caches = engine.forward(case64.arch, case64.params, case64.x)
         fwd = forward_errors(case64, caches)
         scales: dict[str, float] = {}
         scale = 1.0
         if trace is not None and trace.dz is not None and len(trace.dz) == case64.arch.n_layers:
             scales = error_scales(case64, caches, trace.dz, fwd)
-            entries = [float(np.max(np.abs(v))) for v in trace.tensors().values() if np.size(v)]
+            entries = [float(np.abs(v).max()) for v in trace.tensors().values() if np.size(v)]
             scale = max(entries, default=0.0) or 1.0
-        dtype = case.x.dtype.name
+        dtype = dtype_name(case.x.dtype)
         kinks64 = ambiguous(case64, caches, fwd, gamma_for(case64, "float64"))
         kinks = kinks64 if dtype == "float64" else ambiguous(case64, caches, fwd, gamma_for(case64, dtype), dtype)
         return cls(case, case64, tuple(caches), scales, scale, kinks, kinks64)
