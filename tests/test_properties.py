@@ -60,6 +60,13 @@ KNOWN_HARD = {
         '"y": [[0.4807067136378046, 0.8399279849842156], [0.9329403917692083, 0.5758113561798522], '
         '[1e-12, 1.3103915122370658e-56], [0.01004161922533653, 0.9636449551717139]]}'
     ),
+    "mse_at_its_minimum": (
+        # out = 0 and y = 2^-52: the loss is 5e-32, so the rounding scale of one evaluation is ~0, while
+        # FD's change d(d + 2r) rounds at eps d^2 ~ 5e-25 (second order in h), 1.7e-6 of dW2 = -2^-52.
+        '{"spec_version": 1, "arch": {"sizes": [3, 1, 1], "activations": ["sigmoid", "identity"], "loss": "mse"}, '
+        '"dtype": "float64", "regime": "ordinary", "params": {"W1": [[0.0], [0.0], [0.0]], "b1": [0.0], '
+        '"W2": [[0.0]], "b2": [0.0]}, "x": [[0.0, 0.0, 0.0]], "y": [[2.220446049250313e-16]]}'
+    ),
 }
 
 

@@ -30,6 +30,7 @@ from .finite_diff import (
     CHUNK_BYTES,
     REL_STEP,
     STEP_FACTORS,
+    changes_rounding,
     checked_directions,
     directional_steps,
     family_difference,
@@ -376,6 +377,7 @@ class DirectionalFD:
             steps = STEP_FACTORS[:, None] * s[d][None, :]  # (4, C), +-s first
             change, kinked = _along(net, {n: v[d] for n, v in u.items()}, steps)
             values[d], trunc[d] = richardson(change, steps)
+            trunc[d] += changes_rounding(change, s[d])
             crossed[d] = kinked.any(axis=0)
         self.values, self.steps, self._trunc, self._crossed = values, s, trunc, crossed
         self._net, self._rel_step, self._chunk_bytes = net, rel_step, chunk_bytes
