@@ -18,7 +18,7 @@ accepts a leading axis of K stacked parameter sets and returns shape (K,); the p
 scalar-only function once per evaluation. `family_difference` runs the same scheme over any
 family of coordinates whose perturbed evaluations a callback supplies, with kink flags and one
 retry at a smaller step. The MLP-aware reference (`gradients`, the "fd" entry of the registry)
-and the directional mode (`directional`, `random_directions`) live in fd_mlp.py, built on these.
+and the directional mode (`directional`, `random_directions`) live in fd_mlp.py and fd_directional.py, built on these.
 """
 
 from __future__ import annotations
@@ -302,8 +302,8 @@ def gradients(case: Case) -> Gradients:
 
 
 def directional(case: Case, directions: dict[str, np.ndarray], *, rel_step: float = REL_STEP):
-    """(values, errors), each (k,): Richardson FD of L along each unit direction; see fd_mlp.directional."""
-    from .fd_mlp import directional as _directional
+    """(values, errors), each (k,): Richardson FD of L along each unit direction; see fd_directional.directional."""
+    from .fd_directional import directional as _directional
 
     return _directional(case, directions, rel_step=rel_step)
 
