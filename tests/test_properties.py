@@ -60,6 +60,15 @@ KNOWN_HARD = {
         '"y": [[0.4807067136378046, 0.8399279849842156], [0.9329403917692083, 0.5758113561798522], '
         '[1e-12, 1.3103915122370658e-56], [0.01004161922533653, 0.9636449551717139]]}'
     ),
+    "gelu_deep_tail_forward": (
+        # z2 = -6: gelu(z) = 0.5 z (1 + t) with 1 + t ~ 1.4e-11, where t's own rounding (eps |t|) is 1e-5 of
+        # 1 + t; jax's tanh rounds otherwise, and dW3 = a2^T dz3 differs from torch's by 3.9e-6 relative.
+        '{"spec_version": 1, "arch": {"sizes": [3, 4, 2, 1], "activations": ["identity", "gelu", "sigmoid"], '
+        '"loss": "bce"}, "dtype": "float64", "regime": "huge", "params": {"W1": [[0.0, 0.0, 0.0, 0.0], [0.0, '
+        '0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]], "b1": [0.0, -2.0, 0.0, 0.0], "W2": [[0.0, 0.0], [0.0, 2.0], '
+        '[0.0, 0.0], [0.0, 0.0]], "b2": [0.0, -2.0], "W3": [[0.0], [0.0]], "b3": [0.0]}, "x": [[0.0, 0.0, '
+        '0.0]], "y": [[0.0]]}'
+    ),
     "mse_at_its_minimum": (
         # out = 0 and y = 2^-52: the loss is 5e-32, so the rounding scale of one evaluation is ~0, while
         # FD's change d(d + 2r) rounds at eps d^2 ~ 5e-25 (second order in h), 1.7e-6 of dW2 = -2^-52.

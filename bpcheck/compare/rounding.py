@@ -71,7 +71,8 @@ def forward_errors(case64: Case, caches: list[engine.LayerCache]) -> Forward:
 
     u_z = sqrt((a_{l-1}^2 + u_a_{l-1}^2) @ W_l^2) + |b_l| (each product rounds, and so does its input);
     u_a = |act(z + u_z s) - act(z)| + max(|a|, act's own rounding) (to first order, by a finite
-    difference of ops.RULES, and _rule_rounding).
+    difference of ops.RULES, and _rule_rounding; for gelu at least 0.5 |z| |t|, the rounding of 1 + t,
+    which float32's probe cannot show once its t is -1 and its gelu 0, from z ~ -4.5 on).
     x is exact, so u_a_0 = 0.
     """
     u_a = None
@@ -85,7 +86,10 @@ def forward_errors(case64: Case, caches: list[engine.LayerCache]) -> Forward:
         # Both directions: on the flat side of a kink (relu's z < 0) a one-sided step sees no error, though
         # a z within rounding of the kink may land on the other side (so a carries up to u_z, not 0).
         moved = np.maximum(np.abs(forward(cache.z + step) - cache.a), np.abs(forward(cache.z - step) - cache.a))
-        u_a = moved / _DELTA + np.maximum(np.abs(cache.a), _rule_rounding(forward, cache.a, cache.z))
+        own = _rule_rounding(forward, cache.a, cache.z)
+        if act == "gelu":  # 0.5 z (1 + t): 1 + t carries eps |t| however small it is (see _gelu_cancellation)
+            own = np.maximum(own, 0.5 * np.abs(cache.z) * np.abs(_gelu_t(cache.z)))
+        u_a = moved / _DELTA + np.maximum(np.abs(cache.a), own)
         out.append((u_z, u_a))
     return out
 
@@ -184,8 +188,12 @@ def _gelu_cancellation(z: np.ndarray, da: np.ndarray) -> np.ndarray:
     tanh rounds differently, on two gelu outputs in 10,000 sweep cases). Bound: |da| |t| (1/2 + |z| C
     (1 + 3 K z^2)), the two terms' coefficients times the error of 1 + t (1 - t^2 = (1 - t)(1 + t)).
     """
-    t = np.tanh(GELU_C * (z + GELU_K * z**3))
+    t = _gelu_t(z)
     return np.abs(da) * np.abs(t) * (0.5 + np.abs(z) * GELU_C * (1.0 + 3.0 * GELU_K * z * z))
+
+
+def _gelu_t(z: np.ndarray) -> np.ndarray:
+    return np.tanh(GELU_C * (z + GELU_K * z**3))
 
 
 def ambiguous(case64: Case, caches: list[engine.LayerCache], fwd: Forward, gamma: float,
