@@ -321,6 +321,23 @@ def test_family_difference_retries_a_kinked_coordinate_with_a_smaller_step():
     assert np.all(trunc[1:] <= 1e-12)
 
 
+def test_family_difference_retries_a_step_too_long_for_the_curvature():
+    """L = sum sigmoid(k theta): with k = 2e4 the step h = 1e-4 moves sigmoid's input by 2, where Richardson's
+    estimate is no bound; that coordinate is redone at h * KINK_RETRY and comes out right, the gentle one is not."""
+    k, theta = np.array([2e4, 1.0]), np.array([0.0, 0.3])
+
+    def run(idx, s, n_kink):
+        sig = lambda t: 1.0 / (1.0 + np.exp(-k[idx] * t))  # noqa: E731
+        return sig(theta[idx] + s) - sig(theta[idx]), np.zeros(n_kink, dtype=bool)
+
+    h = fd.relative_steps(theta)
+    grad, trunc, kink, used = fd.family_difference(h, run, chunk=4)
+    exact = k * np.exp(-k * theta) / (1.0 + np.exp(-k * theta)) ** 2
+    np.testing.assert_array_equal(used, h * [fd.KINK_RETRY, 1])
+    assert np.all(np.abs(grad - exact) <= trunc + 1e-12 * np.abs(exact)), (grad, exact, trunc)
+    assert not kink.any()
+
+
 # -- the directional mode ---------------------------------------------------------------------------
 
 def test_directional_values_agree_with_engine_dot_u(pairs):

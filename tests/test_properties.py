@@ -69,6 +69,15 @@ KNOWN_HARD = {
         '[0.0, 0.0], [0.0, 0.0]], "b2": [0.0, -2.0], "W3": [[0.0], [0.0]], "b3": [0.0]}, "x": [[0.0, 0.0, '
         '0.0]], "y": [[0.0]]}'
     ),
+    "step_too_long_for_the_curvature": (
+        # huge regime: a2 = 22120, so W3's step h = 1e-4 moves a sigmoid's input by 2.2; Richardson's
+        # truncation estimate (0.3% of R) is not a bound there, and FD's dW3 was 3.6% off.
+        '{"spec_version": 1, "arch": {"sizes": [2, 1, 3, 3], "activations": ["identity", "identity", '
+        '"sigmoid"], "loss": "mse"}, "dtype": "float64", "regime": "huge", "params": {"W1": [[0.0], '
+        '[-10.0]], "b1": [0.0], "W2": [[0.0, 7.0, 0.0]], "b2": [0.0, 0.0, 0.0], "W3": [[0.0, 0.0, 0.0], '
+        '[0.0, 0.0, 0.0001], [0.0, 0.0, 0.0]], "b3": [0.0, 0.0, 0.0]}, "x": [[0.0, -316.0]], "y": [[0.0, '
+        '0.0, 0.0]]}'
+    ),
     "mse_at_its_minimum": (
         # out = 0 and y = 2^-52: the loss is 5e-32, so the rounding scale of one evaluation is ~0, while
         # FD's change d(d + 2r) rounds at eps d^2 ~ 5e-25 (second order in h), 1.7e-6 of dW2 = -2^-52.
