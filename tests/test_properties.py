@@ -78,6 +78,16 @@ KNOWN_HARD = {
         '[0.0, 0.0, 0.0001], [0.0, 0.0, 0.0]], "b3": [0.0, 0.0, 0.0]}, "x": [[0.0, -316.0]], "y": [[0.0, '
         '0.0, 0.0]]}'
     ),
+    "step_too_long_with_a_small_estimate": (
+        # its sibling, where W3[2, 2]'s step moves the sigmoid's input 2.25 either side: D(h) and D(h/2) agree
+        # to 0.2% by coincidence, so the estimate is small, and both are 4% off; the even part of the changes
+        # (41% of the odd part) shows the step is long.
+        '{"spec_version": 1, "arch": {"sizes": [2, 1, 3, 3], "activations": ["identity", "identity", '
+        '"sigmoid"], "loss": "mse"}, "dtype": "float64", "regime": "huge", "params": {"W1": [[0.0], '
+        '[-10.0]], "b1": [0.0], "W2": [[0.0, 0.0, 7.0]], "b2": [0.0, 0.0, 0.0], "W3": [[0.0, 0.0, 0.0], '
+        '[0.0, 0.0, 0.0], [0.0, 0.0, 0.0001]], "b3": [0.0, 0.0, 0.0]}, "x": [[0.0, -322.0]], "y": [[0.0, '
+        '0.0, 0.0]]}'
+    ),
     "mse_at_its_minimum": (
         # out = 0 and y = 2^-52: the loss is 5e-32, so the rounding scale of one evaluation is ~0, while
         # FD's change d(d + 2r) rounds at eps d^2 ~ 5e-25 (second order in h), 1.7e-6 of dW2 = -2^-52.
