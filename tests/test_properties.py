@@ -88,6 +88,17 @@ KNOWN_HARD = {
         '[0.0, 0.0, 0.0], [0.0, 0.0, 0.0001]], "b3": [0.0, 0.0, 0.0]}, "x": [[0.0, -322.0]], "y": [[0.0, '
         '0.0, 0.0]]}'
     ),
+    "tiny_weight_above_a_kink": (
+        # sample 4's z1 is 0 for the engine and jax, 2.2e-16 for torch, and W2[0, 1] = 1.2e-166 carries that to
+        # z2 = 0 or 4.5e-183, across layer 2's relu; the rounding bound of z2 squared W2 to 0 (underflow), so
+        # z2 looked exact and db2 a torch error (a false REFERENCE).
+        '{"spec_version": 1, "arch": {"sizes": [3, 1, 2], "activations": ["relu", "relu"], "loss": "mse"}, '
+        '"dtype": "float64", "regime": "near_kink", "params": {"W1": [[0.8793049827013824], [0.0], '
+        '[0.9049814382658417]], "b1": [-1.0335465602126497], "W2": [[0.0, 1.2059623158653077e-166]], '
+        '"b2": [-0.0, 0.0]}, "x": [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.5, '
+        '0.0, 0.65625], [0.0, 0.0, 0.0]], "y": [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], '
+        '[0.0, 1.0]]}'
+    ),
     "mse_at_its_minimum": (
         # out = 0 and y = 2^-52: the loss is 5e-32, so the rounding scale of one evaluation is ~0, while
         # FD's change d(d + 2r) rounds at eps d^2 ~ 5e-25 (second order in h), 1.7e-6 of dW2 = -2^-52.

@@ -66,10 +66,21 @@ def _rms(m: np.ndarray) -> float:
     return norm(m) / math.sqrt(max(1, min(m.shape)))
 
 
+def _norm_product(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """sqrt(a^2 @ w^2) for a >= 0, scaled by max a and each column's max |w| so that no square underflows or
+    overflows: a weight of 1e-166 squares to 0, which once made a z within rounding of a relu's kink look exact."""
+    ma, mw = float(a.max(initial=0.0)), np.abs(w).max(axis=0, initial=0.0)
+    if ma == 0.0 or not np.isfinite(ma):
+        return np.sqrt(a**2 @ w**2)
+    safe = np.where(mw > 0, mw, 1.0)
+    return (ma * mw) * np.sqrt((a / ma) ** 2 @ (w / safe) ** 2)
+
+
 def forward_errors(case64: Case, caches: list[engine.LayerCache]) -> Forward:
     """(u_z, u_a) per layer, shaped like z_l: the rounding error of z_l and a_l in units of eps.
 
-    u_z = sqrt((a_{l-1}^2 + u_a_{l-1}^2) @ W_l^2) + |b_l| (each product rounds, and so does its input);
+    u_z = sqrt((a_{l-1}^2 + u_a_{l-1}^2) @ W_l^2) + |b_l| (each product rounds, and so does its input;
+    computed without squares underflowing, _norm_product);
     u_a = |act(z + u_z s) - act(z)| + max(|a|, act's own rounding) (to first order, by a finite
     difference of ops.RULES, and _rule_rounding; for gelu at least 0.5 |z| |t|, the rounding of 1 + t,
     which float32's probe cannot show once its t is -1 and its gelu 0, from z ~ -4.5 on).
@@ -79,9 +90,8 @@ def forward_errors(case64: Case, caches: list[engine.LayerCache]) -> Forward:
     out = []
     for layer, (act, cache) in enumerate(zip(case64.arch.activations, caches), start=1):
         w, b = case64.params[f"W{layer}"], case64.params[f"b{layer}"]
-        # x is exact: a^2 + 0^2 is a^2, bit for bit, so layer 1 skips the zeros.
-        carried = cache.a_prev**2 if u_a is None else cache.a_prev**2 + u_a**2
-        u_z = np.sqrt(carried @ w**2) + np.abs(b)
+        carried = np.abs(cache.a_prev) if u_a is None else np.hypot(cache.a_prev, u_a)  # x is exact: u_a_0 = 0
+        u_z = _norm_product(carried, w) + np.abs(b)
         step, forward = _DELTA * u_z * _signs(u_z.shape), RULES[act].forward
         # Both directions: on the flat side of a kink (relu's z < 0) a one-sided step sees no error, though
         # a z within rounding of the kink may land on the other side (so a carries up to u_z, not 0).
