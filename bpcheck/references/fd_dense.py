@@ -25,7 +25,8 @@ TEMPORARIES = 8
 
 def fits(net, chunk_bytes: int) -> bool:
     """Do all 4N perturbed copies of net (N coordinates of every family) fit in one chunk?"""
-    return 4 * len(_families(net)[1]) * net.B * max(net.arch.sizes) * 8 * TEMPORARIES <= chunk_bytes
+    n = net.arch.n_params + net.x.size + sum(z.size for z in net.z) + (0 if net.rule.from_logits else net.out.size)
+    return 4 * n * net.B * max(net.arch.sizes) * 8 * TEMPORARIES <= chunk_bytes
 
 
 def _families(net) -> tuple[dict[str, tuple[int, int, tuple[int, ...]]], np.ndarray]:
