@@ -16,21 +16,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .finite_diff import family_difference, relative_steps
-
-# A pass holds about this many (K, B, width) float64 arrays at once; with fd_mlp's chunk budget this
-# bounds K B width, which decides whether a net takes this path.
-TEMPORARIES = 8
+from .finite_diff import PASS_ARRAYS, family_difference, relative_steps
 
 
 def fits(net, chunk_bytes: int) -> bool:
     """Do all 4N perturbed copies of net (N coordinates of every family) fit in one chunk?"""
-    n = net.arch.n_params + net.x.size + sum(z.size for z in net.z) + (0 if net.rule.from_logits else net.out.size)
-    return 4 * n * net.B * max(net.arch.sizes) * 8 * TEMPORARIES <= chunk_bytes
+    n = sum(v.size for v in _family_values(net).values())
+    return 4 * n * net.B * max(net.arch.sizes) * 8 * PASS_ARRAYS <= chunk_bytes
 
 
-def _families(net) -> tuple[dict[str, tuple[int, int, tuple[int, ...]]], np.ndarray]:
-    """name -> (start, stop, shape) in the shared index space, and the values there (for the steps)."""
+def _family_values(net) -> dict[str, np.ndarray]:
+    """Each family's current values, in the order of the shared index space."""
     values = {}
     for layer in range(1, net.L + 1):
         values[f"W{layer}"], values[f"b{layer}"] = net.p[f"W{layer}"], net.p[f"b{layer}"]
@@ -39,6 +35,12 @@ def _families(net) -> tuple[dict[str, tuple[int, int, tuple[int, ...]]], np.ndar
         values[f"z{layer}"] = net.z[layer - 1]
     if not net.rule.from_logits:
         values["out"] = net.out
+    return values
+
+
+def _families(net) -> tuple[dict[str, tuple[int, int, tuple[int, ...]]], np.ndarray]:
+    """name -> (start, stop, shape) in the shared index space, and the values there (for the steps)."""
+    values = _family_values(net)
     spans, start = {}, 0
     for name, v in values.items():
         spans[name] = (start, start + v.size, v.shape)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..spec import Case
-from .fd_mlp import _TEMPORARIES, _fd_run, _float64, _loss_base, _Net, _Scales
+from .fd_mlp import _fd_run, _float64, _loss_base, _Net, _Scales
 from .finite_diff import (
     CHUNK_BYTES,
+    PASS_ARRAYS,
     REL_STEP,
     STEP_FACTORS,
     changes_rounding,
@@ -53,9 +54,9 @@ class DirectionalFD:
         u, k = checked_directions(directions, net.arch.param_shapes(), {"x": net.x.shape})
         s = directional_steps({**net.p, "x": net.x}, u, rel_step)
         values, trunc, crossed = np.empty(k), np.empty(k), np.zeros(k, dtype=bool)
-        # Per direction: the (4, B, n) activations of every layer, _TEMPORARIES at a time, and at most one
+        # Per direction: the (4, B, n) activations of every layer, PASS_ARRAYS at a time, and at most one
         # contiguous copy of the direction itself (matmul may make one of a strided view).
-        per_direction = 8 * (_TEMPORARIES * 4 * net.B * sum(net.arch.sizes) + sum(v.size // len(v) for v in u.values()))
+        per_direction = 8 * (PASS_ARRAYS * 4 * net.B * sum(net.arch.sizes) + sum(v.size // len(v) for v in u.values()))
         size = max(1, int(chunk_bytes // per_direction))
         for lo in range(0, k, size):
             d = slice(lo, min(k, lo + size))  # a view: the directions are not copied

@@ -28,6 +28,7 @@ from ..spec import Case, Gradients
 from . import fd_dense
 from .finite_diff import (
     CHUNK_BYTES,
+    PASS_ARRAYS,
     REL_STEP,
     family_difference,
     relative_steps,
@@ -38,7 +39,6 @@ from .loss_change import LossChange
 # Activations whose output column j depends on other columns of z; all others act elementwise.
 ROW_COUPLED = frozenset({"softmax"})
 SPARSE_BELOW = 0.75  # evaluate only the moved samples when fewer than this fraction moved
-_TEMPORARIES = 8  # rough count of (K, B', width) float64 arrays alive at once in one pass
 
 
 class _Net:
@@ -207,7 +207,7 @@ class _FDRun:
 
     def _family(self, values: np.ndarray, width: int, run, group: int = 0):
         h = relative_steps(values.ravel(), self.rel_step)
-        size = max(1, int(self.chunk_bytes // (4 * width * 8 * _TEMPORARIES)))  # coordinates per chunk
+        size = max(1, int(self.chunk_bytes // (4 * width * 8 * PASS_ARRAYS)))  # coordinates per chunk
         g, t, k, used = family_difference(h, run, size, group)
         self.retried += int((used != h).sum())
         self.evaluations += 4 * (h.size + int((used != h).sum()))

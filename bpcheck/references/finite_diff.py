@@ -60,6 +60,9 @@ ROUNDING_SAFETY = 4.0
 # FD of a 784-128-10 net (batch 16, 1 BLAS thread) took 1.12 / 1.71 s (min / median of 4) at 16 MiB against
 # 1.28 / 2.08 s at 64 MiB; a 100-90-10 net took 0.11 s at either (benchmarks/bench_full_fd.py, issue 8).
 CHUNK_BYTES = 16 * 2**20
+# A pass of the MLP-aware paths (fd_mlp, fd_dense, fd_directional) holds about this many (K, B', width)
+# float64 arrays at once; with CHUNK_BYTES it sets how many perturbed copies a chunk takes.
+PASS_ARRAYS = 8
 
 
 def checked_rel_step(rel_step: float) -> float:
@@ -241,7 +244,7 @@ def family_difference(h: np.ndarray, run: Callable, chunk: int, group: int = 0):
         # of itself (the even part of L(theta +- h) against the odd part), where the estimate can be small by
         # coincidence (a sigmoid pushed 2.25 either side: D(h) and D(h/2) agreed to 0.2% and both were 4% off).
         curved[idx] = (trunc[idx] > CURVED * np.abs(grad[idx])) | (np.abs(c[0] + c[1]) > SLOPE_MOVED * np.abs(c[0] - c[1]))
-        trunc[idx] += changes_rounding(change.reshape(4, -1), h[idx])
+        trunc[idx] += changes_rounding(c, h[idx])
         kink[idx] = crossed.reshape(2, -1).any(axis=0)
 
     group = group or len(h)

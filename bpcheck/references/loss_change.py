@@ -35,8 +35,8 @@ class LossChange:
     """
 
     def __init__(self, loss: str, out: np.ndarray, y: np.ndarray) -> None:
-        self.closed = loss in _FORMS
         self._form: Callable | None = _FORMS.get(loss)
+        self.closed = self._form is not None
         # Unit-major (B, n), like fd_mlp's perturbed outputs, so products with them stream in order.
         self.y = np.asfortranarray(y)
         aux = {"mse": lambda: 2.0 * (out - y), "bce": lambda: sigmoid(out), "cross_entropy": lambda: softmax(out)}
