@@ -33,8 +33,8 @@ from .compare import (
     compare,
     compare_all,
     compare_tensor,
-    diagnose,
     explained,
+    find_bug,
     kind_of,
     references_agree,
 )
@@ -203,13 +203,15 @@ def _judge(ctx: CaseContext, produced: Gradients, ran: dict[str, Gradients], com
     for name, c in comparisons.items():
         label, reason = labels[name]
         diagnosis = sentences.get(name, "") if label == "CONVENTION" else ""
+        bug = None
         if label == "ENGINE" and name in ran:
-            diagnosis = diagnose(ctx, produced, ran[name], name, c.tol, c.tensors, c.first_bad)
+            bug = find_bug(ctx, produced, ran[name], name, c.tol, c.tensors, c.first_bad)
+            diagnosis = "" if bug is None else bug.sentence
         layer, how = c.first_bad if not c.agree else (None, "")
         note = notes.get(name, "")
         reason = "; ".join(p for p in (reason, note) if p)
         out[name] = Verdict(name, label, c.tensors + c.traces, c.tol, layer, how, c.kinks, diagnosis, reason,
-                            timing.get(name, 0.0), versions.get(name, ""))
+                            timing.get(name, 0.0), versions.get(name, ""), bug)
     return out
 
 

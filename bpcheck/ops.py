@@ -25,11 +25,25 @@ GELU_K = 0.044715
 
 
 @dataclass(frozen=True)
+class WrongForm:
+    """A derivative people write by mistake, as the diagnosis names it: "layer 1 computes tanh' as 1 - a".
+
+    code: a short key ('one_minus_a'); written: how the wrong derivative reads; backward: what it computes,
+    with Activation.backward's signature, so a checker can recompute a whole backward with it in one layer.
+    """
+
+    code: str
+    written: str
+    backward: Callable[[Array, Array, Array], Array]
+
+
+@dataclass(frozen=True)
 class Activation:
     """a = forward(z); backward(z, a, dL/da) -> dL/dz, reading only what the forward made.
 
     kink: not twice differentiable at z = 0, so a finite difference must not straddle 0.
     slopes: the one-sided derivatives (left, right) at 0; at_zero: the declared subgradient.
+    derivative: how the right derivative reads; wrong: the wrong forms people write for it (diagnosis).
     """
 
     name: str
@@ -38,6 +52,11 @@ class Activation:
     kink: bool = False
     slopes: tuple[float, float] | None = None
     at_zero: float | None = None
+    derivative: str = ""
+    wrong: tuple[WrongForm, ...] = ()
+
+    def wrong_form(self, code: str) -> WrongForm:
+        return next(w for w in self.wrong if w.code == code)
 
     def regions(self, z: Array) -> Array:
         """-1, 0 or +1 by the side of the kink that z lies on; a change of region is a crossing."""
@@ -78,24 +97,55 @@ def _elu(z: Array) -> Array:
     return np.where(z > 0, z, ELU_ALPHA * np.expm1(np.minimum(z, 0)))
 
 
+def _gelu_sigmoid_form(z: Array, a: Array, g: Array) -> Array:
+    # d/dz of the other gelu approximation, z * sigmoid(1.702 z), while the forward uses the tanh form.
+    s = _sigmoid(1.702 * z)
+    return g * (s + 1.702 * z * s * (1 - s))
+
+
+def _sigmoid_of_a(z: Array, a: Array, g: Array) -> Array:
+    s = _sigmoid(a)
+    return g * (s * (1 - s))
+
+
+W = WrongForm
+
+
 RULES: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("identity", lambda z: z, lambda z, a, g: g),
-        Activation("sigmoid", _sigmoid, lambda z, a, g: g * (a * (1 - a))),
-        Activation("tanh", np.tanh, lambda z, a, g: g * (1 - a * a)),
+        Activation("identity", lambda z: z, lambda z, a, g: g, derivative="1"),
+        Activation("sigmoid", _sigmoid, lambda z, a, g: g * (a * (1 - a)), derivative="a (1 - a)",
+                   wrong=(W("of_a", "σ(a) (1 - σ(a)), σ' applied to the activation a instead of z", _sigmoid_of_a),
+                          W("z_one_minus_z", "z (1 - z)", lambda z, a, g: g * (z * (1 - z))))),
+        Activation("tanh", np.tanh, lambda z, a, g: g * (1 - a * a), derivative="1 - a²",
+                   wrong=(W("one_minus_a", "1 - a", lambda z, a, g: g * (1 - a)),
+                          W("one_minus_z2", "1 - z²", lambda z, a, g: g * (1 - z * z)),
+                          W("of_a", "1 - tanh(a)², tanh' applied to the activation a instead of z",
+                            lambda z, a, g: g * (1 - np.tanh(a) ** 2)))),
         Activation("relu", lambda z: np.maximum(z, 0), lambda z, a, g: g * (z > 0),
-                   kink=True, slopes=(0.0, 1.0), at_zero=0.0),
+                   kink=True, slopes=(0.0, 1.0), at_zero=0.0, derivative="1 where z > 0, else 0",
+                   wrong=(W("output", "a, the activation itself instead of its derivative", lambda z, a, g: g * a),)),
         Activation("leaky_relu", lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
                    lambda z, a, g: np.where(z > 0, g, LEAKY_SLOPE * g),
-                   kink=True, slopes=(LEAKY_SLOPE, 1.0), at_zero=LEAKY_SLOPE),
+                   kink=True, slopes=(LEAKY_SLOPE, 1.0), at_zero=LEAKY_SLOPE,
+                   derivative=f"1 where z > 0, else {LEAKY_SLOPE:g}",
+                   wrong=(W("slope_dropped", "1 where z > 0, else 0 (relu's: the leaky slope dropped)",
+                            lambda z, a, g: g * (z > 0)),
+                          W("output", "a, the activation itself instead of its derivative", lambda z, a, g: g * a))),
         # elu with alpha 1 has equal one-sided slopes, but its second derivative jumps at 0.
         Activation("elu", _elu, lambda z, a, g: np.where(z > 0, g, g * (a + ELU_ALPHA)),
-                   kink=True, slopes=(ELU_ALPHA, 1.0), at_zero=ELU_ALPHA),
-        Activation("softplus", lambda z: np.logaddexp(z, 0), lambda z, a, g: g * _sigmoid(z)),
-        Activation("gelu", _gelu, _gelu_backward),
+                   kink=True, slopes=(ELU_ALPHA, 1.0), at_zero=ELU_ALPHA, derivative="1 where z > 0, else a + 1",
+                   wrong=(W("a", "1 where z > 0, else a (the + 1 dropped)", lambda z, a, g: np.where(z > 0, g, g * a)),)),
+        Activation("softplus", lambda z: np.logaddexp(z, 0), lambda z, a, g: g * _sigmoid(z), derivative="σ(z)",
+                   wrong=(W("of_a", "σ(a), from the output a instead of z", lambda z, a, g: g * _sigmoid(a)),
+                          W("output", "a, the activation itself instead of its derivative", lambda z, a, g: g * a))),
+        Activation("gelu", _gelu, _gelu_backward, derivative="the derivative of its tanh form",
+                   wrong=(W("sigmoid_form", "the derivative of the other approximation, z σ(1.702 z)", _gelu_sigmoid_form),)),
         # The softmax backward is the Jacobian-vector product J^T g = a * (g - <g, a>).
-        Activation("softmax", _softmax, lambda z, a, g: a * (g - (g * a).sum(axis=-1, keepdims=True))),
+        Activation("softmax", _softmax, lambda z, a, g: a * (g - (g * a).sum(axis=-1, keepdims=True)),
+                   derivative="the full Jacobian, a (g - Σ g a)",
+                   wrong=(W("diagonal", "a (1 - a), the Jacobian's diagonal only", lambda z, a, g: g * a * (1 - a)),)),
     )
 }
 assert tuple(RULES) == ACTIVATIONS

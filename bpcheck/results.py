@@ -167,6 +167,37 @@ class TensorMetrics:
 
 
 @dataclass(frozen=True)
+class Diagnosis:
+    """What a disagreement looks like, as data rather than a sentence to parse back.
+
+    code: the bug shape ('wrong_derivative', 'missing_derivative', 'bias_averaged', 'factor', ...);
+    params: its parameters as (key, value) pairs of JSON scalars (layer, activation, form, factor);
+    name: the bug in words with none of the case's own numbers (batch, coefficients), so that the same
+    bug on many cases reads the same ("layer 1 computes tanh' as 1 - a (should be 1 - a²)");
+    sentence: the whole diagnosis of this case, numbers included (Verdict.diagnosis).
+    """
+
+    code: str
+    name: str
+    sentence: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict(self.params).get(key, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "name": self.name, "sentence": self.sentence, "params": dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Diagnosis:
+        _check_keys(d, cls, ("code", "name", "sentence"))
+        params = d.get("params") or {}
+        if not isinstance(params, dict):
+            raise SpecError(f"Diagnosis params={params!r:.60} is not an object: give {{key: value}}")
+        return cls(str(d["code"]), str(d["name"]), str(d["sentence"]), tuple(params.items()))
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The engine against one reference: a label from LABELS, why, and where and how it differs.
 
@@ -185,6 +216,7 @@ class Verdict:
     reason: str = ""
     seconds: float = 0.0
     version: str = ""
+    bug: Diagnosis | None = None   # the diagnosis as data (None: none, or a report written before it existed)
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:
@@ -213,6 +245,7 @@ class Verdict:
             "tolerance": None if self.tolerance is None else self.tolerance.to_dict(),
             "first_bad_layer": self.first_bad_layer, "localised_by": self.localised_by, "kinks": self.kinks,
             "diagnosis": self.diagnosis, "reason": self.reason, "seconds": _enc(self.seconds), "version": self.version,
+            "bug": None if self.bug is None else self.bug.to_dict(),
         }
 
     @classmethod
@@ -225,6 +258,7 @@ class Verdict:
             None if tol is None else Tolerance.from_dict(tol), None if layer is None else int(layer),
             str(d.get("localised_by", "")), int(d.get("kinks", 0)), str(d.get("diagnosis", "")),
             str(d.get("reason", "")), _dec(d.get("seconds", 0.0)), str(d.get("version", "")),
+            None if d.get("bug") is None else Diagnosis.from_dict(d["bug"]),
         )
 
     def message(self) -> str:

@@ -294,9 +294,17 @@ def test_diagnosis_of_a_scale_on_everything():
 
 def test_diagnosis_names_common_factors():
     assert factor_name(0.25, 4, 3, 1e-6) == "1/batch"
-    assert factor_name(2.0, 2, 3, 1e-6) == "batch = 2"
+    assert factor_name(2.0, 2, 3, 1e-6) == "batch or 2 (this case cannot tell them apart)"
     assert factor_name(-1.0, 4, 3, 1e-6) == "a sign flip"
     assert factor_name(1.001, 4, 3, 1e-6) == ""
+
+
+def test_a_factor_of_one_is_never_named():
+    """Batch 1 and one output make 1 = 1/batch = batch = n_out = 1/n_out: that names nothing."""
+    assert factor_name(1.0, 1, 1, 1e-6) == "" and factor_name(1.0 + 1e-7, 1, 1, 1e-6) == ""
+    case = square_case(batch=1)
+    text, _ = _diagnosis(case, planted.scaled("W2", 1.0 + 1e-9))
+    assert "= 1 x" not in text and "1/batch" not in text and "no known bug shape" in text
 
 
 def test_diagnosis_without_traces_reads_the_params():

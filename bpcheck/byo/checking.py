@@ -133,12 +133,14 @@ def _check_one(index: int, case: Case, grads, name: str, names: list[str], user_
     ctx = CaseContext.build(case, declared)
     if user_loss is not None:
         result = _with_user_fd(result, ctx, declared, produced, user_loss, case, name)
-    explanation = ""
+    explanation, convention = "", ""
     if result.label in ("ENGINE", "REFERENCE", "CONVENTION") and not _only_kink_convention(result):
-        explanation = explain(ctx, {k: np.asarray(v) for k, v in grads.items()}).sentence
+        found = explain(ctx, {k: np.asarray(v) for k, v in grads.items()})
+        explanation = found.sentence
+        convention = found.variant.key if found.variant is not None else "shape" if found.complete else ""
         if result.label == "CONVENTION" and explanation:
             result = _relabel(result, explanation)
-    return CaseOutcome(index, result.label, result.ok, result, explanation, describe)
+    return CaseOutcome(index, result.label, result.ok, result, explanation, describe, convention)
 
 
 def _only_kink_convention(result: CheckResult) -> bool:

@@ -105,6 +105,7 @@ class Explanation:
     matched: tuple[str, ...]
     unmatched: tuple[str, ...]
     sentence: str
+    complete: bool = False   # every tensor is explained (by the variant and simple shapes relative to it)
 
 
 def _names(names: list[str] | tuple[str, ...]) -> str:
@@ -164,18 +165,21 @@ def explain(ctx: CaseContext, user: Grads) -> Explanation:
         relative = "that gradient"
     else:
         relative = f"the declared {loss} gradient"
+    complete = True
     if rest:
-        parts.append(_remainder(m, rest, g, relative, whole=variant is None and not matched))
-    return Explanation(variant, tuple(matched), tuple(rest), "; ".join(p for p in parts if p))
+        text, complete = _remainder(m, rest, g, relative, whole=variant is None and not matched)
+        parts.append(text)
+    return Explanation(variant, tuple(matched), tuple(rest), "; ".join(p for p in parts if p), complete)
 
 
-def _remainder(m: _Matcher, rest: list[str], g: Grads, relative: str, *, whole: bool) -> str:
-    """The tensors the best loss leaves, against simple shapes relative to its gradient g."""
+def _remainder(m: _Matcher, rest: list[str], g: Grads, relative: str, *, whole: bool) -> tuple[str, bool]:
+    """The tensors the best loss leaves, against simple shapes relative to its gradient g; and whether
+    those shapes explain every one of them."""
     case = m.ctx.case64
     batch, n_out = case.batch, case.arch.sizes[-1]
     if batch > 1 and all(n.startswith("b") for n in rest) and all(m.fits(n, g[n] / batch) for n in rest):
         return (f"{_names(rest)} = 1/batch x {relative}: the bias gradients average over the batch while the "
-                "weight gradients sum")
+                "weight gradients sum"), True
     weights = [n for n in rest if n.startswith("W")]
     if weights and len(weights) == len(rest):
         num = sum(float(np.vdot(np.asarray(m.user[n], dtype=np.float64) - g[n], case.params[n])) for n in weights)
@@ -183,15 +187,16 @@ def _remainder(m: _Matcher, rest: list[str], g: Grads, relative: str, *, whole: 
         lam = num / den if den > 0 else 0.0
         if lam != 0 and all(m.fits(n, g[n] + lam * case.params[n]) for n in weights):
             return (f"{_names(weights)} = {relative} + {lam:.6g} x W: a weight-decay term (L2, lambda = {lam:.6g}) is "
-                    "in the gradient but not in the loss; add lambda/2 ||W||^2 to the loss, or drop it from the gradient")
+                    "in the gradient but not in the loss; add lambda/2 ||W||^2 to the loss, or drop it from the gradient"), True
     groups: dict[str, list[str]] = {}
     odd = []
     for n in rest:
         u, h = np.asarray(m.user.get(n), dtype=np.float64), g[n]
         hh = float(np.vdot(h, h))
         k = float(np.vdot(u, h)) / hh if hh > 0 and u.shape == h.shape else 0.0
-        if k != 0 and m.fits(n, k * h):
-            label = factor_name(k, batch, n_out, 1e-6 if case.x.dtype == np.float64 else 1e-4)
+        rel = 1e-6 if case.x.dtype == np.float64 else 1e-4
+        if k != 0 and abs(k - 1.0) > rel and m.fits(n, k * h):  # a factor of 1 is no convention
+            label = factor_name(k, batch, n_out, rel)
             text = f"{k:.6g}" + (f" ({label})" if label and label != f"{k:.6g}" else "")
             groups.setdefault(text, []).append(n)
         else:
@@ -203,4 +208,4 @@ def _remainder(m: _Matcher, rest: list[str], g: Grads, relative: str, *, whole: 
         parts.append(f"{who} = {text} x {relative}{tail}")
     if odd:
         parts.append(f"{_names(odd)} fit{'s' if len(odd) == 1 else ''} no known convention relative to {relative}")
-    return "; ".join(parts)
+    return "; ".join(parts), not odd

@@ -8,6 +8,8 @@ from typing import Any
 
 from ..results import CheckResult, RunResult
 
+VAGUE = ("factor", "unexplained", "factor+unexplained", "shape")  # Diagnosis codes that name no bug of their own
+SHOWN_KINDS = 3  # the top line names at most this many kinds of disagreement; the case lines show the rest
 # Findings the CLI treats as input errors (exit 2): the function cannot be checked at all.
 INPUT_CHECKS: tuple[str, ...] = ("interface", "raises", "timeout")
 CHECK_NAMES: dict[str, str] = {
@@ -36,6 +38,24 @@ class CaseOutcome:
     result: CheckResult | None = None
     explanation: str = ""
     describe: str = ""   # "float64 ordinary, 2-2-1 sigmoid,sigmoid mse, batch 4"
+    convention: str = ""  # the loss convention explanation names (Variant.key), 'shape' when simple shapes relative
+    #                       to the declared loss explain every tensor (a weight-decay term), '' when neither
+
+    def name(self) -> str:
+        """What this case shows, in words without its own numbers: a loss convention (or weight-decay term)
+        when one explains the gradient, else the bug the verdicts name ("layer 1 computes tanh' as 1 - a (should be 1 - a²)"),
+        else the explanation; '' for a case that agrees."""
+        bug = self.bug()
+        named = bug is not None and bug.code not in VAGUE
+        if self.convention and (self.convention != "shape" or not named):
+            return self.explanation
+        return bug.name if bug is not None else self.explanation
+
+    def bug(self):
+        """The Diagnosis of the case's disagreement: an analytic reference's first, then finite differences'."""
+        verdicts = [] if self.result is None else [v for v in self.result.verdicts if v.bug is not None]
+        verdicts.sort(key=lambda v: v.reference.startswith("fd"))
+        return verdicts[0].bug if verdicts else None
 
 
 @dataclass(frozen=True)
@@ -120,9 +140,16 @@ def most_common(outcomes: list[CaseOutcome]) -> str:
 
 
 def common_diagnosis(outcomes: list[CaseOutcome]) -> str:
-    """The explanation most failing (or CONVENTION) cases share, with how many share it when not all do."""
-    texts = [o.explanation for o in outcomes if o.explanation]
-    if not texts:
+    """What the cases that differ show, grouped by name, most frequent first: 'layer 1 computes tanh' as
+    1 - a (should be 1 - a²) (in 6 of 8 cases that differ); dW1 transposed (in 2 of 8 ...)'. Each case
+    counts once, under its loss convention when one explains it, else under its bug's name (CaseOutcome.name)."""
+    names = [o.name() for o in outcomes if not o.ok or o.label == "CONVENTION" or o.explanation]
+    names = [n for n in names if n]
+    if not names:
         return ""
-    text, n = Counter(texts).most_common(1)[0]
-    return text if n == len(texts) else f"{text} (in {n} of {len(texts)} cases that differ)"
+    counts = Counter(names).most_common()
+    if len(counts) == 1 and counts[0][1] == len(names):
+        return counts[0][0]
+    shown = [f"{text} (in {n} of {len(names)} cases that differ)" for text, n in counts[:SHOWN_KINDS]]
+    rest = sum(n for _, n in counts[SHOWN_KINDS:])
+    return "; ".join(shown) + (f"; {rest} more case(s) of {len(counts) - SHOWN_KINDS} other kind(s)" if rest else "")

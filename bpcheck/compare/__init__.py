@@ -19,7 +19,7 @@ from ..results import TensorMetrics, Tolerance
 from ..spec import Gradients
 from .blame import blame
 from .convention import exact_zeros, find_convention
-from .diagnose import diagnose, factor_name
+from .diagnose import diagnose, factor_name, find_bug
 from .localise import first_bad_layer, trace_items, trace_metrics
 from .metrics import Item, agrees, compare_gradients, compare_tensor, compare_tensors, explained, gradient_items
 from .tolerance import ANALYTIC, EPS, TOLERANCES, CaseContext, Rule, error_scales, kind_of, tolerance_for
@@ -27,7 +27,7 @@ from .tolerance import ANALYTIC, EPS, TOLERANCES, CaseContext, Rule, error_scale
 __all__ = [
     "ANALYTIC", "EPS", "TOLERANCES", "CaseContext", "Comparison", "Rule", "agrees", "blame", "compare", "compare_all",
     "compare_gradients", "compare_tensor", "compare_tensors", "diagnose", "error_scales", "exact_zeros", "explained",
-    "factor_name", "find_convention", "first_bad_layer", "kind_of", "merge_masks", "references_agree", "tolerance_for",
+    "factor_name", "find_bug", "find_convention", "first_bad_layer", "kind_of", "merge_masks", "references_agree", "tolerance_for",
     "trace_metrics",
 ]
 

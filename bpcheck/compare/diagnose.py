@@ -5,10 +5,15 @@ own gradients (and its dz trace); the producer's tensor must agree with H under 
 tolerance as the comparison itself (compare_tensor), so a diagnosis is as strict as a verdict:
   all zeros            E_t = 0 while R_t is not
   missing act'         the first bad layer m has dz_m = dL/da_m (R's), i.e. E/R = 1/act'(z_m)
+  wrong act'           dz_m = w(z_m, a_m, dL/da_m) for one of the activation's known wrong forms w
+                       (ops.RULES[act].wrong: tanh' written 1 - a, sigma' applied to a, ...)
   transposed backward  dL/da_{m} = dz_{m+1} @ W_{m+1} instead of dz_{m+1} @ W_{m+1}^T (square W)
   transposed dW        E_W = R_W^T
   bias averaged        every wrong tensor is a b, and E_b = R_b / batch (weights summed)
-  uniform scale        E_t = k R_t, k named when it is 1/batch, batch, 2, 1/2, -1 (a sign flip)
+  uniform scale        E_t = k R_t, k named when it is 1/batch, batch, 2, 1/2, -1 (a sign flip); never k = 1,
+                       and a k that several names fit (batch = 2) is said to be ambiguous
+The answer is a results.Diagnosis: a code, its parameters, a name without the case's numbers (what a
+summary groups by) and the sentence for this case.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ops import LOSS_RULES, RULES
-from ..results import TensorMetrics, Tolerance
+from ..results import Diagnosis, TensorMetrics, Tolerance
 from ..spec import Gradients
 from .metrics import compare_tensor
 from .tolerance import CaseContext
@@ -52,12 +57,27 @@ class _Test:
         return None if not masks else np.logical_or.reduce([np.asarray(m, dtype=bool) for m in masks])
 
 
+FACTOR_NAMES = ("1/batch", "batch", "2", "1/2", "a sign flip", "n_out", "1/n_out")
+
+
+def named_factors(k: float, batch: int, n_out: int, rel: float) -> list[str]:
+    """The names k fits (within rel): several when the case cannot tell them apart (batch = 2 = n_out);
+    none for k = 1, which is no factor at all, whatever batch = n_out = 1 would make of it."""
+    if abs(k - 1.0) <= rel:
+        return []
+    values = (1.0 / batch, float(batch), 2.0, 0.5, -1.0, float(n_out), 1.0 / n_out)
+    found = [label for value, label in zip(values, FACTOR_NAMES) if abs(k - value) <= rel * abs(value)]
+    return list(dict.fromkeys(found))
+
+
 def factor_name(k: float, batch: int, n_out: int, rel: float) -> str:
-    """'1/batch' for k = 1/batch (within rel), and so on; '' for a factor with no name."""
-    names = [(1.0 / batch, "1/batch"), (float(batch), "batch"), (2.0, "2"), (0.5, "1/2"), (-1.0, "a sign flip"),
-             (float(n_out), "n_out"), (1.0 / n_out, "1/n_out"), (0.0, "")]
-    found = [label for value, label in names if label and abs(k - value) <= rel * abs(value)]
-    return " = ".join(dict.fromkeys(found))
+    """'1/batch' for k = 1/batch (within rel), and so on; '' for a factor with no name (or k = 1).
+
+    A factor several names fit says so: '2 or batch (this case cannot tell them apart)'."""
+    found = named_factors(k, batch, n_out, rel)
+    if len(found) > 1:
+        return " or ".join(found) + " (this case cannot tell them apart)"
+    return found[0] if found else ""
 
 
 def _fmt(k: float) -> str:
@@ -71,30 +91,41 @@ def _join(names: list[str]) -> str:
 def diagnose(ctx: CaseContext, mine: Gradients, ref: Gradients, ref_name: str, tol: Tolerance,
              metrics: tuple[TensorMetrics, ...], first_bad: tuple[int | None, str]) -> str:
     """One plain sentence on what the disagreement looks like; '' when nothing disagrees."""
+    found = find_bug(ctx, mine, ref, ref_name, tol, metrics, first_bad)
+    return "" if found is None else found.sentence
+
+
+def find_bug(ctx: CaseContext, mine: Gradients, ref: Gradients, ref_name: str, tol: Tolerance,
+             metrics: tuple[TensorMetrics, ...], first_bad: tuple[int | None, str]) -> Diagnosis | None:
+    """The diagnosis as data (results.Diagnosis); None when nothing disagrees."""
     bad = [m.name for m in metrics if not m.ok and not m.name.startswith(("dz", "da"))]
     if not bad:
-        return ""
+        return None
     t = _Test(ctx, mine, ref, ref_name, tol)
     theirs, ours = ref.tensors(), mine.tensors()
     zeros = [n for n in bad if n in ours and np.shape(ours[n]) == np.shape(theirs[n])
              and not np.any(ours[n]) and np.any(theirs[n])]
     if zeros and len(zeros) == len(bad):
         verb = "is" if len(zeros) == 1 else "are"
-        return f"{_join(zeros)} {verb} all zeros ({ref_name}'s {verb} not)"
+        name = f"{_join(zeros)} {verb} all zeros"
+        return Diagnosis("zeros", name, f"{name} ({ref_name}'s {verb} not)", (("tensors", _join(zeros)),))
     layer, how = first_bad
     if how == "dz" or (how == "params" and mine.dz is None) or (layer is None and bad == ["x"]):
-        sentence = _layer_patterns(t, layer if layer is not None else 0)
-        if sentence:
-            return sentence
+        found = _layer_patterns(t, layer if layer is not None else 0)
+        if found is not None:
+            return found
     transposed = [n for n in bad if n.startswith("W") and ours.get(n) is not None
                   and t.fits(n, ours[n], theirs[n].T, err=_t(t.err(n)), kink=_t(t.kink(n)))]
     if transposed and len(transposed) == len(bad):
-        return f"{_join(transposed)} = {ref_name}'s transposed: the weight gradient must be a_prev^T @ dz, shaped like W"
+        name = f"{_join(transposed)} transposed"
+        return Diagnosis("transposed_dW", name, f"{_join(transposed)} = {ref_name}'s transposed: the weight gradient "
+                         "must be a_prev^T @ dz, shaped like W", (("tensors", _join(transposed)),))
     batch = ctx.case.batch
     if batch > 1 and all(n.startswith("b") for n in bad) and all(
             t.fits(n, ours.get(n), theirs[n] / batch, k=1 / batch, err=t.err(n), kink=t.kink(n)) for n in bad):
-        return (f"{_join(bad)} = 1/batch x {ref_name}: the bias gradient is averaged over the batch "
-                "while the weight gradient is summed")
+        name = "the bias gradient is averaged over the batch while the weight gradient is summed"
+        return Diagnosis("bias_averaged", name, f"{_join(bad)} = 1/batch x {ref_name}: {name}",
+                         (("tensors", _join(bad)),))
     return _scales(t, bad, [n for n in theirs])
 
 
@@ -102,8 +133,10 @@ def _t(a: np.ndarray | None) -> np.ndarray | None:
     return None if a is None else a.T
 
 
-def _scales(t: _Test, bad: list[str], everything: list[str]) -> str:
-    """Group the wrong tensors by a common factor k (E_t = k R_t everywhere); name k; the rest is unexplained."""
+def _scales(t: _Test, bad: list[str], everything: list[str]) -> Diagnosis:
+    """Group the wrong tensors by a common factor k (E_t = k R_t everywhere); name k; the rest is unexplained.
+
+    k = 1 is never a group: a tensor that only fits R itself fits no bug shape."""
     ours, theirs = t.mine.tensors(), t.ref.tensors()
     rel = 1e-6 if t.ctx.case.x.dtype == np.float64 else 1e-4
     batch, n_out = t.ctx.case.batch, t.ctx.case.arch.sizes[-1]
@@ -118,7 +151,7 @@ def _scales(t: _Test, bad: list[str], everything: list[str]) -> str:
         k = float(np.vdot(np.asarray(e, dtype=np.float64), r)) / rr
         named = [v for v in (1 / batch, batch, 2.0, 0.5, -1.0, n_out, 1 / n_out) if abs(k - v) <= rel * abs(v)]
         k = float(named[0]) if named else k
-        if not t.fits(n, e, k * r, k=k, err=t.err(n), kink=t.kink(n)):
+        if abs(k - 1.0) <= rel or not t.fits(n, e, k * r, k=k, err=t.err(n), kink=t.kink(n)):
             unexplained.append(n)
             continue
         for group in groups:
@@ -127,22 +160,31 @@ def _scales(t: _Test, bad: list[str], everything: list[str]) -> str:
                 break
         else:
             groups.append((k, [n]))
-    parts = []
-    for k, names in groups:
+    parts, names, params = [], [], []
+    for k, tensors in groups:
         label = factor_name(k, batch, n_out, rel)
         label = "" if label == _fmt(k) else label  # '2 x torch (2)' says nothing more
-        who = "every gradient" if len(names) == len(everything) and len(everything) > 1 else _join(names)
+        who = "every gradient" if len(tensors) == len(everything) and len(everything) > 1 else _join(tensors)
         parts.append(f"{who} = {_fmt(k)} x {t.ref_name} everywhere" + (f" ({label})" if label else ""))
+        # A named factor is the same bug on every case; an unnamed one differs from case to case.
+        names.append(f"{who} = {label or 'a factor with no name'} x the reference")
+        params.append((who, label or _fmt(k)))
+    code = "factor" if parts else "unexplained"
     if unexplained:
         worst = max((m for m in unexplained), key=lambda n: np.size(theirs[n]))
         e, r = ours.get(worst), theirs[worst]
         if e is None or np.shape(e) != np.shape(r):
             shape = None if e is None else np.shape(e)
             parts.append(f"d{worst} has shape {shape}, but {t.ref_name}'s is {np.shape(r)}")
+            names.append(f"d{worst} has the wrong shape")
+            code = "shape"
         else:
-            parts.append(f"{_join(unexplained)} fit{'s' if len(unexplained) == 1 else ''} no known bug shape"
-                         f" ({_spread(e, r)})")
-    return "; ".join(parts)
+            fit = f"{_join(unexplained)} fit{'s' if len(unexplained) == 1 else ''} no known bug shape"
+            parts.append(f"{fit} ({_spread(e, r)})")
+            names.append(fit)
+            code = "unexplained" if code != "factor" else "factor+unexplained"
+        params.append(("unexplained", _join(unexplained)))
+    return Diagnosis(code, "; ".join(names), "; ".join(parts), tuple(params))
 
 
 def _spread(e: np.ndarray, r: np.ndarray) -> str:
@@ -153,24 +195,23 @@ def _spread(e: np.ndarray, r: np.ndarray) -> str:
     return f"{n} of {diff.size} coordinates differ by more than 1% of its largest entry"
 
 
-def _layer_patterns(t: _Test, m: int) -> str:
-    """Bugs in the backward of one layer, at the first bad layer m (0: only dL/dx is wrong)."""
+def _layer_patterns(t: _Test, m: int) -> Diagnosis | None:
+    """Bugs in the backward of one layer, at the first bad layer m (0: only dL/dx is wrong).
+
+    Every derivative hypothesis for layer m is tried (missing, and each known wrong form of its
+    activation); when several fit, the case cannot tell them apart and the diagnosis says so.
+    """
     ctx, ref = t.ctx, t.ref
     arch = ctx.case64.arch
     n = arch.n_layers
     if ref.dz is None or len(ref.dz) != n:
-        return ""
+        return None
     params = ctx.case64.params
     dz_err = ref.meta.get("dz_error") or (None,) * n
     if m >= 1:
-        act = arch.activations[m - 1]
-        rule = LOSS_RULES[arch.loss]
-        logits = m == n and rule.from_logits
-        if act != "identity" and not logits:
-            da, err = _da(ctx, ref, m, dz_err)
-            if _below(t, m, da, err, from_da=False):
-                return (f"dz{m} = dL/da{m} of {t.ref_name}: the derivative of {act} is missing in layer {m} "
-                        f"(engine/{t.ref_name} = 1/{act}'(z{m})); every tensor below inherits it")
+        found = _derivative_forms(t, m, dz_err)
+        if found is not None:
+            return found
     if m < n:
         w = params[f"W{m + 1}"]
         if w.shape[0] == w.shape[1]:
@@ -182,9 +223,43 @@ def _layer_patterns(t: _Test, m: int) -> str:
                 ok = _below(t, m, da, err, from_da=True)
             if ok:
                 where = "dL/dx" if m == 0 else f"dL/da{m}"
-                return (f"the backward of layer {m + 1} multiplies by W{m + 1} instead of W{m + 1}^T "
-                        f"({where} = dz{m + 1} @ W{m + 1}); every tensor below inherits it")
-    return ""
+                name = f"the backward of layer {m + 1} multiplies by W{m + 1} instead of W{m + 1}^T"
+                return Diagnosis("transposed_backward", name, f"{name} ({where} = dz{m + 1} @ W{m + 1}); every "
+                                 "tensor below inherits it", (("layer", m + 1),))
+    return None
+
+
+def _derivative_forms(t: _Test, m: int, dz_err) -> Diagnosis | None:
+    """Layer m's dz against act'(z) dropped and against each of ops.RULES[act].wrong, given the right dL/da_m."""
+    ctx = t.ctx
+    arch = ctx.case64.arch
+    act = arch.activations[m - 1]
+    rule = RULES[act]
+    if act == "identity" or (m == arch.n_layers and LOSS_RULES[arch.loss].from_logits):
+        return None
+    da, err = _da(ctx, t.ref, m, dz_err)
+    cache = ctx.caches[m - 1]
+    fits = []
+    if _below(t, m, da, err, from_da=False):
+        fits.append(("missing_derivative", "", f"the derivative of {act} is missing in layer {m}"))
+    for w in rule.wrong:
+        dz = w.backward(cache.z, cache.a, da)
+        dz_e = None if err is None else np.abs(w.backward(cache.z, cache.a, err))
+        if _below(t, m, dz, dz_e, from_da=False):
+            fits.append(("wrong_derivative", w.code, f"layer {m} computes {act}' as {w.written} (should be {rule.derivative})"))
+    if not fits:
+        return None
+    inherit = "; every tensor below inherits it"
+    base = (("layer", m), ("activation", act))
+    if len(fits) > 1:
+        name = " or ".join(f[2] for f in fits)
+        return Diagnosis("ambiguous_derivative", name, f"{name}: this case cannot tell them apart{inherit}",
+                         base + (("forms", ",".join(f[1] or "missing" for f in fits)),))
+    code, form, name = fits[0]
+    if code == "missing_derivative":
+        return Diagnosis(code, name, f"dz{m} = dL/da{m} of {t.ref_name}: {name} "
+                         f"(engine/{t.ref_name} = 1/{act}'(z{m})){inherit}", base)
+    return Diagnosis(code, name, name + inherit, base + (("form", form),))
 
 
 def _da(ctx: CaseContext, ref: Gradients, m: int, dz_err) -> tuple[np.ndarray, np.ndarray | None]:

@@ -159,12 +159,22 @@ def pattern(diagnosis: str) -> str:
     return _TENSOR_LIST.sub(r"\1", _NUMBER.sub("#", diagnosis)).strip()
 
 
+_LAYER_INDEX = re.compile(r"\b(layer |d?W|d?b|dz|da)\d+")
+
+
+def bug_pattern(name: str) -> str:
+    """A Diagnosis name with its layer indices blanked and its tensor lists folded: the bug, wherever the
+    case put it ('layer # computes tanh' as 1 - a (should be 1 - a²)'), since the shrinker changes depth."""
+    return _TENSOR_LIST.sub(r"\1", _LAYER_INDEX.sub(r"\1#", name)).strip()
+
+
 def kind(r: CheckResult, v: Verdict) -> tuple[str, str, str]:
     """(label, diagnosis pattern, layer position): what makes two disagreements the same kind.
 
-    The reference is left out (a bug shows against torch, jax and fd alike), and so are the
-    reference names inside the diagnosis."""
-    text = pattern(v.diagnosis).replace(v.reference, "REF")
+    The diagnosis is read from its data (Verdict.bug: its name has no numbers of the case's own) when the
+    verdict has one, else from its sentence with the numbers blanked (reports written before). The reference
+    is left out (a bug shows against torch, jax and fd alike), and so are the reference names inside it."""
+    text = bug_pattern(v.bug.name) if v.bug is not None else pattern(v.diagnosis).replace(v.reference, "REF")
     return v.label, text, position(r, v.first_bad_layer)
 
 
