@@ -23,8 +23,7 @@ import numpy as np
 from .. import engine
 from .. import references as refs
 from ..check import check_case
-from ..compare import CaseContext, compare, compare_gradients, kind_of, merge_masks
-from ..compare.metrics import norm
+from ..compare import CaseContext
 from ..results import DEFAULT_FAIL_ON, LABELS, CheckResult, Verdict, worst_label
 from ..spec import Arch, BpcheckError, Case, DataError, Gradients, UsageError, init_params, resolve_dtype
 from .calls import UserGrad, function_name, hidden_state, nonfinite, takes_arch
@@ -32,11 +31,10 @@ from .conventions import explain
 from .layouts import Layout, resolve_layout
 from .loading import UserCallError, call_user
 from .result import CaseOutcome, Finding, Result, common_diagnosis
+from .user_oracle import relocalise, with_user_fd
 
 DEFAULT_CASES = 10
 FIXED_DATA_DRAWS = 3     # parameter sets drawn for fixed (x, y) data
-USER_FD = "fd:loss_fn"   # the verdict name of finite differences of the user's loss
-ENGINE_REF = "engine"    # the verdict name of bpcheck's engine on the declared loss (when no torch or jax ran)
 
 
 def check_gradients(
@@ -107,8 +105,8 @@ def _user_loss(loss_fn, with_arch: bool, lay: Layout, case: Case, timeout: float
     case64 = case.astype(np.float64)
     name = function_name(loss_fn)
 
-    def value(params: dict[str, np.ndarray]) -> float:
-        args = lay.to_user(case64.arch, params, case64.x, case64.y)
+    def value(params: dict[str, np.ndarray], x: np.ndarray | None = None) -> float:
+        args = lay.to_user(case64.arch, params, case64.x if x is None else x, case64.y)
         return call_user(loss_fn, ((case64.arch,) if with_arch else ()) + tuple(args), name=name, timeout=timeout)
 
     return value
@@ -132,12 +130,13 @@ def _check_one(index: int, case: Case, grads, name: str, names: list[str], user_
     declared = engine.gradients(case64)
     ctx = CaseContext.build(case, declared)
     if user_loss is not None:
-        result = _with_user_fd(result, ctx, declared, produced, user_loss, case, name)
+        result = _rebuild(result, case, with_user_fd(result, ctx, declared, produced, user_loss, case), name)
     explanation, convention = "", ""
     if result.label in ("ENGINE", "REFERENCE", "CONVENTION") and not _only_kink_convention(result):
         found = explain(ctx, {k: np.asarray(v) for k, v in grads.items()})
         explanation = found.sentence
         convention = found.variant.key if found.variant is not None else "shape" if found.complete else ""
+        result = relocalise(result, ctx, produced, found)
         if result.label == "CONVENTION" and explanation:
             result = _relabel(result, explanation)
     return CaseOutcome(index, result.label, result.ok, result, explanation, describe, convention)
@@ -146,41 +145,6 @@ def _check_one(index: int, case: Case, grads, name: str, names: list[str], user_
 def _only_kink_convention(result: CheckResult) -> bool:
     """CONVENTION from a subgradient at exact zeros (check_case's own), not from the user's loss."""
     return result.label == "CONVENTION" and not any(v.reason.startswith("the user's loss_fn") for v in result.verdicts)
-
-
-def _with_user_fd(result: CheckResult | None, ctx: CaseContext, declared: Gradients, produced: Gradients, user_loss,
-                  case: Case, name: str) -> CheckResult:
-    """Add the verdict against FD of the user's own loss, and when no torch or jax verdict ran one against
-    bpcheck's engine on the declared loss; their ENGINE verdicts become CONVENTION when the gradient is
-    right for the user's loss."""
-    from ..references.finite_diff import central_difference
-
-    fd = central_difference(user_loss, ctx.case64.params)
-    reference = Gradients(fd.value, fd.grads, None, error=fd.error, source=USER_FD)
-    # The rounding scales were made for the declared loss; the user's may be a multiple of it.
-    scales = {}
-    for key, s in ctx.scales.items():
-        d = norm(declared.grads[key]) if key in declared.grads else 0.0
-        scales[key] = s * (norm(fd.grads[key]) / d if d > 0 else 1.0)
-    tol = ctx.tolerance(USER_FD)
-    metrics = compare_gradients(produced, reference, tol, scales, kink=merge_masks(ctx.kinks))
-    agree = all(m.ok for m in metrics)
-    verdict = Verdict(USER_FD, "AGREE" if agree else "ENGINE", metrics, tol,
-                      reason="" if agree else "differs from finite differences of the user's loss_fn")
-    verdicts = list(result.verdicts) if result is not None else []
-    if not any(kind_of(v.reference) == "analytic" and v.label not in ("SKIPPED", "ERROR") for v in verdicts):
-        # FD of the user's loss cannot see the convention; bpcheck's engine (checked against torch and
-        # jax in its own tests) gives the declared loss's gradient instead.
-        c = compare(ctx, produced, declared, ENGINE_REF)
-        verdicts.append(Verdict(ENGINE_REF, "AGREE" if c.agree else "ENGINE", c.tensors + c.traces, c.tol,
-                                *(c.first_bad if not c.agree else (None, "")), c.kinks,
-                                reason="" if c.agree else f"differs from bpcheck's engine on the declared {case.arch.loss}"))
-    if agree:
-        verdicts = [replace(v, label="CONVENTION", reason="the user's loss_fn is not the declared "
-                            f"{case.arch.loss}; the gradient is right for the user's loss")
-                    if v.label == "ENGINE" else v for v in verdicts]
-    verdicts.append(verdict)
-    return _rebuild(result, case, verdicts, name)
 
 
 def _rebuild(result: CheckResult | None, case: Case, verdicts: list[Verdict], name: str) -> CheckResult:

@@ -95,7 +95,7 @@ class Result:
 
         results = tuple(o.result for o in self.outcomes if o.result is not None)
         names = list(dict.fromkeys([*self.references, *(v.reference for r in results for v in r.verdicts)]))
-        # A verdict against bpcheck's own engine (checking.ENGINE_REF) needs only numpy, as fd does.
+        # A verdict against bpcheck's own engine (user_oracle.ENGINE_REF) needs only numpy, as fd does.
         found = {n: refs.status(n.split(":")[0] if n.split(":")[0] in refs.NAMES else "fd") for n in names}
         meta = {"seed": self.seed, "producer": self.function, "fail_on": list(DEFAULT_FAIL_ON),
                 "references": {n: {"available": s.available, "version": s.version, "reason": s.reason}

@@ -1,0 +1,144 @@
+"""The user's loss_fn as a fourth oracle: its FD verdict, and its place in the blame vote.
+
+    result = with_user_fd(result, ctx, declared, produced, loss, case, name)
+
+The user's gradient is compared with FD of the user's own loss (user_fd.py: kinks found by bpcheck's
+forward, noise measured from the user's evaluations). Then the vote, with torch and jax (or, when
+neither ran, bpcheck's engine) judging the gradient of the declared loss:
+
+  FD of loss_fn agrees                -> the analytic ENGINE verdicts become CONVENTION: the gradient is
+                                         right for the user's loss, which is not the declared one.
+  the analytic references agree       -> FD of loss_fn alone cannot make it ENGINE: FD_NOISE when the
+                                         loss_fn's value is the declared loss's (the loss is noisy here),
+                                         else CONVENTION naming the factor between the two losses.
+  both disagree, and the gradient is  -> the same two answers relative to that convention's loss: FD_NOISE
+  exactly a known convention's           when loss_fn's value is that loss's, else ENGINE (the gradient
+                                         is not that of the user's own loss).
+  both disagree otherwise             -> ENGINE: a real bug, localised and diagnosed relative to the
+                                         convention the gradient follows best (conventions.explain).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..compare import CaseContext, compare, compare_gradients, factor_name, kind_of, merge_masks
+from ..compare.diagnose import find_bug
+from ..compare.metrics import norm
+from ..ops import LOSS_RULES
+from ..results import CheckResult, Verdict
+from ..spec import Case, Gradients
+from .conventions import Explanation, explain
+from .user_fd import SOURCE, NonFiniteLoss, user_gradients
+
+ENGINE_REF = "engine"       # the verdict name of bpcheck's engine on the declared loss (when no torch or jax ran)
+SAME_VALUE = 1e-3           # loss_fn's value within this fraction of a loss's value: the same loss, here
+CONVENTION_REF = "that gradient"   # how a diagnosis relative to a convention's gradient names it
+AGREEING = ("AGREE", "KINK", "CONVENTION")
+
+
+def with_user_fd(result: CheckResult | None, ctx: CaseContext, declared: Gradients, produced: Gradients, loss,
+                 case: Case) -> list[Verdict]:
+    """The verdicts of result (torch, jax; or bpcheck's engine when neither ran), relabelled by the vote,
+    with the verdict against FD of the user's loss last."""
+    verdicts = list(result.verdicts) if result is not None else []
+    if not any(kind_of(v.reference) == "analytic" and v.label not in ("SKIPPED", "ERROR") for v in verdicts):
+        # bpcheck's engine (checked against torch and jax in its own tests) gives the declared loss's gradient.
+        c = compare(ctx, produced, declared, ENGINE_REF)
+        verdicts.append(Verdict(ENGINE_REF, "AGREE" if c.agree else "ENGINE", c.tensors + c.traces, c.tol,
+                                *(c.first_bad if not c.agree else (None, "")), c.kinks,
+                                reason="" if c.agree else f"differs from bpcheck's engine on the declared {case.arch.loss}"))
+    try:
+        fd = user_gradients(loss, ctx.case64, with_x=produced.dx is not None)
+    except NonFiniteLoss as exc:
+        mine = Verdict(SOURCE, "ERROR", reason=str(exc))
+        found = explain(ctx, {k: np.asarray(v) for k, v in produced.grads.items()})
+        if found.variant is not None and not found.unmatched:
+            # No FD of the user's loss here, but the gradient is exactly a known convention's: not a bug.
+            return [_convention(v, found.sentence) for v in verdicts] + [mine]
+        return verdicts + [mine]
+    metrics, tol = _compare(ctx, declared, produced, fd)
+    agree = all(m.ok for m in metrics)
+    kinks = sum(m.kinks for m in metrics)
+    analytic = [v for v in verdicts if kind_of(v.reference) == "analytic" and v.label not in ("SKIPPED", "ERROR")]
+    analytic_agree = all(v.label in AGREEING for v in analytic)
+    if agree:
+        mine = Verdict(SOURCE, "KINK" if kinks else "AGREE", metrics, tol, kinks=kinks,
+                       reason="coordinates whose finite difference crosses a kink are left out" if kinks else "")
+        return [_convention(v, "the user's loss_fn is not the declared "
+                            f"{case.arch.loss}; the gradient is right for the user's loss") for v in verdicts] + [mine]
+    bad = next((m for m in metrics if not m.ok), None)
+    layer = int(bad.name[1:]) if bad is not None and bad.name[1:].isdigit() else None
+    head = dict(tensors=metrics, tolerance=tol, first_bad_layer=layer, localised_by="params" if layer else "", kinks=kinks)
+    out_rule = LOSS_RULES[case.arch.loss]
+    caches = ctx.caches[-1]
+    output = caches.z if out_rule.from_logits else caches.a
+    if analytic_agree:
+        return verdicts + [_noise_or_factor(head, fd, declared.loss, f"the declared {case.arch.loss}",
+                                            "torch, jax" if any(v.reference != ENGINE_REF for v in analytic)
+                                            else "bpcheck's engine", case)]
+    found = explain(ctx, {k: np.asarray(v) for k, v in produced.grads.items()})
+    if found.variant is not None and not found.unmatched:
+        value = float(found.variant.rule.forward(output, ctx.case64.y))
+        mine = _noise_or_factor(head, fd, value, found.variant.words, "the gradient of that loss", case)
+        if mine.label == "FD_NOISE":
+            return [_convention(v, found.sentence) for v in verdicts] + [mine]
+        return verdicts + [replace(mine, label="ENGINE", reason=f"{found.sentence}; but the user's loss_fn is not "
+                                   f"that loss ({fd.loss:.6g} against {value:.6g}): the gradient is not that of loss_fn")]
+    reason = "differs from finite differences of the user's loss_fn"
+    if found.variant is not None and found.unmatched:
+        reason += f"; the gradient follows {found.variant.words} except in {', '.join('d' + n for n in found.unmatched)}"
+    return verdicts + [Verdict(SOURCE, "ENGINE", **head, reason=reason)]
+
+
+def relocalise(result: CheckResult, ctx: CaseContext, produced: Gradients, found: Explanation) -> CheckResult:
+    """The ENGINE verdicts localised and diagnosed relative to the convention the gradient follows for most
+    tensors (half-SSE, summed CE), so that a bug in layer 1 is named in layer 1 whatever the loss scaling."""
+    if result.label != "ENGINE" or found.variant is None or not found.unmatched:
+        return result
+    from .. import engine
+
+    c64 = ctx.case64
+    g = engine.backward(c64.arch, c64.params, list(ctx.caches), c64.y, loss_rule=found.variant.rule)
+    c = compare(ctx, produced, g, CONVENTION_REF)
+    if c.agree:
+        return result
+    bug = find_bug(ctx, produced, g, CONVENTION_REF, c.tol, c.tensors, c.first_bad)
+    if bug is not None:
+        bug = replace(bug, sentence=f"relative to {found.variant.words}: {bug.sentence}")
+    layer, how = c.first_bad
+    return replace(result, verdicts=tuple(replace(v, first_bad_layer=layer, localised_by=how, bug=bug,
+                                                  diagnosis=bug.sentence if bug else "")
+                                          if v.label == "ENGINE" else v for v in result.verdicts))
+
+
+def _compare(ctx: CaseContext, declared: Gradients, produced: Gradients, fd: Gradients):
+    # The rounding scales were made for the declared loss; the user's may be a multiple of it.
+    scales = {}
+    for key, s in ctx.scales.items():
+        d = norm(declared.grads[key]) if key in declared.grads else 0.0
+        mine = fd.grads.get(key) if key != "x" else fd.dx
+        scales[key] = s * (norm(mine) / d if d > 0 and mine is not None else 1.0)
+    tol = ctx.tolerance(SOURCE)
+    return compare_gradients(produced, fd, tol, scales, kink=merge_masks(fd.kink, ctx.kinks)), tol
+
+
+def _convention(v: Verdict, reason: str) -> Verdict:
+    return replace(v, label="CONVENTION", reason=reason) if v.label == "ENGINE" else v
+
+
+def _noise_or_factor(head: dict, fd: Gradients, value: float, what: str, judges: str, case: Case) -> Verdict:
+    """FD of loss_fn differs while the gradient is exactly that of a loss of this value: which is it?"""
+    if abs(fd.loss - value) <= SAME_VALUE * max(abs(value), abs(fd.loss)) + 16 * fd.meta.get("noise", 0.0):
+        return Verdict(SOURCE, "FD_NOISE", **head, reason=(
+            f"the user's loss_fn is noisy here: its value is that of {what} ({fd.loss:.6g}), whose gradient "
+            f"{judges} confirm, but its finite differences differ beyond their estimate (noise per evaluation "
+            f"{fd.meta.get('noise', 0.0):.2g}, e.g. float32 internals or log(1 - a) at saturation)"))
+    k = fd.loss / value if value else float("inf")
+    label = factor_name(k, case.batch, case.arch.sizes[-1], 1e-6) if np.isfinite(k) else ""
+    text = f"{k:.6g}" + (f" ({label})" if label else "")
+    return Verdict(SOURCE, "CONVENTION", **head, reason=(
+        f"the user's loss_fn is {text} x {what} here ({fd.loss:.6g} against {value:.6g}); the gradient is that of "
+        f"{what}, which {judges} confirm, not of loss_fn"))

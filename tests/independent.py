@@ -1,0 +1,123 @@
+"""Small gradient functions written the way course code writes them, independently of bpcheck's engine
+(no import of bpcheck.engine or bpcheck.ops): per-sample column-vector loops, vectorised row code,
+half-SSE and summed losses, float32 internals, log(1 - a) written directly. Correct ones, and the
+same with one planted bug (`bug=`), for tests of the user's loss_fn as an oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+
+LEAKY = 0.01
+
+
+def act(name, z):
+    if name == "relu":
+        return np.maximum(z, 0)
+    if name == "leaky_relu":
+        return np.where(z > 0, z, LEAKY * z)
+    if name == "sigmoid":
+        return 1 / (1 + np.exp(-z))
+    if name == "tanh":
+        return np.tanh(z)
+    return z
+
+
+def act_prime(name, z, a):
+    if name == "relu":
+        return (z > 0).astype(z.dtype)
+    if name == "leaky_relu":
+        return np.where(z > 0, 1.0, LEAKY)
+    if name == "sigmoid":
+        return a * (1 - a)
+    if name == "tanh":
+        return 1 - a ** 2
+    return np.ones_like(z)
+
+
+def forward(arch, p, x, dtype=np.float64):
+    a = x.astype(dtype)
+    zs, acts = [], [a]
+    for k, name in enumerate(arch.activations, start=1):
+        z = a @ p[f"W{k}"].astype(dtype) + p[f"b{k}"].astype(dtype)
+        a = act(name, z)
+        zs.append(z)
+        acts.append(a)
+    return zs, acts
+
+
+def half_sse_loss(arch, p, x, y):
+    """0.5 * sum (a - y)^2 over everything: the course-notes loss (the gradient has no 2/N)."""
+    _, acts = forward(arch, p, x)
+    return 0.5 * float(np.sum((acts[-1] - y) ** 2))
+
+
+def half_sse_grads(arch, p, x, y, bug=""):
+    """Vectorised backprop of half_sse_loss, in bpcheck's row layout. bug='relu1': layer 1's act' left out."""
+    zs, acts = forward(arch, p, x)
+    d = acts[-1] - y
+    out = {}
+    for k in range(arch.n_layers, 0, -1):
+        if not (bug == "relu1" and k == 1):
+            d = d * act_prime(arch.activations[k - 1], zs[k - 1], acts[k])
+        out[f"W{k}"] = acts[k - 1].T @ d
+        out[f"b{k}"] = d.sum(axis=0)
+        d = d @ p[f"W{k}"].T
+    return out
+
+
+def bce_loss_direct(arch, p, x, y):
+    """Mean binary cross-entropy written directly, log(1 - a) and all: loses precision at saturation."""
+    zs, _ = forward(arch, p, x)
+    a = 1 / (1 + np.exp(-zs[-1]))
+    return float(-np.mean(y * np.log(a) + (1 - y) * np.log(1 - a)))
+
+
+def bce_grads_loop(arch, p, x, y, bug=""):
+    """Per-sample column-vector loop (Nielsen style), summed then divided by the element count.
+    bug='W1T': dW1 accumulated as the transpose's layout mistake (dz a^T instead of a dz^T, then .T twice)."""
+    L = arch.n_layers
+    Ws = [p[f"W{k}"].T for k in range(1, L + 1)]             # (n_l, n_{k-1})
+    bs = [p[f"b{k}"].reshape(-1, 1) for k in range(1, L + 1)]
+    gW = [np.zeros_like(W) for W in Ws]
+    gb = [np.zeros_like(b) for b in bs]
+    n = y.size
+    for xi, yi in zip(x, y):
+        a = xi.reshape(-1, 1)
+        acts, zs = [a], []
+        for W, b, name in zip(Ws, bs, arch.activations):
+            z = W @ a + b
+            a = act(name, z)
+            zs.append(z)
+            acts.append(a)
+        delta = (1 / (1 + np.exp(-zs[-1])) - yi.reshape(-1, 1)) / n
+        for k in range(L - 1, -1, -1):
+            if k < L - 1:
+                delta = (Ws[k + 1].T @ delta) * act_prime(arch.activations[k], zs[k], acts[k + 1])
+            gW[k] += delta @ acts[k].T
+            gb[k] += delta
+    if bug == "W1T":
+        gW[0] = gW[0] * (1 + 0.5 * (np.arange(gW[0].size).reshape(gW[0].shape) % 2))
+    return {**{f"W{k + 1}": gW[k].T for k in range(L)}, **{f"b{k + 1}": gb[k].ravel() for k in range(L)}}
+
+
+def mse_loss32(arch, p, x, y):
+    """Mean squared error with float32 internals (the gradient is float64): a coarse loss."""
+    _, acts = forward(arch, p, x, np.float32)
+    return float(np.mean((acts[-1] - y.astype(np.float32)) ** 2))
+
+
+def mse_grads(arch, p, x, y, bug=""):
+    zs, acts = forward(arch, p, x)
+    d = 2 * (acts[-1] - y) / y.size
+    out = {}
+    for k in range(arch.n_layers, 0, -1):
+        d = d * act_prime(arch.activations[k - 1], zs[k - 1], acts[k])
+        out[f"W{k}"] = acts[k - 1].T @ d
+        out[f"b{k}"] = d.sum(axis=0)
+        d = d @ p[f"W{k}"].T
+    return out
+
+
+def mse_loss(arch, p, x, y):
+    _, acts = forward(arch, p, x)
+    return float(np.mean((acts[-1] - y) ** 2))
