@@ -2,14 +2,17 @@
 
 Each subcommand lives in bpcheck/commands/<name>.py with add_arguments(parser) and run(args) -> int,
 and imports what it needs inside run(), so `--help` stays fast and torch/jax load only when used.
-Exit codes: 0 all agree, 1 a disagreement was found, 2 a usage or input error, 130 interrupted.
+Exit codes: 0 all agree, 1 a disagreement was found, 2 a usage or input error, 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM, handled as a Ctrl-C: the partial report is written, the workers are stopped).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from . import __version__
 from .spec import BpcheckError
@@ -43,11 +46,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    terminated: list[int] = []
+    installed, previous = _on_sigterm(terminated)
     try:
-        return int(args._run(args))
+        code = int(args._run(args))
     except BpcheckError as exc:
         print(f"bpcheck {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        code = 2
     except KeyboardInterrupt:
-        print(f"bpcheck {args.command}: interrupted", file=sys.stderr)
-        return 130
+        print(f"bpcheck {args.command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        code = 130
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, previous)
+    return 143 if terminated and code == 130 else code
+
+
+def _on_sigterm(terminated: list[int]):
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does (so a killed run still writes its partial report).
+    Returns (installed, the handler it replaces); off the main thread no handler can be installed."""
+    if threading.current_thread() is not threading.main_thread():
+        return False, None
+
+    def handler(signum, frame):
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    return True, signal.signal(signal.SIGTERM, handler)

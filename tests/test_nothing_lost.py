@@ -1,9 +1,9 @@
-"""Nothing lost: files are replaced atomically (a failed write leaves the old file and no temporary),
-a Ctrl-C writes a partial report of the finished cases and exits 130, and a worker that dies is an
+"""Nothing lost: a Ctrl-C writes a partial report of the finished cases and exits 130, and a worker that dies is an
 ERROR for its case in the written report while the rest completes.
 
 tests/test_sweep.py holds the in-process side (run_sweep's partial result, the SIGKILLed worker's
-ERROR); these run the real command, in a fresh process where a signal is involved.
+ERROR); these run the real command, in a fresh process where a signal is involved. tests/test_report_folder.py
+holds the folder's guarantees (one set swapped in whole, the lock, failures and signals mid-write).
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from pathlib import Path
 import pytest
 
 from bpcheck.cli import main
-from bpcheck.report.writer import write_file
-from bpcheck.spec import UsageError
 from bpcheck.sweep import KILL_HOOK
 
 from .interrupt import interruptible
@@ -30,17 +28,6 @@ FAST = ["--refs", "fd", "--max-depth", "2", "--max-width", "3"]
 
 def _temporaries(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".bpcheck-probe-")]
-
-
-def test_a_failing_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
-    target = write_file(tmp_path / "report.md", "old\n")
-    with pytest.raises(TypeError):
-        write_file(target, 12345)  # fails inside the write, after the temporary was made
-    assert target.read_text() == "old\n"
-    (tmp_path / "taken").mkdir()
-    with pytest.raises(UsageError, match="cannot write .*taken.*give another --out"):
-        write_file(tmp_path / "taken", "new\n")  # os.replace onto a directory fails
-    assert _temporaries(tmp_path) == []
 
 
 def test_report_over_a_directory_in_the_way_is_one_line_exit_2(tmp_path, capsys):

@@ -12,7 +12,7 @@ import pytest
 
 from bpcheck import cli
 from bpcheck.report import FORMATS, parse_formats, render_files, write_report
-from bpcheck.report.writer import write_file
+from bpcheck.report.writer import OutputFolder
 from bpcheck.spec import UsageError
 from bpcheck.sweep import SweepConfig, run_sweep
 from tests import planted
@@ -90,12 +90,12 @@ def test_formats_parse_and_reject_unknown_names():
         parse_formats("md,htm")
 
 
-def test_writer_replaces_atomically_and_leaves_no_temporary(tmp_path):
-    target = tmp_path / "a" / "report.md"
-    write_file(target, "one")
-    write_file(target, "two")
-    assert target.read_text() == "two"
-    assert [p.name for p in target.parent.iterdir()] == ["report.md"]
+def test_writer_replaces_the_set_and_leaves_no_temporary(tmp_path):
+    folder = tmp_path / "a"
+    OutputFolder(folder).write({"report.md": "one", "report.json": "{}"})
+    OutputFolder(folder).write({"report.md": "two"})
+    assert (folder / "report.md").read_text() == "two"
+    assert [p.name for p in folder.iterdir()] == ["report.md"]  # the old run's report.json went with its set
 
 
 def test_write_report_writes_every_format_and_the_case_files(run, tmp_path):

@@ -64,6 +64,16 @@ def arch_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.report:
+        return _check(args, None)
+    from ..report import REPORT, OutputFolder
+
+    # before any work (and before the user's file is imported): --report must be writable and not in use
+    with OutputFolder(args.report, REPORT, flag="--report") as folder:
+        return _check(args, folder)
+
+
+def _check(args: argparse.Namespace, folder) -> int:
     from ..byo import check_gradients, load_function
 
     arch = arch_from_args(args)
@@ -77,14 +87,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"bpcheck check: error: {problem.message}", file=sys.stderr)
         return 2
     print(f"bpcheck check {args.function}: " + result.summary())
-    if args.report:
-        write_report(result, args.report)
+    if folder is not None:
+        write_report(result, folder, args.report)
     return 0 if result.ok else 1
 
 
-def write_report(result, directory: str) -> None:
+def write_report(result, folder, directory: str) -> None:
     """The report command's files (every format, and cases/<id>.json for replay) through its one writer."""
     from ..report import write_report as writer
 
-    paths = writer(result.run_result(), directory)
+    paths = writer(result.run_result(), folder)
     print(f"report written to {directory} ({len(paths)} files)")

@@ -32,19 +32,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    import numpy as np
-
-    from .. import __version__, baselines
-    from .. import references as refs
-    from ..mutants import render, select, sweep
+    from ..mutants import select
+    from ..report.writer import MUTANTS, OutputFolder
 
     chosen = select(args.only)
     if args.list:
         for m in chosen:
             print(f"{m.name:28s} {m.style:6s} {m.where:18s} {m.conditions.describe()}\n    {m.description}")
         return 0
+    # before any work: --out must be writable and not in use by another mutants run
+    with OutputFolder(args.out, MUTANTS, flag="--out") as folder:
+        return _measure(args, chosen, folder)
+
+
+def _measure(args: argparse.Namespace, chosen, folder) -> int:
+    import numpy as np
+
+    from .. import __version__, baselines
+    from .. import references as refs
+    from ..mutants import render, sweep
+
     names = tuple(b for b in baselines.BASELINES if not args.no_baselines and baselines.available(b))
     references = refs.resolve(args.refs)
     start = time.perf_counter()
@@ -67,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         "wall_seconds": time.perf_counter() - start,
     }
     summary = render.summarise(mutants, engine, meta)
-    md, js = render.write(summary, Path(args.out))
+    md, js = render.write(summary, folder)
     print(render.compact(summary))
     print(f"wrote {md} and {js} in {meta['wall_seconds']:.0f} s")
     t = summary["totals"]

@@ -21,6 +21,15 @@ def run(args: argparse.Namespace) -> int:
     formats = parse_formats(args.formats)
     run = load(args.report)  # a bad file fails here, before anything is written
     out = args.out if args.out is not None else (os.path.dirname(args.report) or ".")
+    if "json" not in formats and _same_file(args.report, os.path.join(out, "report.json")):
+        formats = (*formats, "json")  # the new set replaces the folder's whole report: keep the one it is rendered from
     paths = write_report(run, out, formats)
     print(f"rendered {len(paths)} file(s) into {out}")
     return 0
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

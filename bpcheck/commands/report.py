@@ -108,17 +108,9 @@ def run(args: argparse.Namespace) -> int:
     return execute(config, args.out, formats, producer, shrink=not args.no_shrink)
 
 
-def execute(config, out: str, formats: tuple[str, ...], producer=None, *, shrink: bool = True, log=print) -> int:
-    """Sweep, shrink, write the report and print the summary; the exit code (0, 1 or 130).
-
-    producer defaults to the engine; tests plant a buggy one here."""
-    from .. import engine
-    from ..report import FILE_NAMES, ensure_writable, write_report
-    from ..report.summary import summary_lines
+def _sweep_and_shrink(config, producer, shrink: bool, log):
     from ..sweep import run_sweep
 
-    path = ensure_writable(out)  # before any work: an unwritable --out costs nothing
-    producer = producer or engine.gradients
     progress = Progress(config.cases, sys.stdout.isatty())
     try:
         run = run_sweep(config, producer, progress=progress)
@@ -136,7 +128,21 @@ def execute(config, out: str, formats: tuple[str, ...], producer=None, *, shrink
             run.meta["timings"]["shrink_seconds"] = time.perf_counter() - start
         except KeyboardInterrupt:
             run.meta["partial"] = True
-    write_report(run, path, formats)
+    return run
+
+
+def execute(config, out: str, formats: tuple[str, ...], producer=None, *, shrink: bool = True, log=print) -> int:
+    """Sweep, shrink, write the report and print the summary; the exit code (0, 1 or 130).
+
+    producer defaults to the engine; tests plant a buggy one here."""
+    from .. import engine
+    from ..report import FILE_NAMES, REPORT, OutputFolder, write_report
+    from ..report.summary import summary_lines
+
+    # before any work: an unwritable or busy --out costs nothing, and the folder stays locked until the set is in
+    with OutputFolder(out, REPORT, flag="--out") as folder:
+        run = _sweep_and_shrink(config, producer or engine.gradients, shrink, log)
+        write_report(run, folder, formats)
     names = [FILE_NAMES.get(f, "errors.png") for f in formats]
     for line in summary_lines(run, str(out), names):
         log(line)

@@ -1,8 +1,8 @@
-"""reports/mutants.md and reports/mutants.json from one sweep's plain data, written atomically.
+"""reports/mutants.md and reports/mutants.json from one sweep's plain data, written as one set.
 
 The summary dict (summarise) is the one data model: the markdown, the JSON and the printed table
-all read it. Files are written to a temporary name in the same directory and renamed, so a reader
-never sees half a report (bpcheck.report.writer.write_file).
+all read it. Both files are swapped in together (bpcheck.report.writer.OutputFolder), so a reader
+never sees half a report, nor one run's markdown beside another's JSON.
 """
 
 from __future__ import annotations
@@ -153,10 +153,8 @@ def compact(summary: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def write(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
-    from ..report.writer import ensure_writable, write_file
-
-    out_dir = ensure_writable(out_dir)
-    md = write_file(out_dir / "mutants.md", markdown(summary))
-    js = write_file(out_dir / "mutants.json", json.dumps(summary, indent=1, default=str) + "\n")
+def write(summary: dict[str, Any], folder) -> tuple[Path, Path]:
+    """mutants.md and mutants.json into an open bpcheck.report.writer.OutputFolder of kind MUTANTS, as one set."""
+    md, js = folder.write({"mutants.md": markdown(summary),
+                           "mutants.json": json.dumps(summary, indent=1, default=str) + "\n"})
     return md, js

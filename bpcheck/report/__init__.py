@@ -1,7 +1,7 @@
 """The report: one renderer per format over one RunResult, and one writer for every file.
 
     files = render_files(run, ("md", "json"))       # {"report.md": str, "report.json": str}, nothing written
-    paths = write_report(run, "reports/")           # every format, plus cases/<id>.json for replay
+    paths = write_report(run, "reports/")           # every format, plus cases/<id>.json for replay, as one set
 
 Renderers are pure functions of the RunResult (bpcheck.report.analysis computes what they show),
 so `bpcheck render report.json` rebuilds every format from the JSON alone, without torch or jax.
@@ -17,7 +17,7 @@ from pathlib import Path
 from ..results import RunResult
 from ..spec import UsageError, suggest
 from . import analysis
-from .writer import ensure_writable, write_all, write_file
+from .writer import REPORT, OutputFolder, ensure_writable
 
 FORMATS: tuple[str, ...] = ("md", "json", "html", "junit", "png")
 FILE_NAMES: dict[str, str] = {"md": "report.md", "json": "report.json", "html": "report.html", "junit": "junit.xml"}
@@ -63,14 +63,15 @@ def case_files(run: RunResult) -> dict[str, str]:
     return files
 
 
-def write_report(run: RunResult, out: str | os.PathLike[str], formats: Sequence[str] = FORMATS, *,
+def write_report(run: RunResult, out: str | os.PathLike[str] | OutputFolder, formats: Sequence[str] = FORMATS, *,
                  cases: bool = True) -> list[Path]:
-    """Render and write every format (and the case files) under out; returns the written paths."""
-    path = ensure_writable(out)
+    """Render every format (and the case files) and swap them into out as one set, replacing the report there
+    (stale cases and formats included); returns the written paths. out may be a folder the caller holds open."""
     files: dict[str, bytes | str] = dict(case_files(run)) if cases else {}
     files.update(render_files(run, formats))
-    return write_all(path, files)
+    folder = out if isinstance(out, OutputFolder) else OutputFolder(out, REPORT)
+    return folder.write(files)
 
 
-__all__ = ["FILE_NAMES", "FORMATS", "case_files", "ensure_writable", "parse_formats", "render_files", "write_file",
-           "write_report"]
+__all__ = ["FILE_NAMES", "FORMATS", "REPORT", "OutputFolder", "case_files", "ensure_writable", "parse_formats",
+           "render_files", "write_report"]
