@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from bpcheck.cli import main
 from bpcheck.sweep import KILL_HOOK
 
