@@ -53,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except BpcheckError as exc:
         print(f"bpcheck {args.command}: error: {exc}", file=sys.stderr)
         code = 2
-    except KeyboardInterrupt:
-        print(f"bpcheck {args.command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        detail = f" ({exc})" if str(exc) else ""
+        print(f"bpcheck {args.command}: {'terminated' if terminated else 'interrupted'}{detail}", file=sys.stderr)
         code = 130
     finally:
         if installed:

@@ -110,6 +110,7 @@ def test_a_signal_mid_write_leaves_one_whole_set(tmp_path, capsys, hook, code, s
     assert "Traceback" not in done.stderr
     if survivor == "old":
         assert _snapshot(out) == before
+        assert f"nothing written: --out {str(out)!r} keeps its previous files" in done.stderr
     else:
         _assert_whole_set(out, NEW)
     capsys.readouterr()

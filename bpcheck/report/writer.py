@@ -133,6 +133,9 @@ class OutputFolder:
             shutil.rmtree(staging, ignore_errors=True)
             raise UsageError(f"cannot write into {self.flag} {self.given!r} ({exc.strerror or exc}), so it keeps its "
                              f"previous files: free some space or give another {self.flag}") from None
+        except KeyboardInterrupt:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise KeyboardInterrupt(f"nothing written: {self.flag} {self.given!r} keeps its previous files") from None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
