@@ -95,8 +95,8 @@ def test_the_independent_engine_passes_when_right():
     (Arch((3, 4, 2), ("softplus", "tanh"), "mse"), 1, "softplus of a", "layer 1 computes softplus' as σ(a), from the output"),
     (Arch((3, 4, 2), ("relu", "identity"), "mse"), 1, "relu output", "layer 1 computes relu' as a, the activation itself"),
     (Arch((3, 4, 2), ("leaky_relu", "identity"), "mse"), 1, "leaky dropped",
-     "layer 1 computes leaky_relu' as 1 where z > 0, else 0 (relu's: the leaky slope dropped)"),
-    (Arch((3, 4, 2), ("elu", "tanh"), "mse"), 1, "elu a", "layer 1 computes elu' as 1 where z > 0, else a (the + 1 dropped)"),
+     "layer 1 computes leaky_relu' as 1 where z > 0, else 0, relu's: the leaky slope dropped"),
+    (Arch((3, 4, 2), ("elu", "tanh"), "mse"), 1, "elu a", "layer 1 computes elu' as 1 where z > 0, else a, the + 1 dropped"),
     (Arch((3, 3), ("softmax",), "mse"), 1, "softmax diagonal",
      "layer 1 computes softmax' as a (1 - a), the Jacobian's diagonal only"),
 ])
@@ -152,3 +152,15 @@ def test_the_top_line_groups_cases_by_bug_not_by_sentence():
     assert len({o.result.case["x"].__len__() for o in failing}) > 1  # several batch sizes
     assert result.diagnosis.startswith("the bias gradient is averaged over the batch while the weight gradient is summed")
     assert "1/batch" not in result.diagnosis.split(" (in ")[0]
+
+
+@pytest.mark.parametrize("name", ["tanh_prime_one_minus_tanh", "leaky_slope_dropped", "dw_transposed"])
+def test_the_catalog_mutants_are_named_on_every_case_they_are_caught(name):
+    """The catalog plants the wrong forms kept in ops.RULES; the sweep records whether the diagnosis named them."""
+    from bpcheck.mutants.catalog import ENGINE_MUTANTS
+    from bpcheck.mutants.sweep import run_mutant
+
+    mutant = next(m for m in ENGINE_MUTANTS if m.name == name)
+    out = run_mutant(mutant, 4, 0, run_baselines=(), shrink="none")
+    caught = sum(c.caught for c in out.cases)
+    assert caught >= 3 and out.named() == caught, [c.diagnosis for c in out.cases]

@@ -103,17 +103,19 @@ def find_bug(ctx: CaseContext, mine: Gradients, ref: Gradients, ref_name: str, t
         return None
     t = _Test(ctx, mine, ref, ref_name, tol)
     theirs, ours = ref.tensors(), mine.tensors()
+    layer, how = first_bad
+    # Layer patterns first: a wrong derivative can zero a layer's gradient (the leaky slope dropped where
+    # every z < 0), and then it, not 'all zeros', is the bug's name.
+    if how == "dz" or (how == "params" and mine.dz is None) or (layer is None and bad == ["x"]):
+        found = _layer_patterns(t, layer if layer is not None else 0)
+        if found is not None:
+            return found
     zeros = [n for n in bad if n in ours and np.shape(ours[n]) == np.shape(theirs[n])
              and not np.any(ours[n]) and np.any(theirs[n])]
     if zeros and len(zeros) == len(bad):
         verb = "is" if len(zeros) == 1 else "are"
         name = f"{_join(zeros)} {verb} all zeros"
         return Diagnosis("zeros", name, f"{name} ({ref_name}'s {verb} not)", (("tensors", _join(zeros)),))
-    layer, how = first_bad
-    if how == "dz" or (how == "params" and mine.dz is None) or (layer is None and bad == ["x"]):
-        found = _layer_patterns(t, layer if layer is not None else 0)
-        if found is not None:
-            return found
     transposed = [n for n in bad if n.startswith("W") and ours.get(n) is not None
                   and t.fits(n, ours[n], theirs[n].T, err=_t(t.err(n)), kink=_t(t.kink(n)))]
     if transposed and len(transposed) == len(bad):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..ops import RULES, _sigmoid
+from ..ops import RULES
 from ..spec import LOSS_OUTPUT, Arch, Case, Gradients
 from . import backward as bw
 
@@ -69,6 +69,7 @@ class Mutant:
     layer: Callable[[Arch], int] | None = None
     tensors: Callable[[Arch], tuple[str, ...]] | None = None
     style: str = "engine"
+    named: str = ""   # words the diagnosis must contain to name the bug ('' when the catalog expects none)
 
     def expected(self, arch: Arch) -> tuple[int | None, tuple[str, ...]]:
         return (None if self.layer is None else self.layer(arch),
@@ -119,10 +120,14 @@ def _clipped_sigmoid(z, a, g):
     return g * np.where(np.abs(z) > 5, 0.0, a * (1 - a))
 
 
-def _gelu_sigmoid_approx(z, a, g):
-    # d/dz of the other gelu approximation, z * sigmoid(1.702 z), while the forward uses the tanh form.
-    s = _sigmoid(1.702 * z)
-    return g * (s + 1.702 * z * s * (1 - s))
+def _named(act: str, code: str) -> str:
+    return f"computes {act}' as {RULES[act].wrong_form(code).written}"
+
+
+def _wrong(act: str, code: str) -> Callable:
+    """One of the wrong derivative forms kept beside the activation's rule (ops.RULES[act].wrong), which
+    the diagnosis names: the catalog plants the same forms it reads."""
+    return RULES[act].wrong_form(code).backward
 
 
 ENGINE_MUTANTS: tuple[Mutant, ...] = (
@@ -138,56 +143,56 @@ ENGINE_MUTANTS: tuple[Mutant, ...] = (
            Conditions(min_batch=2)),
     Mutant("bias_averaged", "db = dz.mean(axis=0) while dW = a_prev.T @ dz is summed over the batch",
            "every b", bw.variant(bias=lambda s, k, dz: dz.mean(axis=0), name="bias_averaged"),
-           Conditions(min_batch=2), _top, _wb(_top, "b")),
+           Conditions(min_batch=2), _top, _wb(_top, "b"), named="the bias gradient is averaged over the batch"),
     Mutant("target_minus_output", "error = y - output, the tutorial's sign for `W += lr * grad`, returned as dL/dout",
            "loss", bw.variant(loss=_scale_loss(lambda s: -1.0), name="target_minus_output")),
     Mutant("sigmoid_prime_of_a", "sigmoid'(a) = s(a)(1 - s(a)) with a = sigmoid(z) already: the derivative applied twice",
-           "sigmoid layers", bw.with_rule("sigmoid", lambda z, a, g: g * _sigmoid(a) * (1 - _sigmoid(a)),
-                                          "sigmoid_prime_of_a"),
+           "sigmoid layers", bw.with_rule("sigmoid", _wrong("sigmoid", "of_a"), "sigmoid_prime_of_a"),
            Conditions(min_depth=2, activations=("sigmoid",), losses=("mse", "huber", "bce")),
-           _last_with(("sigmoid",)), _wb(_last_with(("sigmoid",)))),
+           _last_with(("sigmoid",)), _wb(_last_with(("sigmoid",))), named=_named("sigmoid", "of_a")),
     Mutant("tanh_prime_one_minus_tanh", "tanh' written 1 - tanh(z) instead of 1 - tanh(z)^2",
-           "tanh layers", bw.with_rule("tanh", lambda z, a, g: g * (1 - a), "tanh_prime_one_minus_tanh"),
+           "tanh layers", bw.with_rule("tanh", _wrong("tanh", "one_minus_a"), "tanh_prime_one_minus_tanh"),
            Conditions(min_depth=2, activations=("tanh",), losses=("mse", "huber")),
-           _last_with(("tanh",)), _wb(_last_with(("tanh",)))),
+           _last_with(("tanh",)), _wb(_last_with(("tanh",))), named=_named("tanh", "one_minus_a")),
     Mutant("leaky_slope_dropped", "leaky_relu backward written like relu's: the 0.01 slope for z < 0 dropped",
-           "leaky_relu layers", bw.with_rule("leaky_relu", lambda z, a, g: g * (z > 0), "leaky_slope_dropped"),
+           "leaky_relu layers", bw.with_rule("leaky_relu", _wrong("leaky_relu", "slope_dropped"), "leaky_slope_dropped"),
            Conditions(min_depth=2, activations=("leaky_relu",), losses=("mse", "huber", "cross_entropy")),
-           _last_with(("leaky_relu",)), _wb(_last_with(("leaky_relu",)))),
+           _last_with(("leaky_relu",)), _wb(_last_with(("leaky_relu",))), named=_named("leaky_relu", "slope_dropped")),
     Mutant("softplus_from_output", "softplus' = sigmoid(a), computed from the output a = softplus(z) instead of z",
-           "softplus layers", bw.with_rule("softplus", lambda z, a, g: g * _sigmoid(a), "softplus_from_output"),
+           "softplus layers", bw.with_rule("softplus", _wrong("softplus", "of_a"), "softplus_from_output"),
            Conditions(min_depth=2, activations=("softplus",), losses=("mse", "huber", "bce")),
-           _last_with(("softplus",)), _wb(_last_with(("softplus",)))),
+           _last_with(("softplus",)), _wb(_last_with(("softplus",))), named=_named("softplus", "of_a")),
     Mutant("elu_prime_a", "elu' for z < 0 written as a instead of a + alpha (= exp(z))",
-           "elu layers", bw.with_rule("elu", lambda z, a, g: np.where(z > 0, g, g * a), "elu_prime_a"),
+           "elu layers", bw.with_rule("elu", _wrong("elu", "a"), "elu_prime_a"),
            Conditions(min_depth=2, activations=("elu",), losses=("mse", "huber", "bce")),
-           _last_with(("elu",)), _wb(_last_with(("elu",)))),
+           _last_with(("elu",)), _wb(_last_with(("elu",))), named=_named("elu", "a")),
     Mutant("gelu_other_approximation", "gelu forward in its tanh form, backward of the sigmoid form z*s(1.702z)",
-           "gelu layers", bw.with_rule("gelu", _gelu_sigmoid_approx, "gelu_other_approximation"),
+           "gelu layers", bw.with_rule("gelu", _wrong("gelu", "sigmoid_form"), "gelu_other_approximation"),
            Conditions(min_depth=2, activations=("gelu",), losses=("mse", "huber", "bce")),
-           _last_with(("gelu",)), _wb(_last_with(("gelu",)))),
+           _last_with(("gelu",)), _wb(_last_with(("gelu",))), named=_named("gelu", "sigmoid_form")),
     Mutant("softmax_elementwise", "softmax backward taken element-wise, g * a (1 - a): the off-diagonal terms dropped",
-           "softmax output", bw.with_rule("softmax", lambda z, a, g: g * a * (1 - a), "softmax_elementwise"),
+           "softmax output", bw.with_rule("softmax", _wrong("softmax", "diagonal"), "softmax_elementwise"),
            Conditions(max_depth=1, min_width=2, activations=("softmax",), losses=("mse",)),
-           _last_with(("softmax",)), _wb(_last_with(("softmax",)))),
+           _last_with(("softmax",)), _wb(_last_with(("softmax",))), named=_named("softmax", "diagonal")),
     Mutant("sigmoid_prime_clipped", "sigmoid' set to 0 once |z| > 5 'for stability': wrong on saturated units",
            "sigmoid layers", bw.with_rule("sigmoid", _clipped_sigmoid, "sigmoid_prime_clipped"),
            Conditions(min_depth=2, activations=("sigmoid",), losses=("mse", "bce"), regimes=("saturating",)),
            _last_with(("sigmoid",)), _wb(_last_with(("sigmoid",)))),
     Mutant("missing_prime_hidden", "the hidden layer's act' forgotten: dz = da in layer L-1",
            "layer L-1", bw.variant(act=_at(_hidden, lambda s, k, r, z, a, g: g, bw.act_grad), name="missing_prime_hidden"),
-           Conditions(min_depth=2, activations=("sigmoid", "tanh", "softplus")), _hidden, _wb(_hidden)),
+           Conditions(min_depth=2, activations=("sigmoid", "tanh", "softplus")), _hidden, _wb(_hidden),
+           named="is missing in layer"),
     Mutant("missing_prime_output", "the output act' forgotten with mse: dz_L = a - y as if it were fused",
            "layer L", bw.variant(act=_at(_top, lambda s, k, r, z, a, g: g, bw.act_grad), name="missing_prime_output"),
-           Conditions(activations=("sigmoid", "tanh"), losses=("mse", "huber")), _top, _wb(_top)),
+           Conditions(activations=("sigmoid", "tanh"), losses=("mse", "huber")), _top, _wb(_top), named="is missing in layer"),
     Mutant("w_not_transposed", "the pass-back of layer L written dz @ W instead of dz @ W.T (runs when W is square)",
            "layer L pass-back", bw.variant(back=_at(_top, lambda s, k, dz, w: dz @ w, bw.pass_back),
                                            name="w_not_transposed"),
            Conditions(min_depth=2, square=3, activations=("tanh", "sigmoid", "identity"), losses=("mse", "huber")),
-           _middle, _wb(_middle)),
+           _middle, _wb(_middle), named="instead of W"),
     Mutant("dw_transposed", "dW1 = dz.T @ a_prev (the transpose; it fits when W1 is square)",
            "W1", bw.variant(weight=_at(_one, lambda s, k, c, dz: dz.T @ c.a_prev, bw.weight_grad), name="dw_transposed"),
-           Conditions(square=3, losses=("mse", "huber")), _one, _wb(_one, "W")),
+           Conditions(square=3, losses=("mse", "huber")), _one, _wb(_one, "W"), named="dW1 transposed"),
     Mutant("dw_from_preactivation", "dW_L = z_{L-1}.T @ dz: the previous layer's z cached where its a was meant",
            "W_L", bw.variant(weight=_at(_top, lambda s, k, c, dz: s.caches[k - 2].z.T @ dz, bw.weight_grad),
                              name="dw_from_preactivation"),

@@ -69,6 +69,7 @@ class CaseOutcome:
     baseline_seconds: dict[str, float]
     baseline_messages: dict[str, str] = field(default_factory=dict)
     message: str = ""
+    diagnosis: str = ""   # the name of the bug the lead ENGINE verdict diagnosed (results.Diagnosis.name)
 
 
 @dataclass
@@ -82,6 +83,11 @@ class MutantOutcome:
     expected_layer: list[int | None]
     expected_tensors: list[list[str]]
     minimal: dict[str, Any] | None = None
+    named_as: str = ""    # Mutant.named: the words a diagnosis of this bug must contain
+
+    def named(self) -> int | None:
+        """How many caught cases the diagnosis named the bug in (None when the catalog expects no words)."""
+        return sum(c.caught and self.named_as in c.diagnosis for c in self.cases) if self.named_as else None
 
     @property
     def caught(self) -> bool:
@@ -108,7 +114,7 @@ class MutantOutcome:
             "name": self.name, "description": self.description, "where": self.where, "style": self.style,
             "conditions": self.conditions, "k": len(self.cases), "caught": self.caught,
             "caught_cases": sum(c.caught for c in self.cases), "cases_to_catch": self.cases_to_catch,
-            "localised": self.localised(),
+            "localised": self.localised(), "named_cases": self.named(),
             "labels": dict(Counter(c.label for c in self.cases)),
             "references": dict(Counter(r for c in self.cases for r in c.by)),
             "baselines": {b: self.baseline_caught(b) for b in baselines.BASELINES},
@@ -119,13 +125,14 @@ class MutantOutcome:
         }
 
 
-def _localisation(result) -> tuple[list[str], int | None, str | None]:
+def _localisation(result) -> tuple[list[str], int | None, str | None, str]:
     engine_verdicts = [v for v in result.verdicts if v.label == "ENGINE"]
     if not engine_verdicts:
-        return [], None, None
+        return [], None, None, ""
     lead = next((v for v in engine_verdicts if v.reference != "fd"), engine_verdicts[0])
     worst = lead.worst_tensor()
-    return [v.reference for v in engine_verdicts], lead.first_bad_layer, None if worst is None else worst.name
+    return ([v.reference for v in engine_verdicts], lead.first_bad_layer, None if worst is None else worst.name,
+            "" if lead.bug is None else lead.bug.name)
 
 
 def caught_by_bpcheck(result, style: str = "engine") -> bool:
@@ -139,9 +146,9 @@ def check_one(producer, case: Case, references, run_baselines: tuple[str, ...], 
     start = time.perf_counter()
     result = check_case(case, references, producer=producer)
     seconds = time.perf_counter() - start
-    by, layer, tensor = _localisation(result)
+    by, layer, tensor, named = _localisation(result)
     outcome = CaseOutcome(0, case.arch.label(), case.x.dtype.name, case.regime, case.batch, result.label,
-                          caught_by_bpcheck(result, style), by, layer, tensor, seconds, {}, {})
+                          caught_by_bpcheck(result, style), by, layer, tensor, seconds, {}, {}, diagnosis=named)
     if result.label != "AGREE":
         outcome.message = (result.error or result.message())[:400]
     for name in run_baselines:
@@ -170,7 +177,7 @@ def run_mutant(mutant: Mutant, k: int, seed: int, references=None,
         layers.append(lay)
         tensors.append(list(ts))
     out = MutantOutcome(mutant.name, mutant.description, mutant.where, mutant.style, mutant.conditions.describe(),
-                        outcomes, layers, tensors)
+                        outcomes, layers, tensors, named_as=mutant.named)
     first = out.cases_to_catch
     if first is not None and shrink != "none" and mutant.style == "engine":
         # (not a user-style one: a stateful function's catch depends on the calls before it)
