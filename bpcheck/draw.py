@@ -65,15 +65,16 @@ def archs_for(regime: str, max_depth: int, max_width: int) -> st.SearchStrategy:
 
 
 def case_strategy(regime: str, dtype: str, max_depth: int = 3, max_width: int = 4,
-                  activations: Sequence[str] | None = None, losses: Sequence[str] | None = None) -> st.SearchStrategy:
-    """bst.cases restricted to one regime and dtype (and, for shrinking, some activations and losses)."""
+                  activations: Sequence[str] | None = None, losses: Sequence[str] | None = None,
+                  targets: str | None = None) -> st.SearchStrategy:
+    """bst.cases restricted to one regime and dtype (and some activations and losses; targets as bst.cases takes them)."""
     if activations is None and losses is None:
         archs = archs_for(regime, max_depth, max_width)
     else:
         archs = bst.architectures(max_depth=max_depth, max_width=max_width,
                                   activations=tuple(activations or bst.ACTIVATIONS),
                                   losses=tuple(losses or bst.LOSSES), hidden_softmax="softmax" in (activations or ()))
-    return bst.cases(archs=archs, regimes=(regime,), dtypes=(dtype,))
+    return bst.cases(archs=archs, regimes=(regime,), dtypes=(dtype,), targets=targets)
 
 
 def draw(strategy: st.SearchStrategy, entropy: Sequence[int]):
@@ -95,7 +96,8 @@ def regime_and_dtype(index: int, regimes: Sequence[str], dtypes: Sequence[str]) 
 
 
 def draw_case(seed: int, index: int, *, regimes: Sequence[str] = bst.REGIMES,
-              dtypes: Sequence[str] = bst.DTYPE_NAMES, max_depth: int = 3, max_width: int = 4) -> Case:
+              dtypes: Sequence[str] = bst.DTYPE_NAMES, max_depth: int = 3, max_width: int = 4,
+              targets: str | None = None) -> Case:
     """Case `index` of the sweep with this seed: a pure function of its arguments."""
     regime, dtype = regime_and_dtype(index, regimes, dtypes)
-    return draw(case_strategy(regime, dtype, max_depth, max_width), (seed, index))
+    return draw(case_strategy(regime, dtype, max_depth, max_width, targets=targets), (seed, index))

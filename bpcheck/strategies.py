@@ -32,8 +32,18 @@ from .spec import ACTIVATIONS, LOSS_OUTPUT, LOSSES, Arch, Case, Params, UsageErr
 
 DTYPE_NAMES: tuple[str, ...] = ("float64", "float32")
 TARGET_KINDS: tuple[str, ...] = ("one_hot", "probabilities", "unnormalised")
+# What users feed, by default: one-hot and probability rows (bce: {0, 1} and [0, 1]). The textbook
+# cross-entropy delta softmax(z) - y is exact only on rows summing to 1, so nonnegative rows that do
+# not are an opt-in (TARGET_CHOICES['any']).
+DEFAULT_TARGET_KINDS: tuple[str, ...] = ("one_hot", "probabilities")
+# The user-facing names (--targets, targets=): 'labels' draws one-hot rows, and a user's function is
+# handed their integer class indices instead (bpcheck.byo).
+TARGET_CHOICES: dict[str, tuple[str, ...]] = {
+    "onehot": ("one_hot",), "probs": ("probabilities",), "labels": ("one_hot",), "any": TARGET_KINDS,
+}
 __all__ = [
-    "DTYPE_NAMES", "KINKED", "MAX_KINK_ULPS", "REGIMES", "SATURATING", "SATURATION", "TARGET_KINDS",
+    "DEFAULT_TARGET_KINDS", "DTYPE_NAMES", "KINKED", "MAX_KINK_ULPS", "REGIMES", "SATURATING", "SATURATION",
+    "TARGET_CHOICES", "TARGET_KINDS", "target_kinds",
     "architectures", "cases", "inputs", "params", "targets",
 ]
 
@@ -209,12 +219,27 @@ def inputs(arch: Arch, *, min_batch: int = 1, max_batch: int = 16, dtype: Any = 
     return st.integers(min_batch, max_batch).flatmap(lambda b: _array(dt, (b, arch.sizes[0]), elements))
 
 
+def target_kinds(targets: str | Sequence[str] | None) -> tuple[str, ...]:
+    """TARGET_KINDS to draw from a user-facing name (onehot, probs, labels, any), kinds as is, or None (the default)."""
+    if targets is None:
+        return DEFAULT_TARGET_KINDS
+    if isinstance(targets, str):
+        if targets not in TARGET_CHOICES:
+            from .spec import suggest
+
+            raise UsageError(f"targets {targets!r}{suggest(targets, tuple(TARGET_CHOICES))} is unknown: choose from "
+                             f"{', '.join(TARGET_CHOICES)}")
+        return TARGET_CHOICES[targets]
+    return _check_names(targets, "targets", TARGET_KINDS)
+
+
 def targets(arch: Arch, batch: int, *, dtype: Any = np.float64, scale: float = 2.0,
-            kinds: Sequence[str] = TARGET_KINDS) -> st.SearchStrategy[np.ndarray]:
+            kinds: Sequence[str] = DEFAULT_TARGET_KINDS) -> st.SearchStrategy[np.ndarray]:
     """y of shape (batch, n_out) that fits arch.loss.
 
-    mse, huber: any reals in [-scale, scale]. bce: [0, 1]. cross_entropy: one-hot rows,
-    probability rows, or nonnegative rows not summing to 1 ('unnormalised'), by kinds.
+    mse, huber: any reals in [-scale, scale]. cross_entropy: one-hot rows, probability rows, or
+    nonnegative rows not summing to 1 ('unnormalised'), by kinds. bce: {0, 1} for 'one_hot', [0, 1]
+    otherwise.
     """
     if not isinstance(arch, Arch):
         raise InvalidArgument(f"arch={arch!r} is not an Arch: draw one from architectures() or build Arch(...)")
@@ -226,7 +251,8 @@ def targets(arch: Arch, batch: int, *, dtype: Any = np.float64, scale: float = 2
     if arch.loss in ("mse", "huber"):
         return _array(dt, shape, _floats(dt, -scale, scale))
     if arch.loss == "bce":
-        return _array(dt, shape, _floats(dt, 0.0, 1.0))
+        return st.sampled_from(kinds).flatmap(lambda kind: _array(dt, shape, st.sampled_from((0.0, 1.0))) if kind == "one_hot"
+                                              else _array(dt, shape, _floats(dt, 0.0, 1.0)))
     return st.sampled_from(kinds).flatmap(lambda kind: _class_targets(kind, shape, dt))
 
 
@@ -243,14 +269,14 @@ def _class_targets(kind: str, shape: tuple[int, int], dt: np.dtype) -> st.Search
 
 
 @st.composite
-def _cases(draw, archs, regimes, dtypes, min_batch, max_batch):
+def _cases(draw, archs, regimes, dtypes, min_batch, max_batch, kinds=DEFAULT_TARGET_KINDS):
     regime = draw(st.sampled_from(regimes))
     dt = np.dtype(draw(st.sampled_from(dtypes)))
     arch = archs if isinstance(archs, Arch) else draw(archs if archs is not None else _steered(regime))
     p_scale, data_scale = SCALES[regime]
     p = draw(params(arch, dtype=dt, scale=p_scale))
     x = draw(inputs(arch, min_batch=min_batch, max_batch=max_batch, dtype=dt, scale=data_scale))
-    y = draw(targets(arch, x.shape[0], dtype=dt, scale=data_scale))
+    y = draw(targets(arch, x.shape[0], dtype=dt, scale=data_scale, kinds=kinds))
     if regime == "near_kink":
         p = near_kink(draw, arch, p, x)
     elif regime == "saturating":
@@ -275,6 +301,7 @@ def cases(
     dtypes: Sequence[str] = DTYPE_NAMES,
     min_batch: int = 1,
     max_batch: int = 8,
+    targets: str | Sequence[str] | None = None,
 ) -> st.SearchStrategy[Case]:
     """spec.Case with its regime set: draws a regime, a dtype (independently), an arch, params, x and y.
 
@@ -282,6 +309,8 @@ def cases(
     for near_kink and saturating these have depth >= 2 and hidden activations from the regime's
     focus (KINKED, or sigmoid and tanh). regimes: a subset of REGIMES (ordinary, near_kink,
     saturating, tiny, huge; bpcheck.regimes says what each does). dtypes: names or numpy dtypes.
+    targets: for bce and cross_entropy, None (one-hot and probability rows), a name of TARGET_CHOICES
+    ('any' adds nonnegative rows not summing to 1) or a sequence of TARGET_KINDS.
     """
     if archs is not None and not isinstance(archs, (Arch, st.SearchStrategy)):
         raise InvalidArgument(f"archs={archs!r} is neither an Arch nor a strategy: give architectures(...) or an Arch")
@@ -290,6 +319,6 @@ def cases(
         raise InvalidArgument(f"dtypes={dtypes!r} is not a nonempty sequence: give a tuple, like {DTYPE_NAMES}")
     dtypes = tuple(_check_dtype(d, "dtypes").name for d in dtypes)
     _check_range(min_batch, max_batch, "min_batch", "max_batch")
-    return _cases(archs, regimes, dtypes, min_batch, max_batch)
+    return _cases(archs, regimes, dtypes, min_batch, max_batch, target_kinds(targets))
 
 

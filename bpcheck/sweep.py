@@ -33,7 +33,7 @@ from .check import Producer, check_case, producer_name, run_meta
 from .draw import draw_case
 from .results import DEFAULT_FAIL_ON, LABELS, CheckResult, RunResult
 from .spec import UsageError, suggest
-from .strategies import DTYPE_NAMES, REGIMES
+from .strategies import DTYPE_NAMES, REGIMES, target_kinds
 
 Progress = Callable[[int, int, CheckResult], None]
 # Test hook, read only by the worker entry point: the worker checking this case index kills itself.
@@ -53,6 +53,7 @@ class SweepConfig:
     max_depth: int = 3
     max_width: int = 4
     jobs: int = 1
+    targets: str | None = None   # bce/cross_entropy targets: None (one-hot and probability rows) or a TARGET_CHOICES name
     fail_on: tuple[str, ...] = DEFAULT_FAIL_ON
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in meta as given (e.g. the CLI's --out)
 
@@ -72,11 +73,12 @@ class SweepConfig:
                     raise UsageError(f"--{name.replace('_', '-')} has unknown {v!r}{suggest(v, vocabulary)}: "
                                      f"choose from {', '.join(vocabulary)}")
         refs.resolve(list(self.references))
+        target_kinds(self.targets)
         return self
 
     def draw(self, index: int):
         return draw_case(self.seed, index, regimes=self.regimes, dtypes=self.dtypes,
-                         max_depth=self.max_depth, max_width=self.max_width)
+                         max_depth=self.max_depth, max_width=self.max_width, targets=self.targets)
 
     def options(self) -> dict[str, Any]:
         d = asdict(self)

@@ -16,8 +16,8 @@ from .spec import Case, Gradients
 class UserEngine:
     """Case -> Gradients from the user's function; the loss is the engine's, dL/dx is not compared."""
 
-    def __init__(self, spec: str):
-        self.spec = spec
+    def __init__(self, spec: str, labels: bool = False):
+        self.spec, self.labels = spec, labels
         self.__qualname__ = spec
         self.__module__ = "user"
         self._grad: Any = None
@@ -28,7 +28,7 @@ class UserEngine:
         from .byo.calls import UserGrad
 
         if self._grad is None:
-            self._grad = UserGrad(load_function(self.spec), ROW)
+            self._grad = UserGrad(load_function(self.spec), ROW, labels=self.labels)
         return self
 
     def __call__(self, case: Case) -> Gradients:
@@ -38,7 +38,7 @@ class UserEngine:
                          source=f"user {self.spec}")
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"spec": self.spec}
+        return {"spec": self.spec, "labels": self.labels}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["spec"])
+        self.__init__(state["spec"], state.get("labels", False))

@@ -121,3 +121,39 @@ def mse_grads(arch, p, x, y, bug=""):
 def mse_loss(arch, p, x, y):
     _, acts = forward(arch, p, x)
     return float(np.mean((acts[-1] - y) ** 2))
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def ce_textbook_grads(arch, p, x, y, summed=False, bug=""):
+    """softmax + cross-entropy with the textbook delta softmax(z) - y (exact when each row of y sums to 1).
+    bug='tanh1': layer 1's tanh' written 1 - a instead of 1 - a**2."""
+    zs, acts = forward(arch, p, x)
+    d = softmax(zs[-1]) - y
+    if not summed:
+        d = d / len(x)
+    out = {}
+    for k in range(arch.n_layers, 0, -1):
+        if k < arch.n_layers:
+            prime = 1 - acts[k] if bug == "tanh1" and k == 1 else act_prime(arch.activations[k - 1], zs[k - 1], acts[k])
+            d = d * prime
+        out[f"W{k}"] = acts[k - 1].T @ d
+        out[f"b{k}"] = d.sum(axis=0)
+        d = d @ p[f"W{k}"].T
+    return out
+
+
+def ce_loss(arch, p, x, y, summed=False):
+    zs, _ = forward(arch, p, x)
+    z = zs[-1] - zs[-1].max(axis=1, keepdims=True)
+    total = -float(np.sum(y * (z - np.log(np.exp(z).sum(axis=1, keepdims=True)))))
+    return total if summed else total / len(x)
+
+
+def softmax_loss_labels(arch, p, x, y):
+    """CS231n's softmax_loss convention: y holds integer class indices."""
+    assert y.ndim == 1 and np.issubdtype(y.dtype, np.integer), (y.dtype, y.shape)
+    return ce_textbook_grads(arch, p, x, np.eye(arch.sizes[-1])[y])

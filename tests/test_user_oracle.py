@@ -94,3 +94,60 @@ def test_planted_bugs_are_caught_and_placed_under_the_users_convention(bug, grad
                 assert v.first_bad_layer == layer, (v.reference, v.first_bad_layer, v.diagnosis)
         named += any(words in v.diagnosis for v in o.result.verdicts)
     assert named >= len(result.failing()) / 2
+
+
+CE = Arch((3, 4, 3), ("tanh", "softmax"), "cross_entropy")
+
+
+def test_textbook_softmax_delta_passes_on_the_default_targets():
+    # Before: 9 of 20 cases ENGINE ("fits no known bug shape") on rows not summing to 1.
+    result = check_gradients(ind.ce_textbook_grads, CE, cases=CASES, seed=0)
+    assert result.ok and set(result.labels) == {"AGREE"}, result.summary()
+
+
+def test_default_targets_are_one_hot_or_probability_rows():
+    from bpcheck.byo import draw_cases
+
+    for case in draw_cases(CE, 20, 0, ("float64",)):
+        assert np.allclose(case.y.sum(axis=1), 1.0) and np.all(case.y >= 0)
+    bce = Arch((2, 3, 2), ("tanh", "sigmoid"), "bce")
+    drawn = [c.y for c in draw_cases(bce, 20, 0, ("float64",), "onehot")]
+    assert all(set(np.unique(y)) <= {0.0, 1.0} for y in drawn)
+
+
+def test_textbook_delta_under_any_targets_is_convention_assuming_rows_sum_to_one():
+    result = check_gradients(ind.ce_textbook_grads, CE, cases=CASES, seed=0, targets="any")
+    assert result.ok and "CONVENTION" in result.labels and "ENGINE" not in result.labels, result.summary()
+    for o in result.outcomes:
+        if o.label == "CONVENTION":
+            assert not np.allclose(np.asarray(o.result.case["y"]).sum(axis=1), 1.0)
+            assert any("each target row sums to 1" in v.reason for v in o.result.verdicts)
+
+
+def test_summed_textbook_delta_with_its_loss_fn_under_any_targets_is_convention():
+    grads = functools.partial(ind.ce_textbook_grads, summed=True)
+    loss = lambda arch, p, x, y: ind.ce_loss(arch, p, x, y, summed=True)  # noqa: E731
+    result = check_gradients(grads, CE, loss_fn=loss, cases=CASES, seed=0, targets="any")
+    assert result.ok and "ENGINE" not in result.labels, result.summary()
+
+
+def test_a_real_bug_under_any_targets_is_still_engine_in_its_layer():
+    grads = functools.partial(ind.ce_textbook_grads, bug="tanh1")
+    result = check_gradients(grads, CE, cases=10, seed=0, targets="any")
+    assert not result.ok
+    for o in result.failing():
+        assert all(v.first_bad_layer == 1 for v in o.result.verdicts if v.label == "ENGINE")
+
+
+def test_labels_hand_integer_class_indices_to_the_function():
+    result = check_gradients(ind.softmax_loss_labels, CE, cases=10, seed=0, targets="labels")
+    assert result.ok and set(result.labels) == {"AGREE"}, result.summary()
+
+
+def test_labels_need_cross_entropy_and_unknown_targets_are_named():
+    from bpcheck import UsageError
+
+    with pytest.raises(UsageError, match="labels.*cross_entropy"):
+        check_gradients(ind.mse_grads, Arch((2, 2, 1), ("tanh", "identity"), "mse"), cases=2, targets="labels")
+    with pytest.raises(UsageError, match="'onehott'.*onehot"):
+        check_gradients(ind.mse_grads, Arch((2, 2, 1), ("tanh", "identity"), "mse"), cases=2, targets="onehott")

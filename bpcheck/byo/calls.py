@@ -42,6 +42,14 @@ class Call:
     mutated: str           # '' or what the call modified in place
 
 
+def user_targets(case: Case, labels: bool) -> np.ndarray:
+    """The y a user's function is handed: case.y, or with labels (--targets labels) the integer class index of
+    each one-hot row of a cross_entropy case, as CS231n's softmax_loss(x, y) takes them."""
+    if labels and case.arch.loss == "cross_entropy":
+        return np.argmax(case.y, axis=1)
+    return case.y
+
+
 def function_name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
@@ -50,17 +58,17 @@ class UserGrad:
     """A user's grad_fn(params, x, y) (or grad_fn(arch, params, x, y)) in a given layout."""
 
     def __init__(self, fn: Callable[..., Any], layout: Layout, timeout: float | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, labels: bool = False) -> None:
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                     or not 0 < timeout < float("inf")):
             raise UsageError(f"timeout={timeout!r} is not a number of seconds: give a finite number > 0, or None")
-        self.fn, self.layout, self.timeout = fn, layout, timeout
+        self.fn, self.layout, self.timeout, self.labels = fn, layout, timeout, labels
         self.name = name or function_name(fn)
         self.with_arch = takes_arch(fn, self.name)
 
     def call(self, case: Case, params: dict[str, np.ndarray] | None = None) -> Call:
         arch = case.arch
-        args = self.layout.to_user(arch, case.params if params is None else params, case.x, case.y)
+        args = self.layout.to_user(arch, case.params if params is None else params, case.x, user_targets(case, self.labels))
         before = _snapshot(args)
         out = call_user(self.fn, ((arch,) if self.with_arch else ()) + tuple(args), name=self.name,
                         timeout=self.timeout)

@@ -26,12 +26,13 @@ from ..check import check_case
 from ..compare import CaseContext
 from ..results import DEFAULT_FAIL_ON, LABELS, CheckResult, Verdict, worst_label
 from ..spec import Arch, BpcheckError, Case, DataError, Gradients, UsageError, init_params, resolve_dtype
-from .calls import UserGrad, function_name, hidden_state, nonfinite, takes_arch
+from ..strategies import target_kinds
+from .calls import UserGrad, function_name, hidden_state, nonfinite, takes_arch, user_targets
 from .conventions import explain
 from .layouts import Layout, resolve_layout
 from .loading import UserCallError, call_user
 from .result import CaseOutcome, Finding, Result, common_diagnosis
-from .user_oracle import relocalise, with_user_fd
+from .user_oracle import assumption, relocalise, with_user_fd
 
 DEFAULT_CASES = 10
 FIXED_DATA_DRAWS = 3     # parameter sets drawn for fixed (x, y) data
@@ -48,6 +49,7 @@ def check_gradients(
     dtype: str | Sequence[str] | None = None,
     layout: Layout | str | tuple | None = None,
     timeout: float | None = None,
+    targets: str | None = None,
 ) -> Result:
     """Check grad_fn(params, x, y) -> {'W1': dL/dW1, 'b1': ..., ...} for arch.
 
@@ -59,12 +61,17 @@ def check_gradients(
     bpcheck.strategies over every regime (deterministic from seed), a list of Cases, or fixed (x, y)
     with parameters drawn from seed. dtype: 'float64', 'float32' or both (None). layout: 'row'
     (bpcheck's), 'column', a Layout or (to_user, from_user). timeout: seconds per call of grad_fn.
+    targets (bce and cross_entropy): None for one-hot and probability rows (what users feed), 'onehot',
+    'probs', 'labels' (one-hot rows, handed to grad_fn and loss_fn as integer class indices) or 'any'
+    (also nonnegative rows not summing to 1: a gradient exact only on normalised rows is CONVENTION).
     """
     lay = resolve_layout(layout)
-    user = UserGrad(grad_fn, lay, timeout)
+    target_kinds(targets)
+    labels = targets == "labels"
+    user = UserGrad(grad_fn, lay, timeout, labels=labels)
     with_loss_arch = takes_arch(loss_fn, "loss_fn") if loss_fn is not None else False
     names = refs.resolve(references)
-    drawn = build_cases(arch, cases, seed=seed, dtype=dtype, any_arch=user.with_arch)
+    drawn = build_cases(arch, cases, seed=seed, dtype=dtype, any_arch=user.with_arch, targets=targets)
     findings: list[Finding] = []
     outcomes: list[CaseOutcome] = []
     for index, case in enumerate(drawn):
@@ -86,7 +93,7 @@ def check_gradients(
             findings.append(Finding("finite", bad, index))
             outcomes.append(CaseOutcome(index, "ERROR", False, None, bad, describe))
             continue
-        user_loss = None if loss_fn is None else _user_loss(loss_fn, with_loss_arch, lay, case, timeout)
+        user_loss = None if loss_fn is None else _user_loss(loss_fn, with_loss_arch, lay, case, timeout, labels)
         outcomes.append(_check_one(index, case, call.grads, user.name, names, user_loss, describe))
     ok = all(o.ok for o in outcomes) and not findings and bool(outcomes)
     meta = {"requested_cases": len(drawn), "loss_fn": function_name(loss_fn) if loss_fn else None}
@@ -100,13 +107,13 @@ def _check_memory(user: UserGrad, case: Case, first, findings: list[Finding]) ->
         findings.append(Finding("stale", message, 0))
 
 
-def _user_loss(loss_fn, with_arch: bool, lay: Layout, case: Case, timeout: float | None):
+def _user_loss(loss_fn, with_arch: bool, lay: Layout, case: Case, timeout: float | None, labels: bool = False):
     """Params (bpcheck layout, float64) -> the user's loss on case's data, called in the user's layout."""
     case64 = case.astype(np.float64)
     name = function_name(loss_fn)
 
     def value(params: dict[str, np.ndarray], x: np.ndarray | None = None) -> float:
-        args = lay.to_user(case64.arch, params, case64.x if x is None else x, case64.y)
+        args = lay.to_user(case64.arch, params, case64.x if x is None else x, user_targets(case64, labels))
         return call_user(loss_fn, ((case64.arch,) if with_arch else ()) + tuple(args), name=name, timeout=timeout)
 
     return value
@@ -136,7 +143,7 @@ def _check_one(index: int, case: Case, grads, name: str, names: list[str], user_
         found = explain(ctx, {k: np.asarray(v) for k, v in grads.items()})
         explanation = found.sentence
         convention = found.variant.key if found.variant is not None else "shape" if found.complete else ""
-        result = relocalise(result, ctx, produced, found)
+        result = relocalise(assumption(result, found, case.arch.loss), ctx, produced, found)
         if result.label == "CONVENTION" and explanation:
             result = _relabel(result, explanation)
     return CaseOutcome(index, result.label, result.ok, result, explanation, describe, convention)
@@ -167,7 +174,7 @@ def _relabel(result: CheckResult, explanation: str) -> CheckResult:
 # Cases
 
 
-def build_cases(arch: Any, cases: Any, *, seed: int, dtype: Any, any_arch: bool) -> list[Case]:
+def build_cases(arch: Any, cases: Any, *, seed: int, dtype: Any, any_arch: bool, targets: str | None = None) -> list[Case]:
     """The cases to check: drawn (an int), given (Cases), or built around fixed (x, y) data."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise UsageError(f"seed={seed!r} is not a whole number >= 0: give e.g. seed=0")
@@ -181,7 +188,10 @@ def build_cases(arch: Any, cases: Any, *, seed: int, dtype: Any, any_arch: bool)
         if fixed is None and not any_arch:
             raise UsageError("arch is missing: give the Arch grad_fn computes, e.g. Arch((2, 2, 1), "
                              "('sigmoid', 'sigmoid'), 'mse'), or make grad_fn take (arch, params, x, y)")
-        return draw_cases(fixed if fixed is not None else arch, int(cases), seed, dtypes)
+        if targets == "labels" and fixed is not None and fixed.loss != "cross_entropy":
+            raise UsageError(f"targets 'labels' gives integer class indices, for cross_entropy; arch {fixed.label()} "
+                             f"declares {fixed.loss}: leave targets out or use 'onehot'")
+        return draw_cases(fixed if fixed is not None else arch, int(cases), seed, dtypes, targets)
     if isinstance(cases, tuple) and len(cases) == 2 and not isinstance(cases[0], Case):
         if fixed is None:
             raise UsageError("fixed (x, y) data needs a fixed arch: give arch=Arch(...)")
@@ -219,7 +229,7 @@ def _as_arch(arch: Any) -> Arch:
                      "or (for grad_fn(arch, params, x, y)) a strategy of Archs or None")
 
 
-def draw_cases(archs: Arch | Any | None, n: int, seed: int, dtypes: Sequence[str]) -> list[Case]:
+def draw_cases(archs: Arch | Any | None, n: int, seed: int, dtypes: Sequence[str], targets: str | None = None) -> list[Case]:
     """n Cases from bpcheck.strategies.cases, as the sweep draws them (bpcheck.draw): case i from (seed, i)
     alone, its regime and dtype cycling through every regime and the requested dtypes.
 
@@ -233,7 +243,7 @@ def draw_cases(archs: Arch | Any | None, n: int, seed: int, dtypes: Sequence[str
     for i in range(n):
         regime, dt = regime_and_dtype(i, REGIMES, tuple(dtypes))
         chosen = archs if archs is not None else archs_for(regime, 3, 4)
-        out.append(draw(case_strategy(archs=chosen, regimes=(regime,), dtypes=(dt,)), (seed, i)))
+        out.append(draw(case_strategy(archs=chosen, regimes=(regime,), dtypes=(dt,), targets=targets), (seed, i)))
     return out
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from .. import engine
 from ..compare import CaseContext, compare_tensor, factor_name
 from ..compare.metrics import norm
-from ..ops import LOSS_RULES, Loss
+from ..ops import LOSS_RULES, RULES, Loss
 from ..spec import Arch, Grads
 
 Factor = Callable[[np.ndarray], float]
@@ -47,11 +47,22 @@ class Variant:
     words: str     # "the sum of squared errors (reduction='sum')"
     why: str       # what that means for the gradient, e.g. "the 2/N factor is missing"
     rule: Loss
+    # A valid assumption about the data rather than another loss ("each target row sums to 1"): the gradient
+    # is CONVENTION, and a user's loss_fn may compute `value` (the declared loss, maybe scaled) instead of rule.
+    assumes: str = ""
+    value: Loss | None = None
 
 
 def _scaled(key: str, base: Loss, factor: Factor) -> Loss:
     return Loss(key, lambda o, y: factor(o) * base.forward(o, y), lambda o, y: factor(o) * base.backward(o, y),
                 base.from_logits, base.kink)
+
+
+def _textbook_ce(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """mean over the batch of logsumexp(z) - y.z: cross-entropy for rows summing to 1."""
+    top = z.max(axis=-1, keepdims=True)
+    lse = (top + np.log(np.exp(z - top).sum(axis=-1, keepdims=True)))[..., 0]
+    return (lse - (y * z).sum(axis=-1)).mean(axis=-1)
 
 
 def variants(arch: Arch) -> list[Variant]:
@@ -87,6 +98,16 @@ def variants(arch: Arch) -> list[Variant]:
     elif loss == "cross_entropy":
         found.append(Variant("sum", "cross-entropy summed over the batch (reduction='sum')",
                              "the 1/batch of the mean is missing (dL/dz = softmax(z) - y)", _scaled("sum", base, _batch)))
+        # The textbook delta softmax(z) - y is d/dz of logsumexp(z) - y.z, which is cross-entropy when sum(y) = 1.
+        why = ("its output delta softmax(z) - y is exact for one-hot and probability rows, but these rows do not sum "
+               "to 1, where d/dz is softmax(z) sum(y) - y")
+        textbook = Loss("rows_sum_to_1", _textbook_ce, lambda z, y: (RULES["softmax"].forward(z) - y) / z.shape[-2],
+                        from_logits=True)
+        found.append(Variant("rows_sum_to_1", "cross-entropy with each target row assumed to sum to 1", why, textbook,
+                             "each target row sums to 1", base))
+        found.append(Variant("rows_sum_to_1_sum", "cross-entropy summed over the batch, each target row assumed to "
+                             "sum to 1", why, _scaled("rows_sum_to_1_sum", textbook, _batch), "each target row sums to 1",
+                             _scaled("sum", base, _batch)))
     else:
         found.append(Variant("sum", f"{loss} summed (reduction='sum')", "the 1/N of the mean is missing",
                              _scaled("sum", base, _n)))

@@ -28,7 +28,7 @@ from ..compare import CaseContext, compare, compare_gradients, factor_name, kind
 from ..compare.diagnose import find_bug
 from ..compare.metrics import norm
 from ..ops import LOSS_RULES
-from ..results import CheckResult, Verdict
+from ..results import CheckResult, Verdict, worst_label
 from ..spec import Case, Gradients
 from .conventions import Explanation, explain
 from .user_fd import SOURCE, NonFiniteLoss, user_gradients
@@ -81,8 +81,13 @@ def with_user_fd(result: CheckResult | None, ctx: CaseContext, declared: Gradien
                                             else "bpcheck's engine", case)]
     found = explain(ctx, {k: np.asarray(v) for k, v in produced.grads.items()})
     if found.variant is not None and not found.unmatched:
-        value = float(found.variant.rule.forward(output, ctx.case64.y))
-        mine = _noise_or_factor(head, fd, value, found.variant.words, "the gradient of that loss", case)
+        variant = found.variant
+        value = float((variant.value or variant.rule).forward(output, ctx.case64.y))
+        mine = _noise_or_factor(head, fd, value, variant.words, "the gradient of that loss", case)
+        if mine.label == "FD_NOISE" and variant.assumes:
+            # loss_fn is the declared loss (or its sum); the gradient assumes something of the data: not noise.
+            reason = f"the gradient assumes {variant.assumes}: {found.sentence}"
+            return [_convention(v, reason) for v in verdicts] + [replace(mine, label="CONVENTION", reason=reason)]
         if mine.label == "FD_NOISE":
             return [_convention(v, found.sentence) for v in verdicts] + [mine]
         return verdicts + [replace(mine, label="ENGINE", reason=f"{found.sentence}; but the user's loss_fn is not "
@@ -91,6 +96,18 @@ def with_user_fd(result: CheckResult | None, ctx: CaseContext, declared: Gradien
     if found.variant is not None and found.unmatched:
         reason += f"; the gradient follows {found.variant.words} except in {', '.join('d' + n for n in found.unmatched)}"
     return verdicts + [Verdict(SOURCE, "ENGINE", **head, reason=reason)]
+
+
+def assumption(result: CheckResult, found: Explanation, loss: str) -> CheckResult:
+    """ENGINE -> CONVENTION when the gradient is exactly the declared loss's under a valid assumption about the
+    data that these targets break (the textbook softmax(z) - y on rows not summing to 1). The same assumption
+    with another scaling (summed) stays ENGINE without a loss_fn saying so, as any scaling does."""
+    variant = found.variant
+    if result.label != "ENGINE" or variant is None or found.unmatched or variant.value is not LOSS_RULES[loss]:
+        return result
+    verdicts = tuple(_convention(v, f"the gradient assumes {variant.assumes}") for v in result.verdicts)
+    labels = [v.label for v in verdicts]
+    return replace(result, verdicts=verdicts, label=worst_label(labels), ok=not set(labels) & set(result.fail_on))
 
 
 def relocalise(result: CheckResult, ctx: CaseContext, produced: Gradients, found: Explanation) -> CheckResult:

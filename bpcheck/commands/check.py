@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from .common import add_seed, int_at_least, positive_float
+from .common import add_seed, add_targets, int_at_least, positive_float
 
 HELP = "check your own gradient function (file.py:function) against finite differences, torch and jax"
 
@@ -21,8 +21,10 @@ HELP = "check your own gradient function (file.py:function) against finite diffe
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("function", help="the gradient function, as path/to/file.py:function")
     p.add_argument("--arch", help="layer sizes joined by '-', e.g. 2-2-1 (with --activations and --loss)")
-    p.add_argument("--activations", help="one activation per layer, comma-separated, or one for all (e.g. sigmoid)")
+    p.add_argument("--activations", help="one activation per layer, comma-separated, or one for all (e.g. sigmoid); "
+                   "without --arch: the activations random architectures may use")
     p.add_argument("--loss", help="the declared loss: mse, bce, cross_entropy or huber")
+    p.add_argument("--losses", help="without --arch: the losses random architectures may use, comma-separated")
     p.add_argument("--arch-json", metavar="FILE", help='the arch as JSON: {"sizes": [...], "activations": [...], "loss": ...}')
     p.add_argument("--loss-fn", metavar="FILE:FUNCTION",
                    help="your own loss(params, x, y) -> float: finite differences then differentiate it")
@@ -34,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="dtypes of the drawn cases (default both)")
     p.add_argument("--timeout", type=positive_float, metavar="SECONDS",
                    help="seconds per call of your function; a call that overruns is an error (exit 2)")
+    add_targets(p)
     p.add_argument("--report", metavar="DIR", help="also write the report files (as the report command) to DIR")
 
 
@@ -54,6 +57,10 @@ def arch_from_args(args: argparse.Namespace):
             raise SpecError(f"--arch-json {args.arch_json!r} is not JSON ({exc.msg} at line {exc.lineno}): write "
                             '{"sizes": [2, 2, 1], "activations": ["sigmoid", "sigmoid"], "loss": "mse"}') from None
         return Arch.from_dict(data)
+    if not args.arch and (args.activations or args.loss or args.losses):
+        return _pools(args)
+    if args.losses:
+        raise UsageError("--losses is a pool for random architectures: with --arch, give the one --loss")
     if not given:
         return None
     missing = [n for n in ("arch", "activations", "loss") if not getattr(args, n)]
@@ -61,6 +68,28 @@ def arch_from_args(args: argparse.Namespace):
         raise UsageError(f"--{' and --'.join(missing)} missing: give --arch, --activations and --loss together, "
                          "e.g. --arch 2-2-1 --activations sigmoid,sigmoid --loss mse")
     return Arch.parse(args.arch, args.activations, args.loss)
+
+
+def _pools(args: argparse.Namespace):
+    """Random small nets (the default limits) whose activations and losses come from the pools given."""
+    from ..spec import ACTIVATIONS, LOSSES, UsageError, suggest
+    from ..strategies import architectures
+
+    pools = {}
+    for flag, text, vocabulary in (("activations", args.activations, ACTIVATIONS),
+                                   ("losses", args.losses or args.loss, LOSSES)):
+        if not text:
+            continue
+        names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+        bad = [n for n in names if n not in vocabulary]
+        if bad or not names:
+            raise UsageError(f"--{flag} has unknown {bad[0] if bad else text!r}{suggest(bad[0], vocabulary) if bad else ''}: "
+                             f"choose from {', '.join(vocabulary)}")
+        pools[flag] = names
+    try:
+        return architectures(max_depth=3, max_width=4, **pools)
+    except Exception as exc:  # the pools may leave no architecture (e.g. cross_entropy without softmax)
+        raise UsageError(f"--activations/--losses leave no architecture to draw ({exc}): widen the pools") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +110,8 @@ def _check(args: argparse.Namespace, folder) -> int:
     loss_fn = load_function(args.loss_fn) if args.loss_fn else None
     dtype = None if args.dtype == "both" else args.dtype
     result = check_gradients(grad_fn, arch, loss_fn=loss_fn, cases=args.cases, seed=args.seed,
-                             references=args.refs, dtype=dtype, layout=args.layout, timeout=args.timeout)
+                             references=args.refs, dtype=dtype, layout=args.layout, timeout=args.timeout,
+                             targets=args.targets)
     problem = result.input_error
     if problem is not None:
         print(f"bpcheck check: error: {problem.message}", file=sys.stderr)

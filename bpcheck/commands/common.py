@@ -29,6 +29,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_targets(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--targets", choices=("onehot", "probs", "labels", "any"), default=None,
+                        help="bce/cross_entropy targets to draw: onehot ({0,1} for bce), probs (rows summing to 1; "
+                             "[0,1] for bce), labels (one-hot, but a user's function gets integer class indices), any "
+                             "(adds nonnegative rows not summing to 1); default: one-hot and probability rows")
+
+
 def add_seed(parser: argparse.ArgumentParser, default: int = 0) -> None:
     parser.add_argument("--seed", type=int_at_least(0), default=default,
                         help=f"seed for every random draw; the run is reproduced bit for bit from it (default {default})")

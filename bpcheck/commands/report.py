@@ -12,7 +12,7 @@ import argparse
 import sys
 import time
 
-from .common import add_seed, int_at_least
+from .common import add_seed, add_targets, int_at_least
 
 HELP = "sweep drawn cases through the engine and every reference; write md/json/html/junit/png reports"
 DEFAULTS = {"cases": 200, "out": "reports/", "formats": "all", "fail_on": "ENGINE,REFERENCE", "jobs": 1,
@@ -28,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--regimes", default="all", help="regimes to cycle through: ordinary,near_kink,saturating,tiny,huge "
                                                    "(default all)")
     p.add_argument("--max-depth", type=int_at_least(1), default=DEFAULTS["max_depth"], help="most layers (default %(default)s)")
+    add_targets(p)
     p.add_argument("--max-width", type=int_at_least(1), default=DEFAULTS["max_width"], help="widest layer (default %(default)s)")
     p.add_argument("--out", default=DEFAULTS["out"], help="output directory (default %(default)s)")
     p.add_argument("--formats", default=DEFAULTS["formats"], help="md,json,html,junit,png or all (default all)")
@@ -97,14 +98,14 @@ def run(args: argparse.Namespace) -> int:
     config = SweepConfig(
         cases=args.cases, seed=args.seed, references=_references(args.refs),
         dtypes=_names(args.dtypes, DTYPE_NAMES), regimes=_names(args.regimes, REGIMES),
-        max_depth=args.max_depth, max_width=args.max_width, jobs=args.jobs,
+        max_depth=args.max_depth, max_width=args.max_width, jobs=args.jobs, targets=args.targets,
         fail_on=_names(args.fail_on, ()), extra={"out": args.out, "formats": list(formats)},
     ).validate()
     producer = None
     if args.engine:
         from ..user_engine import UserEngine
 
-        producer = UserEngine(args.engine).load()  # a bad spec fails here, before any work
+        producer = UserEngine(args.engine, labels=args.targets == "labels").load()  # a bad spec fails here, before any work
     return execute(config, args.out, formats, producer, shrink=not args.no_shrink)
 
 

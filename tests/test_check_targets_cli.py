@@ -1,0 +1,51 @@
+"""`bpcheck check --targets` and the --activations/--losses pools for random architectures (no --arch)."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from bpcheck.cli import main
+
+HERE = pathlib.Path(__file__).parent
+FUNCTIONS = f"{HERE / 'independent.py'}"
+CE = ["--arch", "3-4-3", "--activations", "tanh,softmax", "--loss", "cross_entropy"]
+
+
+def run(capsys, *argv):
+    code = main(["check", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_labels_give_integer_indices_on_the_command_line(capsys):
+    code, out, err = run(capsys, f"{FUNCTIONS}:softmax_loss_labels", *CE, "--cases", "4", "--targets", "labels")
+    assert code == 0, out + err
+    assert "ok: 4 AGREE" in out
+
+
+def test_any_targets_make_the_textbook_delta_a_convention(capsys):
+    code, out, _ = run(capsys, f"{FUNCTIONS}:ce_textbook_grads", *CE, "--cases", "10", "--targets", "any")
+    assert code == 0 and "CONVENTION" in out and "each target row assumed to sum to 1" in out, out
+
+
+def test_pools_draw_random_architectures_from_the_given_activations_and_losses(capsys):
+    code, out, err = run(capsys, f"{FUNCTIONS}:half_sse_grads", "--activations", "relu,tanh", "--losses", "mse",
+                         "--loss-fn", f"{FUNCTIONS}:half_sse_loss", "--cases", "10")
+    assert code == 0, out + err
+    described = [line for line in out.splitlines() if line.strip().startswith("case ")]
+    assert len(described) == 10
+    for line in described:
+        acts = line.split(", ")[1].split()[1].split(",")
+        assert set(acts) <= {"relu", "tanh"} and " mse" in line, line
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--activations", "relu,tanhh", "--losses", "mse"], "'tanhh'"),
+    (["--targets", "onehott"], "invalid choice: 'onehott'"),
+    (["--arch", "2-2-1", "--activations", "tanh", "--loss", "mse", "--losses", "mse"], "--losses is a pool"),
+])
+def test_bad_pools_and_targets_are_one_line_exit_2(capsys, argv, words):
+    code, out, err = run(capsys, f"{FUNCTIONS}:half_sse_grads", *argv, "--cases", "2")
+    assert code == 2 and words in err and "Traceback" not in err, err
