@@ -2,8 +2,8 @@
 failure or a signal in the middle of writing leaves the old set or the new one whole, what a SIGKILL leaves is
 finished or removed by the next run, and a lock keeps a second run out of the folder.
 
-Failures are injected mid-write through BPCHECK_TEST_WRITE_HOOK ("stage:3:FAIL": writing the 3rd file fails;
-"commit:2:KILL": SIGKILL once the 2nd name is swapped in), and the signals go to real processes.
+Failures are injected mid-write through BPCHECK_TEST_WRITE_HOOK ("stage:3:FAIL": writing the 3rd file fails halfway
+through; "commit:2:KILL": SIGKILL once the 2nd name is swapped in), and the signals go to real processes.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def test_a_run_replaces_the_whole_set_stale_cases_and_formats_included(tmp_path,
 
 @pytest.mark.parametrize("step", [1, 3, 6])
 def test_a_write_that_fails_mid_set_keeps_the_old_set_byte_for_byte(tmp_path, monkeypatch, capsys, step):
-    """Writing the step-th file of the new set fails (ENOSPC): one line, exit 2, the old set untouched."""
+    """Writing the step-th file of the new set fails halfway (ENOSPC): one line, exit 2, the old set untouched."""
     out = tmp_path / "out"
     assert main(_argv(out, OLD)) == 1
     before = _snapshot(out)
@@ -123,7 +123,9 @@ def test_what_a_sigkill_mid_write_leaves_the_next_run_finishes_or_removes(tmp_pa
     before = _snapshot(out)
     done = _run_with_hook(out, hook)
     assert done.returncode == -signal.SIGKILL
-    assert [p.name for p in out.iterdir() if p.name.startswith(".bpcheck-")]  # it did leave something
+    left, = [p for p in out.iterdir() if p.is_dir() and p.name.startswith(".bpcheck-")]  # it did leave something
+    if survivor == "old":  # killed halfway through the 3rd staged file
+        assert sorted(p.name for p in left.iterdir()) == ["report.html", "report.json", "report.md"]
     with OutputFolder(out):  # what every later run into the folder does first
         pass
     if survivor == "old":

@@ -34,8 +34,8 @@ from pathlib import Path
 
 from ..spec import UsageError
 
-# Test hook (read at each step of a write): "stage:3:KILL" sends this process SIGKILL right after the 3rd file is
-# staged; "commit:2:INT" sends SIGINT after the 2nd name is rolled forward; FAIL raises ENOSPC instead of a signal.
+# Test hook (read at each step of a write): "stage:3:KILL" sends this process SIGKILL halfway through writing the 3rd
+# staged file; "commit:2:INT" sends SIGINT once the 2nd name is rolled forward; FAIL raises ENOSPC instead of a signal.
 WRITE_HOOK = "BPCHECK_TEST_WRITE_HOOK"
 
 
@@ -126,8 +126,11 @@ class OutputFolder:
             for n, (name, data) in enumerate(files.items(), 1):
                 target = staging / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-                _hook("stage", n)
+                payload = data.encode("utf-8") if isinstance(data, str) else data
+                with open(target, "wb") as f:
+                    f.write(payload[:len(payload) // 2])
+                    _hook("stage", n)  # tests fail or signal here, halfway through the n-th file
+                    f.write(payload[len(payload) // 2:])
             (staging / "SET").write_text("".join(f"{n}\n" for n in sorted({_top(name) for name in files})))
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
