@@ -11,35 +11,41 @@ exactly, so the replayed case has the same bytes, the same case_id and the same 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
-from . import engine
+from . import engine, jsonfile
 from .check import Producer, check_case
 from .results import DEFAULT_FAIL_ON, CheckResult
-from .spec import Case, SpecError
+from .spec import SPEC_VERSION, Case, SpecError
+
+_FIX = "give a file written by bpcheck (cases/<id>.json from a report, or a Case JSON)"
 
 
 def load_case(path: str | os.PathLike[str]) -> tuple[Case, dict[str, Any]]:
-    """The Case stored at path, and the recorded check settings (empty for a bare Case file)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as exc:
-        raise SpecError(f"cannot read case file {os.fspath(path)!r} ({exc.strerror}): give the path of a JSON "
-                        "file written by bpcheck") from None
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"case file {os.fspath(path)!r} is not JSON ({exc.msg} at line {exc.lineno}): give a file "
-                        "written by bpcheck") from None
+    """The Case stored at path, and the recorded check settings (empty for a bare Case file).
+
+    The file is read once by bpcheck.jsonfile (bounded, strict) and validated against case.schema.json; the
+    settings hold the recorded label and producer too (for a CheckResult file), so nothing reads it again."""
+    name = os.fspath(path)
+    data = jsonfile.read_json(name, _FIX)
     if isinstance(data, dict) and "format_version" in data and "results" in data:
-        raise SpecError(f"{os.fspath(path)!r} is a whole report, not one case: give cases/<id>.json from the "
+        raise SpecError(f"{name!r} is a whole report, not one case: give cases/<id>.json from the "
                         "report's directory (or re-render the report with `bpcheck render`)")
-    if isinstance(data, dict) and "verdicts" in data and "case" in data:
-        result = CheckResult.from_dict(data)
+    is_result = isinstance(data, dict) and "verdicts" in data
+    case = data.get("case") if is_result else data
+    if isinstance(case, dict) and case.get("spec_version") != SPEC_VERSION:  # before the layout it would explain
+        raise SpecError(f"case JSON has spec_version={jsonfile.short(case.get('spec_version'))}, but this bpcheck reads "
+                        f"{SPEC_VERSION}: re-create the case with this version")
+    jsonfile.validate(data, "case.schema.json", name, _FIX)
+    if is_result:
+        try:
+            result = CheckResult.from_dict(data)
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"{name!r} is not a valid case file ({exc}): {_FIX}") from None
         recorded = {"references": [v.reference for v in result.verdicts] or None, "fast": result.fast,
-                    "fail_on": result.fail_on}
+                    "fail_on": result.fail_on, "label": result.label, "producer": result.producer}
         return Case.from_dict(result.case), recorded
     return Case.from_dict(data), {}
 
@@ -55,6 +61,19 @@ def replay(
     """check_case on the case stored at path; unset options take the values a CheckResult file recorded
     (else: every reference, fast=False, the default fail_on)."""
     case, recorded = load_case(path)
+    return replay_case(case, recorded, producer, references=references, fast=fast, fail_on=fail_on)
+
+
+def replay_case(
+    case: Case,
+    recorded: dict[str, Any],
+    producer: Producer = engine.gradients,
+    *,
+    references: str | Sequence[str] | None = None,
+    fast: bool | None = None,
+    fail_on: Sequence[str] | None = None,
+) -> CheckResult:
+    """replay() on a case load_case has read already (the CLI reads the file once)."""
     return check_case(
         case,
         references if references is not None else recorded.get("references"),

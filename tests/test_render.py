@@ -133,5 +133,6 @@ def test_render_needs_neither_torch_nor_jax(run, tmp_path):
             f"rc = main(['render', {str(path)!r}, '--out', {str(tmp_path / 'o')!r}]); "
             "print(rc, 'torch' in sys.modules, 'jax' in sys.modules)")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert p.stdout.split()[-3:] == ["0", "False", "False"], p.stderr
+    # render exits as report did: 1, since the planted engine fails some cases
+    assert p.stdout.split()[-3:] == [str(1 if run.failures() else 0), "False", "False"], p.stderr
     assert (tmp_path / "o" / "report.html").exists()

@@ -1,4 +1,9 @@
-"""Re-render every report format from a saved report.json alone (no torch or jax, no re-checking)."""
+"""Re-render every report format from a saved report.json alone (no torch or jax, no re-checking).
+
+Exit 0 when no case carries a --fail-on label, 1 when some do (as `report` exited for the same results),
+2 for a bad file: report.json is validated against its schema before anything is written, and every
+file it names is a cases/<hex digest>.json under --out.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exit like `report` for the same results: 0 when no case carries a --fail-on label, 1 when some do."""
     from ..report import parse_formats, write_report
+    from ..report.analysis import exit_code
     from ..report.jsonfmt import load
 
     formats = parse_formats(args.formats)
@@ -25,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         formats = (*formats, "json")  # the new set replaces the folder's whole report: keep the one it is rendered from
     paths = write_report(run, out, formats)
     print(f"rendered {len(paths)} file(s) into {out}")
-    return 0
+    return exit_code(run)
 
 
 def _same_file(a: str, b: str) -> bool:

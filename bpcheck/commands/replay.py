@@ -18,24 +18,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
+    from .. import engine
+    from ..replaying import load_case, replay_case
 
-    from ..replaying import load_case, replay
-
-    load_case(args.case)  # a bad file is a one-line error before anything runs
-    with open(args.case, encoding="utf-8") as f:
-        data = json.load(f)
+    case, recorded = load_case(args.case)  # a bad file is a one-line error before anything runs; read once
     producer = None
     if args.engine:
         from ..user_engine import UserEngine
 
         producer = UserEngine(args.engine).load()
-    result = replay(args.case, producer, references=args.refs) if producer else replay(args.case, references=args.refs)
+    result = replay_case(case, recorded, producer or engine.gradients, references=args.refs)
     print(result.message())
-    if isinstance(data, dict) and "label" in data:
-        was = data["label"]
+    if "label" in recorded:
+        was = recorded["label"]
         same = "the same verdict" if was == result.label else "a different verdict"
-        print(f"recorded {was} (producer {data.get('producer', 'engine')}), replayed {result.label} "
+        print(f"recorded {was} (producer {recorded['producer']}), replayed {result.label} "
               f"(producer {result.producer}): {same}")
     print(f"verdict: {'FAIL' if not result.ok else 'ok'} {result.label}")
     return 0 if result.ok else 1

@@ -138,6 +138,7 @@ def execute(config, out: str, formats: tuple[str, ...], producer=None, *, shrink
     producer defaults to the engine; tests plant a buggy one here."""
     from .. import engine
     from ..report import FILE_NAMES, REPORT, OutputFolder, write_report
+    from ..report.analysis import exit_code
     from ..report.summary import summary_lines
 
     # before any work: an unwritable or busy --out costs nothing, and the folder stays locked until the set is in
@@ -149,4 +150,4 @@ def execute(config, out: str, formats: tuple[str, ...], producer=None, *, shrink
         log(line)
     if run.partial:
         return 130
-    return 1 if run.failures() else 0
+    return exit_code(run)

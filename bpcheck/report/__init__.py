@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..results import RunResult
-from ..spec import UsageError, suggest
+from ..spec import SpecError, UsageError, suggest
 from . import analysis
 from .writer import REPORT, OutputFolder, ensure_writable
 
@@ -56,11 +57,25 @@ def render_files(run: RunResult, formats: Sequence[str] = FORMATS) -> dict[str, 
 
 
 def case_files(run: RunResult) -> dict[str, str]:
-    """cases/<id>.json for every saved result and every minimal reproducer: CheckResult JSON, replayable."""
-    files = {f"cases/{r.case_id}.json": json.dumps(r.to_dict(), indent=1) + "\n" for r in analysis.saved(run)}
+    """cases/<id>.json for every saved result and every minimal reproducer: CheckResult JSON, replayable.
+
+    Every name is checked to be cases/<hex digest>.json: a case id comes from a file when `render` reads a
+    report.json (its schema says the same), and must never name a path outside the report's directory."""
+    files = {_case_name(r.case_id): json.dumps(r.to_dict(), indent=1) + "\n" for r in analysis.saved(run)}
     for rep in run.meta.get("reproducers") or []:
-        files[rep["file"]] = json.dumps(rep["result"], indent=1) + "\n"
+        files[_case_name(rep["case_id"], rep["file"])] = json.dumps(rep["result"], indent=1) + "\n"
     return files
+
+
+_CASE_ID = re.compile(r"[0-9a-f]{12}|draw-[0-9]{1,12}")
+
+
+def _case_name(case_id: str, file: str | None = None) -> str:
+    name = f"cases/{case_id}.json"
+    if not (isinstance(case_id, str) and _CASE_ID.fullmatch(case_id)) or file not in (None, name):
+        raise SpecError(f"case id {case_id!r} (file {file!r}) is not a hex digest under cases/: give the report.json "
+                        "written by `bpcheck report`")
+    return name
 
 
 def write_report(run: RunResult, out: str | os.PathLike[str] | OutputFolder, formats: Sequence[str] = FORMATS, *,

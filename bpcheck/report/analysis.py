@@ -193,6 +193,12 @@ def saved(run: RunResult) -> list[CheckResult]:
     return [r for r in run.results if r.case and (r.label in SAVED or not r.ok)]
 
 
+def exit_code(run: RunResult) -> int:
+    """1 when a case fails (what verdict_line counts), else 0: `report` (130 instead when interrupted) and
+    `render` exit with it, so a rendered report exits as its run did."""
+    return 1 if run.failures() else 0
+
+
 def verdict_line(run: RunResult) -> str:
     """'FAIL: 3 of 200 cases carry a failing label (ENGINE, REFERENCE)' or 'PASS: ...'.
 

@@ -54,7 +54,7 @@ def render(run: RunResult, plots: dict[str, bytes]) -> str:
     info += [("timings", ", ".join(f"{k.removesuffix('_seconds')} {v:.3g} s" for k, v in m.get("timings", {}).items()))]
     parts.append(_table(["meta", "value"], [[k, str(v)] for k, v in info]))
     parts.append("<h2>Labels per reference</h2>" + _counts("reference", refs, labels))
-    parts.append("<ul>" + "".join(f"<li><b>{k}</b>: {escape(LABEL_MEANING[k])}</li>" for k in labels) + "</ul>")
+    parts.append("<ul>" + "".join(f"<li><b>{escape(k)}</b>: {escape(LABEL_MEANING[k])}</li>" for k in labels) + "</ul>")
     parts.append("<h2>Breakdown</h2><p>Counted per (case, reference) pair; a case counts once under each activation.</p>")
     for dim, table in breakdowns.items():
         parts.append(f"<h3>By {escape(dim)}</h3>" + _counts(dim, table, labels))
@@ -73,8 +73,8 @@ def render(run: RunResult, plots: dict[str, bytes]) -> str:
     parts.append("<h2>Minimal reproducers</h2>")
     repros = m.get("reproducers") or []
     items = [f"<li><b>{escape(r['kind']['label'])}</b> at the {escape(r['kind']['position'])} layer "
-             f"({r['count']} verdicts): {escape(r['kind']['pattern'] or 'no diagnosis')}<br>"
-             f"<code>{escape(r['case_id'])}</code> {escape(r['arch'])}, {escape(r['dtype'])}, batch {r['batch']}, "
+             f"({escape(str(r['count']))} verdicts): {escape(r['kind']['pattern'] or 'no diagnosis')}<br>"
+             f"<code>{escape(r['case_id'])}</code> {escape(r['arch'])}, {escape(r['dtype'])}, batch {escape(str(r['batch']))}, "
              f"{'shrunk' if r['shrunk'] else 'not shrunk'}; replay: <code>python -m bpcheck replay "
              f"{escape(r['file'])}</code><br>{escape(r['message'])}</li>" for r in repros]
     parts.append(f"<ul>{''.join(items)}</ul>" if items else "<p>No disagreement to reproduce.</p>")

@@ -6,11 +6,14 @@ The layout is documented by bpcheck/report/schema.json (JSON Schema, draft 2020-
 from __future__ import annotations
 
 import json
-from importlib import resources
 from typing import Any
 
+from .. import jsonfile
 from ..results import FORMAT_VERSION, RunResult
 from ..spec import SpecError
+
+_FIX = "give the report.json written by `bpcheck report`"
+MAX_REFERENCES = 16  # one plot panel each: a crafted report must not ask for thousands
 
 
 def render(run: RunResult) -> str:
@@ -18,26 +21,30 @@ def render(run: RunResult) -> str:
 
 
 def schema() -> dict[str, Any]:
-    return json.loads(resources.files(__package__).joinpath("schema.json").read_text(encoding="utf-8"))
+    return jsonfile.schema("report.schema.json")
 
 
 def load(path: str) -> RunResult:
-    """The RunResult in a report.json; anything else is a one-line SpecError naming the file and the fix."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as exc:
-        raise SpecError(f"cannot read {path!r} ({exc.strerror}): give the report.json written by `bpcheck report`") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path!r} is not JSON ({exc}): give the report.json written by `bpcheck report`") from None
+    """The RunResult in a report.json; anything else is a one-line SpecError naming the file and the fix.
+
+    bpcheck.jsonfile reads it (bounded, strict, parsed once) and validates it against schema.json, so every
+    field the renderers use has its type; the checks after it are those a schema cannot state."""
+    data = jsonfile.read_json(path, _FIX)
     if not isinstance(data, dict) or "results" not in data or "meta" not in data or "format_version" not in data:
-        raise SpecError(f"{path!r} is not a bpcheck report (no format_version, meta and results): "
-                        "give the report.json written by `bpcheck report`")
+        raise SpecError(f"{path!r} is not a bpcheck report (no format_version, meta and results): {_FIX}")
     if data["format_version"] != FORMAT_VERSION:
-        raise SpecError(f"{path!r} has format_version={data['format_version']!r}, but this bpcheck reads "
+        raise SpecError(f"{path!r} has format_version={jsonfile.short(data['format_version'])}, but this bpcheck reads "
                         f"{FORMAT_VERSION}: re-run `bpcheck report` with this version")
+    jsonfile.validate(data, "report.schema.json", path, _FIX)
+    for i, rep in enumerate(data["meta"].get("reproducers") or []):
+        if rep["file"] != f"cases/{rep['case_id']}.json":
+            raise SpecError(f"{path!r} has meta.reproducers[{i}].file = {jsonfile.short(rep['file'])}, but its case_id "
+                            f"{rep['case_id']!r} names cases/{rep['case_id']}.json: {_FIX}")
+    names = {v["reference"] for r in data["results"] for v in r["verdicts"]} | set(data["meta"]["references"])
+    if len(names) > MAX_REFERENCES:
+        raise SpecError(f"{path!r} names {len(names)} references (more than {MAX_REFERENCES}): {_FIX}")
     try:
         return RunResult.from_dict(data)
     except (SpecError, TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise SpecError(f"{path!r} is not a valid bpcheck report ({exc}): give the report.json written by "
-                        "`bpcheck report`") from None
+        raise SpecError(f"{path!r} is not a valid bpcheck report ({exc}): {_FIX}") from None
+

@@ -1,0 +1,163 @@
+"""Read a JSON file that someone else wrote (a report.json, a case file): every bad file is one SpecError line.
+
+    data = read_validated("cases/0123456789ab.json", "case.schema.json", "give cases/<id>.json written by bpcheck")
+
+In order, each step refusing with the file's name, what is wrong with it, and the fix:
+- before reading: a missing path, a directory, a FIFO, socket or device (opened non-blocking and never read,
+  so a FIFO with no writer cannot hang the run), a file over MAX_BYTES;
+- reading: at most MAX_BYTES + 1 bytes, parsed once; strict UTF-8 (binary and UTF-16 content are named as such);
+  numbers a float cannot hold (1e999, a 400-digit integer) and the non-JSON NaN/Infinity are refused, since
+  bpcheck writes non-finite numbers as the strings "inf", "-inf", "nan"; nesting deeper than MAX_DEPTH;
+- validating: against a JSON Schema shipped in the package (fastjsonschema compiles it to Python once, ~20x
+  faster than jsonschema on a large report), so a wrong type anywhere is named by its path in the file.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import stat
+from importlib import resources
+from typing import Any
+
+from .spec import SpecError
+
+MAX_BYTES = 256 * 2**20  # a 10,000-case report.json is ~65 MB
+MAX_DEPTH = 64           # a report nests ~10 deep
+SCHEMA_BASE = "https://bpcheck.invalid/"  # the schemas' $id prefix: a $ref to another schema file resolves here
+SCHEMA_FILES = {"report.schema.json": ("report", "schema.json"), "case.schema.json": ("case.schema.json",)}
+_BOMS = {b"\xef\xbb\xbf": "UTF-8 with a byte-order mark", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
+
+
+def _fail(path: str, problem: str, fix: str) -> SpecError:
+    return SpecError(f"{path!r} {problem}: {fix}")
+
+
+def short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def read_bytes(path: str | os.PathLike[str], fix: str) -> bytes:
+    """The bytes of a regular file of at most MAX_BYTES; anything else is a SpecError naming path and fix."""
+    name = os.fspath(path)
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting; fstat then refuses it.
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise _fail(name, f"cannot be read ({exc.strerror})", fix) from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise _fail(name, "is a directory", fix)
+        if not stat.S_ISREG(info.st_mode):
+            raise _fail(name, "is not a regular file (a FIFO, socket or device; it is not read)", fix)
+        if info.st_size > MAX_BYTES:
+            raise _fail(name, f"is {info.st_size} bytes, over the {MAX_BYTES // 2**20} MiB this bpcheck reads", fix)
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_BYTES + 1)  # bounded: a file that grew since fstat is still refused
+    except OSError as exc:
+        raise _fail(name, f"cannot be read ({exc.strerror or exc})", fix) from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_BYTES:
+        raise _fail(name, f"is over the {MAX_BYTES // 2**20} MiB this bpcheck reads", fix)
+    return data
+
+
+class _Refused(Exception):
+    """Raised by the parse hooks; read_json turns it into a SpecError."""
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _Refused(f"has the number {short(text)}, too large for a float")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > 308:  # more digits than float's largest; also under Python's int-parsing limit
+        raise _Refused(f"has the integer {short(text)} ({len(text)} digits), too large for a float")
+    return int(text)
+
+
+def _parse_constant(text: str) -> float:
+    raise _Refused(f"has the bare {text}, which is not JSON (bpcheck writes the string {text.lower()[:3]!r})")
+
+
+def _depth_over(data: Any, limit: int) -> bool:
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+def read_json(path: str | os.PathLike[str], fix: str) -> Any:
+    """The parsed content of a JSON file (read_bytes' checks, then strict UTF-8 and strict JSON), parsed once."""
+    name = os.fspath(path)
+    raw = read_bytes(name, fix)
+    for bom, what in _BOMS.items():
+        if raw.startswith(bom):
+            raise _fail(name, f"is {what} text, not plain UTF-8", f"save it as UTF-8 without a BOM, or {fix}")
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise _fail(name, f"has a NUL byte at offset {nul} (binary or UTF-16 content, not JSON text)", fix)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(name, f"is not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})", fix) from None
+    try:
+        data = json.loads(text, parse_float=_parse_float, parse_int=_parse_int, parse_constant=_parse_constant)
+    except _Refused as exc:
+        raise _fail(name, str(exc), fix) from None
+    except json.JSONDecodeError as exc:
+        raise _fail(name, f"is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", fix) from None
+    except RecursionError:
+        raise _fail(name, f"nests JSON deeper than {MAX_DEPTH} levels", fix) from None
+    if _depth_over(data, MAX_DEPTH):
+        raise _fail(name, f"nests JSON deeper than {MAX_DEPTH} levels", fix)
+    return data
+
+
+def schema(name: str) -> dict[str, Any]:
+    """A schema shipped in the package, by its file name in SCHEMA_FILES."""
+    return json.loads(resources.files(__package__).joinpath(*SCHEMA_FILES[name]).read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _validator(name: str):
+    import fastjsonschema
+
+    def local(uri: str) -> dict[str, Any]:  # a $ref to a sibling schema: from the package, never the network
+        return schema(uri.removeprefix(SCHEMA_BASE).split("#", 1)[0])
+
+    return fastjsonschema.compile(schema(name), handlers={"https": local})
+
+
+def validate(data: Any, schema_name: str, path: str | os.PathLike[str], fix: str) -> Any:
+    """data when it fits the schema; else a SpecError naming the first bad field, its value and the fix."""
+    from fastjsonschema import JsonSchemaValueException
+
+    try:
+        _validator(schema_name)(data)
+    except JsonSchemaValueException as exc:
+        where = exc.name.removeprefix("data").lstrip(".")
+        if exc.rule == "required" and isinstance(exc.value, dict):
+            missing = ", ".join(k for k in exc.rule_definition if k not in exc.value)
+            raise _fail(os.fspath(path), f"has {where} missing {missing}" if where else f"is missing {missing}", fix) from None
+        where = where or "the top level"
+        rule = exc.message.removeprefix(exc.name).strip()
+        raise _fail(os.fspath(path), f"has {where} = {short(exc.value)}, which {rule}", fix) from None
+    return data
+
+
+def read_validated(path: str | os.PathLike[str], schema_name: str, fix: str) -> Any:
+    """read_json, then validate against schema_name."""
+    return validate(read_json(path, fix), schema_name, path, fix)
