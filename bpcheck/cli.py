@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
+import os
 import signal
 import sys
 import threading
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     terminated: list[int] = []
     installed, previous = _on_sigterm(terminated)
+    stdout, sys.stdout = sys.stdout, _PipeSafe(sys.stdout)
     try:
         code = int(args._run(args))
     except BpcheckError as exc:
@@ -60,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if installed:
             signal.signal(signal.SIGTERM, previous)
+        sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe is an "Exception ignored" message
+        sys.stdout = stdout
     return 143 if terminated and code == 130 else code
 
 
@@ -74,3 +79,37 @@ def _on_sigterm(terminated: list[int]):
         raise KeyboardInterrupt
 
     return True, signal.signal(signal.SIGTERM, handler)
+
+
+class _PipeSafe:
+    """sys.stdout during a command: when the reader goes away (`bpcheck check ... | head -1`), the rest of the
+    output is dropped (fd 1 pointed at /dev/null) and the command goes on to write its report and return its
+    own exit code, instead of dying in a BrokenPipeError traceback half-way."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._drop()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._drop()
+
+    def _drop(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._stream.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass  # not a real file descriptor (a test's capture): nothing is left to break
+        finally:
+            os.close(devnull)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)

@@ -31,7 +31,8 @@ def load(path: str) -> RunResult:
     field the renderers use has its type; the checks after it are those a schema cannot state."""
     data = jsonfile.read_json(path, _FIX)
     if not isinstance(data, dict) or "results" not in data or "meta" not in data or "format_version" not in data:
-        raise SpecError(f"{path!r} is not a bpcheck report (no format_version, meta and results): {_FIX}")
+        raise SpecError(f"{path!r} is not a bpcheck report (no format_version, meta and results in "
+                        f"{jsonfile.short(data, 40)}): {_FIX}")
     if data["format_version"] != FORMAT_VERSION:
         raise SpecError(f"{path!r} has format_version={jsonfile.short(data['format_version'])}, but this bpcheck reads "
                         f"{FORMAT_VERSION}: re-run `bpcheck report` with this version")
