@@ -288,7 +288,7 @@ def test_render_into_its_own_folder_keeps_the_report_it_renders_from(tmp_path, c
     out = tmp_path / "out"
     assert main(_argv(out, OLD)) == 1
     source = json.loads((out / "report.json").read_text())
-    assert main(["render", str(out / "report.json"), "--formats", "md"]) == 0
+    assert main(["render", str(out / "report.json"), "--formats", "md"]) == 1  # exits as the report did
     assert json.loads((out / "report.json").read_text()) == source
     assert {p.name for p in out.iterdir()} == {"report.md", "report.json", "cases"}  # html/junit/png of the set: gone
     _, err = capsys.readouterr()
