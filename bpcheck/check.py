@@ -110,15 +110,19 @@ def check_case(
     producer: Producer = engine.gradients,
     fast: bool = False,
     fail_on: Sequence[str] = DEFAULT_FAIL_ON,
+    skip_missing: bool = False,
 ) -> CheckResult:
-    """Check producer(case) against every reference in references (None: fd, torch and jax).
+    """Check producer(case) against every reference in references (None or "all": fd, torch and jax).
 
-    Unavailable references are SKIPPED with the reason; a reference that raises is ERROR with its
-    message; a producer that raises, or returns something that is not a Gradients, makes the whole
-    result ERROR and not ok. ok is False when any verdict's label is in fail_on.
+    With None or "all", references that cannot run here are SKIPPED with the reason; a named one that
+    cannot run is a UsageError (skip_missing=True SKIPs it too: for callers that validated their names
+    already). A reference that raises, or whose gradient is not finite in the case's dtype (it
+    overflows), is ERROR with the reason; a producer that raises, or returns something that is not a
+    Gradients, makes the whole result ERROR and not ok. ok is False when any verdict's label is in
+    fail_on, and when no reference compared anything.
     """
     fail_on = _fail_on(fail_on)
-    names = refs.resolve(references)
+    names = refs.resolve(references) if skip_missing else refs.require(references)
     case64 = case if case.dtype is np.float64 else case.astype(np.float64)
     digest = case_digest(case64)
     head = dict(case_id=(digest if case64 is case else case_digest(case))[:12], arch=case.arch.label(),
@@ -151,6 +155,9 @@ def check_case(
                 skipped[name] = Verdict(name, "ERROR", reason=error, seconds=timing[name], version=versions[name])
             else:
                 ran[name] = grads
+    for name, reason in overflows(case, ran).items():
+        skipped[name] = Verdict(name, "ERROR", reason=reason, seconds=timing[name], version=versions[name])
+        del ran[name]
 
     ctx = CaseContext.build(case, _trace(ran), case64)
     comparisons = compare_all(ctx, produced, ran)
@@ -164,6 +171,7 @@ def check_case(
             timing[name], fast_notes[name] = took, note
             continue
         grads, timing[name], error = _run_reference(name, case64, digest)  # escalate to every coordinate
+        error = error or overflows(case, {name: grads}).get(name, "")
         if error:
             skipped[name] = Verdict(name, "ERROR", reason=error, seconds=timing[name], version=versions[name])
             continue
@@ -179,8 +187,40 @@ def check_case(
     verdicts.update(skipped)
     ordered = tuple(verdicts[n] for n in names if n in verdicts)
     label = worst_label([v.label for v in ordered])
-    ok = not any(v.label in fail_on for v in ordered)
+    ok = not any(v.label in fail_on for v in ordered) and any(compared(v) for v in ordered)
     return CheckResult(**head, verdicts=ordered, label=label, ok=ok, seconds=seconds)
+
+
+def compared(verdict: Verdict) -> bool:
+    """Did this reference compare anything? SKIPPED, ERROR and a verdict with no tensor did not: a case
+    none of whose references compared anything is not ok, whatever its labels."""
+    return verdict.label not in ("SKIPPED", "ERROR") and bool(verdict.tensors)
+
+
+def overflows(case: Case, ran: dict[str, Gradients]) -> dict[str, str]:
+    """reference -> why its gradient cannot be compared in the case's dtype: a loss or gradient entry that
+    is not finite (it overflowed float64), or a gradient entry beyond the largest number of a narrower
+    dtype (the loss may overflow there: the gradient is what is compared). Such a
+    case says nothing about the producer, so its verdicts are ERROR, never ENGINE or REFERENCE."""
+    dtype = dtype_name(case.x.dtype)
+    biggest = float(np.finfo(case.x.dtype).max)
+    out: dict[str, str] = {}
+    for name, grads in ran.items():
+        values = {"the loss": np.asarray(grads.loss, dtype=np.float64), **grads.tensors()}
+        for key, value in values.items():
+            value = np.asarray(value, dtype=np.float64)
+            where = "" if key == "the loss" else f" d{key}"
+            if not np.isfinite(value).all():
+                at = np.unravel_index(int(np.argmin(np.isfinite(value))), value.shape)
+                shown = f"{where[1:]} has {value[at]} at {tuple(map(int, at))}" if where else f"loss is {value[at]}"
+                out[name] = (f"not finite in float64: {name}'s {shown} (it overflows float64): "
+                             "scale x, y or the parameters down")
+                break
+            if dtype != "float64" and where and value.size and np.abs(value).max() > biggest:
+                out[name] = (f"not finite in {dtype}: {name}'s{where or ' loss'} reaches {np.abs(value).max():.3g}, "
+                             f"beyond {dtype}'s largest {biggest:.3g}: check the case in float64, or scale it down")
+                break
+    return out
 
 
 def _judge(ctx: CaseContext, produced: Gradients, ran: dict[str, Gradients], comparisons: dict[str, Comparison],
@@ -290,14 +330,14 @@ def check_cases(
 
     Ctrl-C stops the sweep and returns what was checked, with meta['partial'] = True.
     """
-    names = refs.resolve(references)
+    names = refs.require(references)
     fail_on = _fail_on(fail_on)
     results: list[CheckResult] = []
     partial = False
     start = time.perf_counter()
     try:
         for case in cases:
-            results.append(check_case(case, names, producer=producer, fast=fast, fail_on=fail_on))
+            results.append(check_case(case, names, producer=producer, fast=fast, fail_on=fail_on, skip_missing=True))
     except KeyboardInterrupt:
         partial = True
     info = {"seed": seed, "bpcheck": __version__, "python": platform.python_version(), "numpy": np.__version__,

@@ -59,7 +59,8 @@ def replay(
     fail_on: Sequence[str] | None = None,
 ) -> CheckResult:
     """check_case on the case stored at path; unset options take the values a CheckResult file recorded
-    (else: every reference, fast=False, the default fail_on)."""
+    (else: every reference, fast=False, the default fail_on). Named references must be able to run here
+    (else UsageError); recorded ones that cannot are SKIPPED, as under "all"."""
     case, recorded = load_case(path)
     return replay_case(case, recorded, producer, references=references, fast=fast, fail_on=fail_on)
 
@@ -80,4 +81,5 @@ def replay_case(
         producer=producer,
         fast=fast if fast is not None else recorded.get("fast", False),
         fail_on=fail_on if fail_on is not None else recorded.get("fail_on", DEFAULT_FAIL_ON),
+        skip_missing=references is None,
     )

@@ -54,7 +54,7 @@ def shrink_one(case: Case, target: tuple[str, str, str], references: list[str], 
     best: list[Case] = []  # the shrinker accepts only improvements, so the last case that shows the kind is the best
 
     def check(c: Case) -> CheckResult:
-        return check_case(c, references, producer=producer, fail_on=fail_on)
+        return check_case(c, references, producer=producer, fail_on=fail_on, skip_missing=True)
 
     def same_kind(c: Case) -> bool:
         nonlocal calls
@@ -101,7 +101,7 @@ def shrink_kinds(run: RunResult, references: list[str], producer: Producer = eng
         result, calls = shrink_one(case, target, references, producer, fail_on, max_depth, max_width, max_calls)
         shrunk = result is not None
         if result is None:
-            result = check_case(case, references, producer=producer, fail_on=fail_on)
+            result = check_case(case, references, producer=producer, fail_on=fail_on, skip_missing=True)
         label, text, where = target
         shown = next((v for v in result.verdicts if kind(result, v) == target), verdict)
         out.append({

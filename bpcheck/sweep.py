@@ -93,7 +93,7 @@ def check_index(config: SweepConfig, index: int, producer: Producer = engine.gra
     except Exception as exc:  # reported, not raised: one bad draw must not stop a sweep
         return CheckResult(f"draw-{index}", "?", "?", "?", 0, {}, (), "ERROR", False, producer_name(producer),
                            config.fail_on, error=f"drawing case {index} failed: {type(exc).__name__}: {exc}")
-    return check_case(case, list(config.references), producer=producer, fail_on=config.fail_on)
+    return check_case(case, list(config.references), producer=producer, fail_on=config.fail_on, skip_missing=True)
 
 
 def _error_result(config: SweepConfig, index: int, producer: Producer, message: str) -> CheckResult:

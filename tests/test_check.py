@@ -187,13 +187,26 @@ def test_a_reference_that_raises_is_error_with_its_message(analytic, swap_refere
     assert v.label == "ERROR" and "planted failure" in v.reason and r.labels["jax"] == "AGREE" and r.ok
 
 
-def test_unavailable_reference_is_skipped_with_its_reason(monkeypatch):
+def test_unavailable_reference_is_skipped_under_all_and_an_error_when_named(monkeypatch):
     real = refs.status
     monkeypatch.setattr(refs, "status", lambda n: refs.RefStatus(n, False, None, "planted: not installed")
                         if n == "jax" else real(n))
-    r = check_case(square_case(), ("fd", "jax"))
-    assert r.verdict("jax").label == "SKIPPED" and r.verdict("jax").reason == "planted: not installed"
-    assert r.verdict("fd").label == "AGREE" and r.ok
+    for spec in (None, "all"):
+        r = check_case(square_case(), spec)
+        assert r.verdict("jax").label == "SKIPPED" and r.verdict("jax").reason == "planted: not installed"
+        assert r.verdict("fd").label == "AGREE" and r.ok
+    for spec in ("fd,jax", ["jax"]):
+        with pytest.raises(UsageError, match="references names 'jax', which cannot run here: planted: not installed"):
+            check_case(square_case(), spec)
+    r = check_case(square_case(), ("fd", "jax"), skip_missing=True)  # what a sweep passes after validating
+    assert r.verdict("jax").label == "SKIPPED" and r.ok
+
+
+def test_a_case_no_reference_compared_is_not_ok(monkeypatch):
+    """Every reference SKIPPED (or ERROR): the labels carry no failure, but nothing was checked."""
+    monkeypatch.setattr(refs, "status", lambda n: refs.RefStatus(n, False, None, "planted: not installed"))
+    r = check_case(square_case(), None)
+    assert r.labels == {"fd": "SKIPPED", "torch": "SKIPPED", "jax": "SKIPPED"} and not r.ok
 
 
 def test_a_producer_that_raises_or_returns_junk_is_error_and_not_ok():

@@ -134,13 +134,27 @@ def nonfinite(name: str, grads: Grads) -> str:
     return ""
 
 
+def narrower(name: str, grads: Grads, dtype: np.dtype) -> str:
+    """'' or which gradient came back in a float type with fewer bits than the case's (float16 for a float64
+    case): its rounding, not the function's math, would decide the comparison."""
+    for key, g in grads.items():
+        if np.finfo(g.dtype).bits < np.finfo(dtype).bits:
+            return (f"{name} returned d{key} as {g.dtype.name} for a {np.dtype(dtype).name} case, which keeps about "
+                    f"{np.finfo(g.dtype).precision} significant digits: compute and return {np.dtype(dtype).name}")
+    return ""
+
+
 def stale(name: str, first: Grads, again: Grads) -> str:
     """'' or where the answer for the same case changed after a call on another case."""
     for key, a in first.items():
         b = again[key]
-        scale = float(np.max(np.abs(a))) if a.size else 0.0
+        finite = np.abs(a[np.isfinite(a)])
+        scale = float(finite.max()) if finite.size else 0.0
         limit = STALE_EPS * float(np.finfo(a.dtype).eps) * scale
-        diff = np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
+        with np.errstate(invalid="ignore"):  # inf - inf
+            diff = np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
+        # the same NaN or Inf twice is the same answer (the finite-values check reports it), not state
+        diff[(a == b) | (np.isnan(a) & np.isnan(b))] = 0.0
         if not np.all(diff <= limit):
             where = tuple(int(i) for i in np.unravel_index(int(np.nanargmax(np.where(np.isnan(diff), np.inf, diff))),
                                                            a.shape))

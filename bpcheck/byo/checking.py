@@ -22,12 +22,12 @@ import numpy as np
 
 from .. import engine
 from .. import references as refs
-from ..check import check_case
+from ..check import check_case, compared
 from ..compare import CaseContext
 from ..results import DEFAULT_FAIL_ON, LABELS, CheckResult, Verdict, worst_label
 from ..spec import Arch, BpcheckError, Case, DataError, Gradients, UsageError, init_params, resolve_dtype
 from ..strategies import target_kinds
-from .calls import UserGrad, function_name, hidden_state, nonfinite, takes_arch, user_targets
+from .calls import UserGrad, function_name, hidden_state, narrower, nonfinite, takes_arch, user_targets
 from .conventions import explain
 from .layouts import Layout, resolve_layout
 from .loading import UserCallError, call_user
@@ -50,6 +50,7 @@ def check_gradients(
     layout: Layout | str | tuple | None = None,
     timeout: float | None = None,
     targets: str | None = None,
+    skip_missing: bool = False,
 ) -> Result:
     """Check grad_fn(params, x, y) -> {'W1': dL/dW1, 'b1': ..., ...} for arch.
 
@@ -64,13 +65,15 @@ def check_gradients(
     targets (bce and cross_entropy): None for one-hot and probability rows (what users feed), 'onehot',
     'probs', 'labels' (one-hot rows, handed to grad_fn and loss_fn as integer class indices) or 'any'
     (also nonnegative rows not summing to 1: a gradient exact only on normalised rows is CONVENTION).
+    references: None or "all" (the ones that cannot run here are SKIPPED), or names, each of which must
+    be able to run (else UsageError), unless skip_missing (the pytest fixture's: it skips the test).
     """
     lay = resolve_layout(layout)
     target_kinds(targets)
     labels = targets == "labels"
     user = UserGrad(grad_fn, lay, timeout, labels=labels)
     with_loss_arch = takes_arch(loss_fn, "loss_fn") if loss_fn is not None else False
-    names = refs.resolve(references)
+    names = refs.resolve(references) if skip_missing else refs.require(references)
     drawn = build_cases(arch, cases, seed=seed, dtype=dtype, any_arch=user.with_arch, targets=targets)
     findings: list[Finding] = []
     outcomes: list[CaseOutcome] = []
@@ -88,6 +91,9 @@ def check_gradients(
             break
         if call.mutated and not any(f.check == "mutation" for f in findings):
             findings.append(Finding("mutation", f"{user.name} {call.mutated}", index))
+        narrow = narrower(user.name, call.grads, case.x.dtype)
+        if narrow and not any(f.check == "dtype" for f in findings):
+            findings.append(Finding("dtype", narrow, index))
         bad = nonfinite(user.name, call.grads)
         if bad:
             findings.append(Finding("finite", bad, index))
@@ -132,7 +138,7 @@ def _check_one(index: int, case: Case, grads, name: str, names: list[str], user_
     """check_case with the user's gradient, plus FD of the user's loss when given; then the explanation."""
     produced = Gradients(engine.loss(case.arch, case.params, case.x, case.y), grads, None, source=name)
     analytic = [n for n in names if not (user_loss is not None and n == "fd")]
-    result = check_case(case, analytic, producer=_producer(name, produced)) if analytic else None
+    result = check_case(case, analytic, producer=_producer(name, produced), skip_missing=True) if analytic else None
     case64 = case.astype(np.float64)
     declared = engine.gradients(case64)
     ctx = CaseContext.build(case, declared)
@@ -156,7 +162,7 @@ def _only_kink_convention(result: CheckResult) -> bool:
 
 def _rebuild(result: CheckResult | None, case: Case, verdicts: list[Verdict], name: str) -> CheckResult:
     label = worst_label([v.label for v in verdicts])
-    ok = not any(v.label in DEFAULT_FAIL_ON for v in verdicts)
+    ok = not any(v.label in DEFAULT_FAIL_ON for v in verdicts) and any(compared(v) for v in verdicts)
     if result is None:
         from ..check import case_digest
 

@@ -14,6 +14,7 @@ SHOWN_KINDS = 3  # the top line names at most this many kinds of disagreement; t
 INPUT_CHECKS: tuple[str, ...] = ("interface", "raises", "timeout")
 CHECK_NAMES: dict[str, str] = {
     "interface": "keys, shapes and dtypes", "raises": "calls", "timeout": "calls", "finite": "finite values",
+    "dtype": "the case's precision (no float16 for a float64 case)",
     "mutation": "inputs left unmodified", "stale": "no hidden state (A, B, A gives A twice)",
 }
 
@@ -119,6 +120,8 @@ class Result:
             where = f" (case {f.case})" if f.case is not None else ""
             lines.append(f"check failed, {CHECK_NAMES.get(f.check, f.check)}{where}: {f.message}")
         passed = [CHECK_NAMES[c] for c in ("interface", "finite", "mutation", "stale") if c not in failed]
+        if "dtype" in failed and passed and passed[0] == CHECK_NAMES["interface"]:
+            passed[0] = "keys and shapes"  # a float16 answer did not pass a dtype check
         if passed and not self.input_error:
             lines.append("checks passed: " + "; ".join(passed))
         first = next((o for o in self.outcomes if not o.ok and o.result is not None), None)

@@ -93,6 +93,9 @@ def _pools(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import references as refs
+
+    refs.require(args.refs, "--refs")  # before any work: a named reference must be able to run here
     if not args.report:
         return _check(args, None)
     from ..report import REPORT, OutputFolder

@@ -53,7 +53,7 @@ def _measure(args: argparse.Namespace, chosen, folder) -> int:
     from ..mutants import render, sweep
 
     names = tuple(b for b in baselines.BASELINES if not args.no_baselines and baselines.available(b))
-    references = refs.resolve(args.refs)
+    references = refs.require(args.refs, "--refs")
     start = time.perf_counter()
     mutants = []
     for i, m in enumerate(chosen, 1):

@@ -21,6 +21,10 @@ def run(args: argparse.Namespace) -> int:
     from .. import engine
     from ..replaying import load_case, replay_case
 
+    if args.refs is not None:
+        from .. import references as refs
+
+        refs.require(args.refs, "--refs")
     case, recorded = load_case(args.case)  # a bad file is a one-line error before anything runs; read once
     producer = None
     if args.engine:

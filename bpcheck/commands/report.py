@@ -48,15 +48,8 @@ def _names(text: str, vocabulary: tuple[str, ...]) -> tuple[str, ...]:
 def _references(text: str) -> tuple[str, ...]:
     """--refs: 'all' keeps every reference (unavailable ones are SKIPPED); named ones must be able to run."""
     from .. import references as refs
-    from ..spec import UsageError
 
-    names = refs.resolve(text)
-    if text.strip() != "all":
-        for name in names:
-            status = refs.status(name)
-            if not status.available:
-                raise UsageError(f"--refs names {name!r}, which cannot run here: {status.reason}")
-    return tuple(names)
+    return tuple(refs.require(text, "--refs"))
 
 
 class Progress:

@@ -3,6 +3,7 @@
     status("torch")          -> RefStatus(name="torch", available=True, version="2.13.0+cpu", reason=None)
     producer("jax")(case)    -> Gradients            # Case -> Gradients, like engine.gradients
     resolve("fd,torch")      -> ["fd", "torch"]      # None or "all" -> every name
+    require("fd,torch")      -> ["fd", "torch"], or UsageError when torch cannot run here
 
 Nothing here imports torch or jax: availability is read from importlib.util.find_spec and
 importlib.metadata, and each producer imports its framework only when it is first called, so
@@ -116,9 +117,30 @@ def resolve(names: str | Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(parts))
 
 
+def is_all(names: str | Sequence[str] | None) -> bool:
+    """True for None and "all": every reference, the ones that cannot run here SKIPPED."""
+    if names is None:
+        return True
+    parts = names.split(",") if isinstance(names, str) else list(names)
+    return [p.strip() for p in parts if isinstance(p, str) and p.strip()] == ["all"]
+
+
+def require(names: str | Sequence[str] | None, what: str = "references") -> list[str]:
+    """resolve(names), where a reference the caller named must be able to run here (UsageError naming it
+    and how to install it); None or "all" keep the ones that cannot run, to be SKIPPED with the reason.
+    A check against a named reference that silently did not run would pass without checking."""
+    names_ = resolve(names)
+    if not is_all(names):
+        for name in names_:
+            found = status(name)
+            if not found.available:
+                raise UsageError(f"{what} names {name!r}, which cannot run here: {found.reason}")
+    return names_
+
+
 def available() -> list[str]:
     """The names whose references can run here, in NAMES order."""
     return [name for name in NAMES if status(name).available]
 
 
-__all__ = ["NAMES", "RefStatus", "available", "producer", "resolve", "status"]
+__all__ = ["NAMES", "RefStatus", "available", "is_all", "producer", "require", "resolve", "status"]

@@ -208,9 +208,17 @@ def verdict_line(run: RunResult) -> str:
     n = len(run.results)
     fail_on = tuple(run.meta.get("fail_on", ()))
     failures = run.failures()
-    errors = sum(not any(v.label in fail_on for v in r.verdicts) for r in failures)
     names = ", ".join(fail_on)
     part = " (partial: interrupted)" if run.partial else ""
+    if not n:
+        return f"NOT CHECKED: no case was checked{part}"
+    unchecked = [r for r in failures if r.verdicts and not any(v.label in fail_on for v in r.verdicts)]
+    if unchecked:
+        # check.compared: every reference of these cases SKIPPED or ERROR (e.g. a gradient that overflows)
+        more = len(failures) - len(unchecked)
+        return (f"FAIL: {len(unchecked)} of {n} cases were compared by no reference (skipped, raised, or not "
+                f"finite in their dtype)" + (f"; {more} more fail" if more else "") + part)
+    errors = sum(not any(v.label in fail_on for v in r.verdicts) for r in failures)
     if failures and not errors:
         return f"FAIL: {len(failures)} of {n} cases carry a failing label ({names}){part}"
     if failures and errors == len(failures):
