@@ -155,7 +155,8 @@ def compare_tensors(items: Sequence[Item]) -> list[TensorMetrics]:
         # Relative error means something only above the rounding level of a coordinate (the rms of the
         # allowed error): that is the floor.
         floor = max(allowed / math.sqrt(max(n, 1)), _TINY)
-        found.append((norm_rel, cosine, excess, bound, excess_abs <= allowed, floor))
+        # an infinite error is never within a bound, even one an infinite gradient made infinite (rtol * inf)
+        found.append((norm_rel, cosine, excess, bound, excess_abs <= allowed and math.isfinite(excess_abs), floor))
 
     rel = diff / np.maximum(np.maximum(abs_a, abs_b), spread([f[-1] for f in found]))
     top_rel = tops(rel)
