@@ -32,10 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import references as refs
     from ..mutants import select
     from ..report.writer import MUTANTS, OutputFolder
 
     chosen = select(args.only)
+    refs.require(args.refs, "--refs")  # before any work: a named reference must be able to run here
     if args.list:
         for m in chosen:
             print(f"{m.name:28s} {m.style:6s} {m.where:18s} {m.conditions.describe()}\n    {m.description}")
