@@ -136,3 +136,23 @@ def test_render_needs_neither_torch_nor_jax(run, tmp_path):
     # render exits as report did: 1, since the planted engine fails some cases
     assert p.stdout.split()[-3:] == [str(1 if run.failures() else 0), "False", "False"], p.stderr
     assert (tmp_path / "o" / "report.html").exists()
+
+
+def test_a_passing_report_reads_as_one():
+    """On a passing run over every regime (kinks crossed, tiny gradients), every verdict's judged error sits at
+    or below the tolerance line, and no breakdown table repeats the totals ('not localised' for every case)."""
+    from bpcheck import engine
+    from bpcheck.report import analysis as an
+    from bpcheck.report.markdown import render as markdown
+
+    passing = run_sweep(SweepConfig(cases=20, references=("fd",), max_depth=2, max_width=3), engine.gradients)
+    assert not passing.failures()
+    judged = an.log_judged(passing)["fd"]
+    assert len(judged) == 20 and all(v <= 0 for v in judged)
+    assert any(t.norm_rel > 1e-3 for r in passing.results for v in r.verdicts for t in v.tensors)  # raw errors do spike
+    md = markdown(passing)
+    assert "not localised" not in md and "### By position" not in md
+    assert all(len(t) > 1 and an.labels_present(t) != ["AGREE"] for t in an.breakdowns(passing).values())
+    assert "## Closest to their tolerance (all within it)" in md and "## Worst cases" not in md
+    failing = markdown(run_sweep(SweepConfig(cases=4, references=("fd",), max_depth=2, max_width=3), planted.bias_averaged))
+    assert "## Worst cases" in failing and "### By position" in failing

@@ -20,7 +20,7 @@ DISAGREEMENTS = ("ENGINE", "REFERENCE", "CONVENTION")  # the labels that get a m
 SAVED = ("ENGINE", "REFERENCE", "ERROR", "CONVENTION", "FD_NOISE")  # the labels whose cases are saved for replay
 POSITIONS = ("output", "hidden", "first", "not localised")
 DIMENSIONS = ("position", "activation", "loss", "dtype", "regime")
-REL_FLOOR = 1e-20  # log10 of a zero relative error is drawn at log10(REL_FLOOR)
+JUDGED_FLOOR = -6.0  # log10(excess / tol) at or below this (and an excess of 0: all explained) is drawn here
 WORST_ROWS = 10
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
@@ -99,26 +99,41 @@ def breakdown(run: RunResult, dimension: str) -> dict[str, Counter]:
     return dict(sorted(table.items()))
 
 
+def breakdowns(run: RunResult) -> dict[str, dict[str, Counter]]:
+    """The breakdown tables that carry information. Left out: a single row, which repeats the per-reference
+    counts under a value the options already say (one dtype) or that says nothing ('not localised' for every
+    case of a passing run), unless it is where every disagreement sits; and a table where every pair AGREEs."""
+    out = {}
+    for dim in DIMENSIONS:
+        table = breakdown(run, dim)
+        single = len(table) == 1 and not (dim == "position" and "not localised" not in table)
+        if table and not single and labels_present(table) != ["AGREE"]:
+            out[dim] = table
+    return out
+
+
 def labels_present(*tables: dict[str, Counter]) -> list[str]:
     """The labels that occur in any table, in LABELS order (columns of the count tables)."""
     seen = {label for t in tables for c in t.values() for label in c}
     return [label for label in LABELS if label in seen]
 
 
-def headline_error(v: Verdict) -> float | None:
-    """The verdict's relative error: the largest norm-relative error of its param and dx tensors."""
-    values = [t.norm_rel for t in v.tensors if not t.name.startswith(("dz", "da")) and math.isfinite(t.norm_rel)]
-    return max(values) if values else None
+def judged_ratio(v: Verdict) -> float | None:
+    """What the verdict judged: the largest excess / tol of its param and dx tensors, i.e. the error no
+    estimate explains (kink-crossing coordinates left out), over the bound it was held to; <= 1 passes."""
+    ratios = [t.excess / t.tol if t.tol > 0 else (math.inf if t.excess > 0 else 0.0) for t in v.tensors
+              if not t.name.startswith(("dz", "da")) and math.isfinite(t.excess)]
+    return max(ratios) if ratios else None
 
 
-def log_errors(run: RunResult) -> dict[str, list[float]]:
-    """reference -> log10(relative error) of each compared verdict, floored at log10(REL_FLOOR)."""
+def log_judged(run: RunResult) -> dict[str, list[float]]:
+    """reference -> log10(excess / tol) of each compared verdict, 0 and anything below drawn at JUDGED_FLOOR."""
     out: dict[str, list[float]] = {n: [] for n in references_of(run)}
     for r in run.results:
         for v in r.verdicts:
-            e = headline_error(v)
+            e = judged_ratio(v)
             if e is not None:
-                out.setdefault(v.reference, []).append(math.log10(max(e, REL_FLOOR)))
+                out.setdefault(v.reference, []).append(max(math.log10(e), JUDGED_FLOOR) if e > 0 else JUDGED_FLOOR)
     return out
 
 
@@ -141,6 +156,11 @@ class Row:
     def tensor(self) -> str:
         t = self.verdict.worst_tensor()
         return t.name if t is not None else ""
+
+
+def worst_heading(run: RunResult) -> str:
+    """'Worst cases' on a failing run; on a passing one the same rows are the cases closest to their tolerance."""
+    return "Worst cases" if run.failures() else "Closest to their tolerance (all within it)"
 
 
 def worst(run: RunResult, limit: int = WORST_ROWS) -> list[Row]:

@@ -40,7 +40,7 @@ def _counts(first: str, table: dict[str, Counter], labels: list[str]) -> str:
 
 def render(run: RunResult, plots: dict[str, bytes]) -> str:
     refs = an.per_reference(run)
-    breakdowns = {d: an.breakdown(run, d) for d in an.DIMENSIONS}
+    breakdowns = an.breakdowns(run)
     labels = an.labels_present(refs, *breakdowns.values())
     m = run.meta
     verdict = an.verdict_line(run)
@@ -55,15 +55,17 @@ def render(run: RunResult, plots: dict[str, bytes]) -> str:
     parts.append(_table(["meta", "value"], [[k, str(v)] for k, v in info]))
     parts.append("<h2>Labels per reference</h2>" + _counts("reference", refs, labels))
     parts.append("<ul>" + "".join(f"<li><b>{escape(k)}</b>: {escape(LABEL_MEANING[k])}</li>" for k in labels) + "</ul>")
-    parts.append("<h2>Breakdown</h2><p>Counted per (case, reference) pair; a case counts once under each activation.</p>")
+    if breakdowns:
+        parts.append("<h2>Breakdown</h2><p>Counted per (case, reference) pair; a case counts once under each activation.</p>")
     for dim, table in breakdowns.items():
         parts.append(f"<h3>By {escape(dim)}</h3>" + _counts(dim, table, labels))
-    parts.append("<h2>Relative error per reference</h2>")
+    parts.append("<h2>Judged error per reference</h2><p>The part of |engine - reference| no error estimate explains "
+                 "(kink crossings left out), over the tolerance; a verdict passes left of the dashed line.</p>")
     for name, png in plots.items():
         data = base64.b64encode(png).decode("ascii")
         parts.append(f'<img alt="{escape(name)}" src="data:image/png;base64,{data}">')
     worst = an.worst(run)
-    parts.append("<h2>Worst cases</h2>" + _table(
+    parts.append(f"<h2>{escape(an.worst_heading(run))}</h2>" + _table(
         ["case", "arch", "dtype", "regime", "reference", "label", "excess/tol", "tensor", "first bad layer", "diagnosis"],
         [[w.result.case_id, w.result.arch, w.result.dtype, w.result.regime, w.verdict.reference, w.verdict.label,
           f"{w.ratio:.3g}", tensor_label(w.tensor) if w.tensor else "",

@@ -53,26 +53,30 @@ def meta_lines(run: RunResult) -> list[str]:
 def render(run: RunResult, plots: dict[str, str] | None = None) -> str:
     """The Markdown text; plots maps a plot name to its file name (linked when given)."""
     refs = an.per_reference(run)
-    breakdowns = {d: an.breakdown(run, d) for d in an.DIMENSIONS}
+    breakdowns = an.breakdowns(run)
     labels = an.labels_present(refs, *breakdowns.values())
     out = ["# bpcheck report", "", f"**{an.verdict_line(run)}**", ""]
     out += meta_lines(run) + ["", "## Labels per reference", ""]
     out += count_table("reference", refs, labels)
     out += ["", "Labels: " + "; ".join(f"**{k}** {LABEL_MEANING[k]}" for k in labels), ""]
-    out += ["## Breakdown", "", "Counted per (case, reference) pair; a case counts once under each activation it uses.", ""]
+    if breakdowns:
+        out += ["## Breakdown", "", "Counted per (case, reference) pair; a case counts once under each activation it uses.",
+                ""]
     for dim, table in breakdowns.items():
         out += [f"### By {dim}", ""] + count_table(dim, table, labels) + [""]
-    out += ["## Relative error per reference", ""]
-    errors = an.log_errors(run)
+    out += ["## Judged error per reference", "",
+            "The error each verdict judged: the part of |engine - reference| no error estimate explains (kink crossings "
+            "left out), over the tolerance it was held to; a verdict passes at <= 1 (log10 <= 0).", ""]
     rows = []
-    for name, values in errors.items():
+    for name, values in an.log_judged(run).items():
         if values:
             s = sorted(values)
-            rows.append([name, len(s), _g(s[0]), _g(s[len(s) // 2]), _g(s[-1])])
-    out += _table(["reference", "compared", "min log10", "median log10", "max log10"], rows) if rows else ["No comparisons."]
+            rows.append([name, len(s), sum(v <= 0 for v in s), _g(s[len(s) // 2]), _g(s[-1])])
+    out += (_table(["reference", "compared", "within tolerance", "median log10(excess/tol)", "max log10(excess/tol)"], rows)
+            if rows else ["No comparisons."])
     for name, file in (plots or {}).items():
         out += ["", f"![{name}]({file})"]
-    out += ["", "## Worst cases", ""]
+    out += ["", f"## {an.worst_heading(run)}", ""]
     worst = an.worst(run)
     if worst:
         out += _table(["case", "arch", "dtype", "regime", "reference", "label", "excess/tol", "tensor", "first bad layer",
