@@ -118,6 +118,20 @@ def mse_grads(arch, p, x, y, bug=""):
     return out
 
 
+def mse_grads_dx(arch, p, x, y, bug=""):
+    """mse_grads plus dL/dx under "x"; bug='dx_relu': dL/dx taken through relu' of the input (a wrong extra factor)."""
+    zs, acts = forward(arch, p, x)
+    d = 2 * (acts[-1] - y) / y.size
+    out = {}
+    for k in range(arch.n_layers, 0, -1):
+        d = d * act_prime(arch.activations[k - 1], zs[k - 1], acts[k])
+        out[f"W{k}"] = acts[k - 1].T @ d
+        out[f"b{k}"] = d.sum(axis=0)
+        d = d @ p[f"W{k}"].T
+    out["x"] = d * (x > 0) if bug == "dx_relu" else d
+    return out
+
+
 def mse_loss(arch, p, x, y):
     _, acts = forward(arch, p, x)
     return float(np.mean((acts[-1] - y) ** 2))

@@ -151,3 +151,29 @@ def test_labels_need_cross_entropy_and_unknown_targets_are_named():
         check_gradients(ind.mse_grads, Arch((2, 2, 1), ("tanh", "identity"), "mse"), cases=2, targets="labels")
     with pytest.raises(UsageError, match="'onehott'.*onehot"):
         check_gradients(ind.mse_grads, Arch((2, 2, 1), ("tanh", "identity"), "mse"), cases=2, targets="onehott")
+
+
+TANH = Arch((3, 4, 2), ("tanh", "identity"), "mse")
+
+
+@pytest.mark.parametrize("loss_fn", [None, ind.mse_loss], ids=["torch and jax", "with loss_fn"])
+def test_dl_dx_in_the_result_is_checked_like_any_tensor(loss_fn):
+    result = check_gradients(ind.mse_grads_dx, TANH, loss_fn=loss_fn, cases=6, seed=0, dtype="float64")
+    assert result.ok, result.summary()
+    names = {m.name for o in result.outcomes for v in o.result.verdicts for m in v.tensors}
+    assert "x" in names
+    bad = check_gradients(functools.partial(ind.mse_grads_dx, bug="dx_relu"), TANH, loss_fn=loss_fn, cases=6, seed=0,
+                          dtype="float64")
+    assert not bad.ok
+    for o in bad.failing():
+        failing = {m.name for v in o.result.verdicts if v.label == "ENGINE" for m in v.tensors if not m.ok}
+        assert failing == {"x"}, failing
+
+
+def test_dl_dx_in_the_column_layout_is_transposed_back():
+    def column(p, x, y):
+        row = ind.mse_grads_dx(TANH, {k: (v.T if k.startswith("W") else v.ravel()) for k, v in p.items()}, x.T, y.T)
+        return {k: (v.T if k.startswith("W") or k == "x" else v.reshape(-1, 1)) for k, v in row.items()}
+
+    result = check_gradients(column, TANH, cases=4, seed=0, layout="column")
+    assert result.ok, result.summary()

@@ -73,12 +73,17 @@ class UserGrad:
         out = call_user(self.fn, ((arch,) if self.with_arch else ()) + tuple(args), name=self.name,
                         timeout=self.timeout)
         mutated = _mutated(args, before)
-        return Call(self.validate(arch, out), mutated)
+        return Call(self.validate(arch, out, (np.shape(args[1]), case.x.shape)), mutated)
 
-    def validate(self, arch: Arch, out: Any) -> Grads:
-        """The user's output as bpcheck-layout arrays, or a UserFunctionError naming what is wrong."""
+    def validate(self, arch: Arch, out: Any, x_shapes: tuple[tuple[int, ...], tuple[int, ...]] | None = None) -> Grads:
+        """The user's output as bpcheck-layout arrays, or a UserFunctionError naming what is wrong.
+
+        An optional 'x' (dL/dx, shaped like the x the function was handed: x_shapes = (the user's, bpcheck's))
+        is checked like any tensor."""
         name, layout = self.name, self.layout
-        expected = arch.param_shapes()
+        expected = dict(arch.param_shapes())
+        if isinstance(out, dict) and "x" in out and x_shapes is not None:
+            expected["x"] = x_shapes[1]
         if not isinstance(out, dict):
             raise UserFunctionError(f"{name} returned {type(out).__name__}, not a dict: return "
                                     f"{{'W1': dL/dW1, 'b1': dL/db1, ...}} with keys {', '.join(expected)}")
@@ -92,7 +97,7 @@ class UserGrad:
                 bits.append("unexpected " + ", ".join(f"{k!r}{suggest(k, missing or list(expected))}" for k in extra))
             raise UserFunctionError(f"{name} returned {' and '.join(bits)}: return exactly the keys "
                                     f"{', '.join(expected)} for arch {arch.label()}")
-        user_shapes = layout.shapes(arch) if layout.shapes else None
+        user_shapes = {**layout.shapes(arch), "x": x_shapes[0] if x_shapes else None} if layout.shapes else None
         arrays = {}
         for key in expected:
             value = out[key]

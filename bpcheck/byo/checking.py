@@ -136,7 +136,9 @@ def _producer(name: str, gradients: Gradients):
 
 def _check_one(index: int, case: Case, grads, name: str, names: list[str], user_loss, describe: str) -> CaseOutcome:
     """check_case with the user's gradient, plus FD of the user's loss when given; then the explanation."""
-    produced = Gradients(engine.loss(case.arch, case.params, case.x, case.y), grads, None, source=name)
+    grads = dict(grads)
+    dx = grads.pop("x", None)   # dL/dx, when the user's function returns it: checked like any tensor
+    produced = Gradients(engine.loss(case.arch, case.params, case.x, case.y), grads, dx, source=name)
     analytic = [n for n in names if not (user_loss is not None and n == "fd")]
     result = check_case(case, analytic, producer=_producer(name, produced), skip_missing=True) if analytic else None
     case64 = case.astype(np.float64)

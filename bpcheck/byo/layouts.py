@@ -60,7 +60,7 @@ def _column_from_user(arch: Arch, grads: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for k, v in grads.items():
         v = np.asarray(v)
-        out[k] = v.T if k.startswith("W") else v.reshape(-1)
+        out[k] = v.T if k.startswith("W") or k == "x" else v.reshape(-1)
     return out
 
 
