@@ -3,13 +3,13 @@
     config = SweepConfig(cases=200, seed=0, jobs=2)
     run = run_sweep(config, progress=lambda done, total, result: ...)   # RunResult, sorted by case index
 
-Case i is bpcheck.draw.draw_case(seed, i), so the results do not depend on --jobs: workers
-check whatever index they are handed and the parent sorts by index. jobs > 1 runs spawn
-processes in our own loop rather than a ProcessPoolExecutor, because an executor breaks as a
-whole when one worker dies; here a dead worker's case becomes ERROR, a fresh worker takes its
-place, and the rest completes. Ctrl-C (KeyboardInterrupt in the parent) stops the workers and
-returns the finished cases with meta['partial'] = True. Workers ignore SIGINT, so a Ctrl-C
-sent to the whole process group is handled once, by the parent.
+Case i is bpcheck.draw.draw_case(seed, i), so the results do not depend on where they run: --jobs N (a pool
+of spawned processes) or --scheduler (a Dask cluster) check whatever indices they are handed, in chunks, and
+the parent sorts by index (bpcheck.executors). A worker that dies takes its chunk with it: each of those cases
+is retried once, alone, and is ERROR (with the reason) if it dies again; the rest completes. Ctrl-C
+(KeyboardInterrupt in the parent) cancels what is in flight and returns the finished cases with
+meta['partial'] = True and meta['partial_reason']; so does a Dask scheduler that goes away. Workers that we
+start ignore SIGINT, so a Ctrl-C sent to the whole process group is handled once, by the parent.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import os
 import platform
 import signal
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from multiprocessing.connection import wait
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -31,14 +30,18 @@ from . import __version__, engine
 from . import references as refs
 from .check import Producer, check_case, producer_name, run_meta
 from .draw import draw_case
+from .executors import Runner
 from .results import DEFAULT_FAIL_ON, LABELS, CheckResult, RunResult
 from .spec import UsageError, suggest
 from .strategies import DTYPE_NAMES, REGIMES, target_kinds
 
 Progress = Callable[[int, int, CheckResult], None]
-# Test hook, read only by the worker entry point: the worker checking this case index kills itself.
+# Test hook, read only in worker processes: the worker checking this case index kills itself.
 KILL_HOOK = "BPCHECK_TEST_KILL_CASE"
-MAX_FRESH_DEATHS = 3
+# What a default case (every reference, depth <= 3, width <= 4) takes once warm, measured on a loaded 2-core
+# machine: the chunk size is set from it (bpcheck.executors.chunk_size).
+CASE_SECONDS = 0.007
+INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class SweepConfig:
     max_width: int = 4
     jobs: int = 1
     targets: str | None = None   # bce/cross_entropy targets: None (one-hot and probability rows) or a TARGET_CHOICES name
+    scheduler: str | None = None  # a Dask scheduler's address, or local:N (bpcheck.executors)
     fail_on: tuple[str, ...] = DEFAULT_FAIL_ON
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in meta as given (e.g. the CLI's --out)
 
@@ -74,6 +78,7 @@ class SweepConfig:
                                      f"choose from {', '.join(vocabulary)}")
         refs.resolve(list(self.references))
         target_kinds(self.targets)
+        Runner(self.jobs, self.scheduler)  # a bad --scheduler, or one without dask installed, fails here
         return self
 
     def draw(self, index: int):
@@ -105,98 +110,24 @@ def _error_result(config: SweepConfig, index: int, producer: Producer, message: 
                        case.to_dict(), (), "ERROR", False, producer_name(producer), config.fail_on, error=message)
 
 
-def _worker_main(conn, config: SweepConfig, producer: Producer) -> None:
-    """Check the indices the parent sends, one at a time, until it sends None."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    kill = os.environ.get(KILL_HOOK)
-    while True:
-        index = conn.recv()
-        if index is None:
-            return
+def _check_chunk(config: SweepConfig, producer: Producer, chunk: tuple[int, ...]) -> list[tuple[int, CheckResult]]:
+    """The task a worker runs: check each index of the chunk."""
+    kill = os.environ.get(KILL_HOOK) if multiprocessing.parent_process() is not None else None
+    out = []
+    for index in chunk:
         if kill is not None and int(kill) == index:
             os.kill(os.getpid(), signal.SIGKILL)
-        conn.send((index, check_index(config, index, producer).to_dict()))
+        out.append((index, check_index(config, index, producer)))
+    return out
 
 
-class _Workers:
-    """jobs spawn processes, each fed one case index at a time over its own pipe."""
-
-    def __init__(self, config: SweepConfig, producer: Producer):
-        self.config, self.producer = config, producer
-        self.ctx = multiprocessing.get_context("spawn")
-        self.busy: dict[Any, tuple[Any, int | None]] = {}  # conn -> (process, index it is checking)
-        self.served: dict[Any, bool] = {}  # conn -> has it returned a result yet
-
-    def start(self) -> Any:
-        parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker_main, args=(child, self.config, self.producer), daemon=True)
-        proc.start()
-        child.close()
-        self.busy[parent] = (proc, None)
-        return parent
-
-    def give(self, conn, index: int | None) -> None:
-        proc, _ = self.busy[conn]
-        self.busy[conn] = (proc, index)
-        conn.send(index)
-
-    def stop(self) -> None:
-        for conn, (proc, _) in list(self.busy.items()):
-            proc.terminate()
-            proc.join(5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-            conn.close()
-        self.busy.clear()
-
-
-def _run_processes(config: SweepConfig, producer: Producer, done: dict[int, CheckResult], report: Callable) -> None:
-    pending = deque(range(config.cases))
-    pool = _Workers(config, producer)
-    fresh_deaths = 0
+def _set_up_worker(config: SweepConfig) -> None:
+    """Once per worker: import the references' frameworks, turn on jax's x64 and compile cache and load its
+    compiled bucket, by checking one drawn case with the engine; a failure here shows up in the real cases."""
     try:
-        for _ in range(min(config.jobs, config.cases)):
-            pool.give(pool.start(), pending.popleft())
-        while pool.busy:
-            sentinels = {proc.sentinel: conn for conn, (proc, _) in pool.busy.items()}
-            for ready in wait([*pool.busy, *sentinels]):
-                conn = sentinels.get(ready, ready)
-                if conn not in pool.busy:
-                    continue
-                proc, index = pool.busy[conn]
-                try:
-                    got, data = conn.recv()
-                except (EOFError, OSError):  # the worker died: its case is ERROR, a fresh one takes over
-                    proc.join()
-                    del pool.busy[conn]
-                    conn.close()
-                    if index is not None:
-                        code = proc.exitcode
-                        how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-                        report(index, _error_result(config, index, producer,
-                                                    f"the worker process died ({how}) while checking this case"))
-                    if index is not None and not pool.served.get(conn):
-                        fresh_deaths += 1
-                    if fresh_deaths >= MAX_FRESH_DEATHS:  # workers die before their first result: stop restarting
-                        while pending:
-                            i = pending.popleft()
-                            report(i, _error_result(config, i, producer, "not checked: worker processes kept dying "
-                                                    "before their first result (see stderr)"))
-                    if pending:
-                        pool.give(pool.start(), pending.popleft())
-                    continue
-                pool.served[conn] = True
-                report(got, CheckResult.from_dict(data))
-                if pending:
-                    pool.give(conn, pending.popleft())
-                else:  # nothing left for it: let it exit
-                    conn.send(None)
-                    proc.join(10)
-                    del pool.busy[conn]
-                    conn.close()
-    finally:
-        pool.stop()
+        check_case(config.draw(0), list(config.references), producer=engine.gradients, fail_on=config.fail_on)
+    except Exception:  # the same error comes back, reported, from the case that meets it
+        pass
 
 
 def run_sweep(config: SweepConfig, producer: Producer = engine.gradients, *,
@@ -206,6 +137,8 @@ def run_sweep(config: SweepConfig, producer: Producer = engine.gradients, *,
     jobs > 1 needs a picklable producer (a module-level function).
     """
     config.validate()
+    runner = Runner(config.jobs, config.scheduler)
+    runner.check_sendable(producer, producer_name(producer))
     done: dict[int, CheckResult] = {}
     start = time.perf_counter()
 
@@ -214,18 +147,20 @@ def run_sweep(config: SweepConfig, producer: Producer = engine.gradients, *,
         if progress is not None:
             progress(len(done), config.cases, result)
 
-    partial = False
+    def lost(index: int, reason: str) -> None:
+        report(index, _error_result(config, index, producer, reason))
+
     try:
-        if config.jobs == 1:
-            for index in range(config.cases):
-                report(index, check_index(config, index, producer))
-        else:
-            _run_processes(config, producer, done, report)
+        stopped = runner.run(partial(_check_chunk, config, producer), range(config.cases), report, lost,
+                             setup=partial(_set_up_worker, config), item_seconds=CASE_SECONDS)
     except KeyboardInterrupt:
-        partial = True
+        stopped = INTERRUPTED
     results = tuple(done[i] for i in sorted(done))
-    meta = sweep_meta(config, producer, results, time.perf_counter() - start, partial)
+    meta = sweep_meta(config, producer, results, time.perf_counter() - start, stopped is not None)
     meta["case_indices"] = sorted(done)
+    meta["executor"] = runner.meta
+    if stopped is not None:
+        meta["partial_reason"] = stopped
     return RunResult(meta, results)
 
 

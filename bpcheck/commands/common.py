@@ -39,3 +39,12 @@ def add_targets(parser: argparse.ArgumentParser) -> None:
 def add_seed(parser: argparse.ArgumentParser, default: int = 0) -> None:
     parser.add_argument("--seed", type=int_at_least(0), default=default,
                         help=f"seed for every random draw; the run is reproduced bit for bit from it (default {default})")
+
+
+def add_executor(parser: argparse.ArgumentParser) -> None:
+    """--jobs N and --scheduler ADDRESS: where the cases run (bpcheck.executors); results do not depend on it."""
+    parser.add_argument("--jobs", type=int_at_least(1), default=1,
+                        help="worker processes on this machine (default %(default)s; results do not depend on it)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run the cases on a Dask cluster: tcp://HOST:8786 (a running `dask scheduler`), or local:N "
+                             "for N worker processes here (needs bpcheck[cluster]; results do not depend on it)")

@@ -3,7 +3,8 @@
 Case i is drawn from (--seed, i) alone, so a run is reproduced bit for bit by its seed, whatever --jobs.
 Writes report.md, report.json, report.html, junit.xml, errors.png and cases/<id>.json (replay them with
 `python -m bpcheck replay`). Exit 0: no case carries a --fail-on label; 1: some do; 2: usage or input
-error; 130: interrupted (a partial report of the finished cases is written).
+error; 130: interrupted (a partial report of the finished cases is written); also 1, with a partial report,
+when the Dask scheduler of --scheduler goes away mid-run.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import sys
 import time
 
-from .common import add_seed, add_targets, int_at_least
+from .common import add_executor, add_seed, add_targets, int_at_least
 
 HELP = "sweep drawn cases through the engine and every reference; write md/json/html/junit/png reports"
 DEFAULTS = {"cases": 200, "out": "reports/", "formats": "all", "fail_on": "ENGINE,REFERENCE", "jobs": 1,
@@ -32,8 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-width", type=int_at_least(1), default=DEFAULTS["max_width"], help="widest layer (default %(default)s)")
     p.add_argument("--out", default=DEFAULTS["out"], help="output directory (default %(default)s)")
     p.add_argument("--formats", default=DEFAULTS["formats"], help="md,json,html,junit,png or all (default all)")
-    p.add_argument("--jobs", type=int_at_least(1), default=DEFAULTS["jobs"],
-                   help="worker processes (default %(default)s; results do not depend on it)")
+    add_executor(p)
     p.add_argument("--fail-on", default=DEFAULTS["fail_on"], help="labels that fail the run (default %(default)s)")
     p.add_argument("--no-shrink", action="store_true", help="skip the minimal reproducers (hypothesis.find)")
     p.add_argument("--engine", default=None, metavar="FILE.py:FUNCTION",
@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     config = SweepConfig(
         cases=args.cases, seed=args.seed, references=_references(args.refs),
         dtypes=_names(args.dtypes, DTYPE_NAMES), regimes=_names(args.regimes, REGIMES),
-        max_depth=args.max_depth, max_width=args.max_width, jobs=args.jobs, targets=args.targets,
+        max_depth=args.max_depth, max_width=args.max_width, jobs=args.jobs, scheduler=args.scheduler,
+        targets=args.targets,
         fail_on=_names(args.fail_on, ()), extra={"out": args.out, "formats": list(formats)},
     ).validate()
     producer = None
@@ -126,13 +127,15 @@ def _sweep_and_shrink(config, producer, shrink: bool, log):
 
 
 def execute(config, out: str, formats: tuple[str, ...], producer=None, *, shrink: bool = True, log=print) -> int:
-    """Sweep, shrink, write the report and print the summary; the exit code (0, 1 or 130).
+    """Sweep, shrink, write the report and print the summary; the exit code (0, 1 or 130; 1 for a partial run
+    whose Dask scheduler went away).
 
     producer defaults to the engine; tests plant a buggy one here."""
     from .. import engine
     from ..report import FILE_NAMES, REPORT, OutputFolder, write_report
     from ..report.analysis import exit_code
     from ..report.summary import summary_lines
+    from ..sweep import INTERRUPTED
 
     # before any work: an unwritable or busy --out costs nothing, and the folder stays locked until the set is in
     with OutputFolder(out, REPORT, flag="--out") as folder:
@@ -142,5 +145,5 @@ def execute(config, out: str, formats: tuple[str, ...], producer=None, *, shrink
     for line in summary_lines(run, str(out), names):
         log(line)
     if run.partial:
-        return 130
+        return 130 if run.meta.get("partial_reason", INTERRUPTED) == INTERRUPTED else 1
     return exit_code(run)

@@ -229,7 +229,7 @@ def verdict_line(run: RunResult) -> str:
     fail_on = tuple(run.meta.get("fail_on", ()))
     failures = run.failures()
     names = ", ".join(fail_on)
-    part = " (partial: interrupted)" if run.partial else ""
+    part = f" (partial: {run.meta.get('partial_reason', 'interrupted')})" if run.partial else ""
     if not n:
         return f"NOT CHECKED: no case was checked{part}"
     unchecked = [r for r in failures if r.verdicts and not any(v.label in fail_on for v in r.verdicts)]

@@ -35,7 +35,7 @@ def meta_lines(run: RunResult) -> list[str]:
     t = m.get("timings", {})
     lines = [
         f"- seed: `{m.get('seed')}`; cases: {len(run.results)} of {m.get('requested_cases', len(run.results))}"
-        + ("; **partial (interrupted)**" if run.partial else ""),
+        + (f"; **partial ({m.get('partial_reason', 'interrupted')})**" if run.partial else ""),
         f"- producer: `{m.get('producer', 'engine')}`; fail on: {', '.join(m.get('fail_on', []))}",
         "- options: " + ", ".join(f"{k}={_cell(v)}" for k, v in opts.items()),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v),
