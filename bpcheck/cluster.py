@@ -20,7 +20,7 @@ from distributed import Client, KilledWorker, LocalCluster, WorkerPlugin, as_com
 from .executors import ignore_sigint
 from .spec import UsageError
 
-CONNECT_SECONDS = 20  # to reach a remote scheduler, and then to see its first worker
+CONNECT_SECONDS = 10  # to reach a remote scheduler, and then to see its first worker
 
 
 class SetUp(WorkerPlugin):
