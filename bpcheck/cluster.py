@@ -49,26 +49,31 @@ class DaskBackend:
 
     def __init__(self, where: tuple[str, Any], address: str, setup: Callable[[], None] | None):
         self.address, self.cluster = address, None
-        kind, value = where
-        if kind == "local":
-            # allowed-failures 0: a death fails the task at once and bpcheck.executors retries its items alone;
-            # daemon False: a worker may start processes of its own (an isolated --engine).
-            with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False}):
-                self.cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True,
-                                            dashboard_address=None, host="127.0.0.1", silence_logs=logging.ERROR)
-            self.client = Client(self.cluster)
-        else:
-            try:
-                self.client = Client(value, timeout=CONNECT_SECONDS)
-            except (OSError, TimeoutError) as exc:
-                raise UsageError(f"--scheduler {value}: cannot reach a Dask scheduler there ({type(exc).__name__}): "
-                                 "start one with `dask scheduler` or give its address") from None
-            try:
-                self.client.wait_for_workers(1, timeout=CONNECT_SECONDS)
-            except TimeoutError:
-                self.client.close()
-                raise UsageError(f"--scheduler {value}: the scheduler has no workers after {CONNECT_SECONDS} s: "
-                                 f"start some with `dask worker {value} --nthreads 1`") from None
+        self.log_levels = self._quiet()
+        try:
+            kind, value = where
+            if kind == "local":
+                # allowed-failures 0: a death fails the task at once and bpcheck.executors retries its items alone;
+                # daemon False: a worker may start processes of its own (an isolated --engine).
+                with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False}):
+                    self.cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True,
+                                                dashboard_address=None, host="127.0.0.1", silence_logs=logging.CRITICAL)
+                self.client = Client(self.cluster)
+            else:
+                try:
+                    self.client = Client(value, timeout=CONNECT_SECONDS)
+                except (OSError, TimeoutError) as exc:
+                    raise UsageError(f"--scheduler {value}: cannot reach a Dask scheduler there ({type(exc).__name__}): "
+                                     "start one with `dask scheduler` or give its address") from None
+                try:
+                    self.client.wait_for_workers(1, timeout=CONNECT_SECONDS)
+                except TimeoutError:
+                    self.client.close()
+                    raise UsageError(f"--scheduler {value}: the scheduler has no workers after {CONNECT_SECONDS} s: "
+                                     f"start some with `dask worker {value} --nthreads 1`") from None
+        except BaseException:
+            self._restore_logs()
+            raise
         self.client.register_plugin(SetUp(setup, ours=self.cluster is not None))
         self.done = as_completed()
         self.workers = len(self.client.scheduler_info()["workers"])
@@ -113,3 +118,19 @@ class DaskBackend:
         self.client.close(timeout=5)
         if self.cluster is not None:
             self.cluster.close(timeout=10)
+        self._restore_logs()
+
+    def _restore_logs(self) -> None:
+        for name, level in self.log_levels.items():
+            logging.getLogger(name).setLevel(level)
+
+    @staticmethod
+    def _quiet() -> dict[str, int]:
+        """Silence distributed's loggers in this process, returning their levels. Every fault it would log here
+        (a lost worker, a scheduler that is gone and the client's reconnect loop, with tracebacks) comes back to
+        bpcheck as a future's state and is reported with its reason, in the report."""
+        names = ["distributed", *(n for n in logging.root.manager.loggerDict if n.startswith("distributed."))]
+        levels = {n: logging.getLogger(n).level for n in names}
+        for n in names:
+            logging.getLogger(n).setLevel(logging.CRITICAL)
+        return levels

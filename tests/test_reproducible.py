@@ -34,8 +34,9 @@ def grads(arch, params, x, y):
 
 
 def _without_timings(value, key: str = ""):
-    """The JSON with every wall time (seconds, *_seconds, timings) and the --jobs option set to None."""
-    if key in ("seconds", "timings", "jobs") or key.endswith("_seconds"):
+    """The JSON with every wall time (seconds, *_seconds, timings), the --jobs and --scheduler options and the
+    executor's own meta set to None."""
+    if key in ("seconds", "timings", "jobs", "scheduler", "executor") or key.endswith("_seconds"):
         return None
     if isinstance(value, dict):
         return {k: _without_timings(v, k) for k, v in value.items()}
