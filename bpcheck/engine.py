@@ -3,7 +3,8 @@
 Forward: z_l = a_{l-1} @ W_l + b_l, a_l = act_l(z_l), keeping (a_{l-1}, z_l, a_l) per layer.
 Backward, from the output down: each layer receives dL/da_l, forms dL/dz_l = dL/da_l * act'(z_l),
 then dL/dW_l = a_{l-1}^T dL/dz_l, dL/db_l = sum over the batch of dL/dz_l, and passes
-dL/da_{l-1} = dL/dz_l W_l^T back. A loss computed from logits (bce, cross_entropy) hands back
+dL/da_{l-1} = dL/dz_l W_l^T back; an L2 term (arch.weight_decay) adds lambda W_l to dL/dW_l.
+A loss computed from logits (bce, cross_entropy) hands back
 dL/dz_L directly. Everything is vectorised over the batch, keeps the input dtype and never
 mutates its inputs.
 """
@@ -15,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .ops import LOSS_RULES, RULES, Activation, Loss
+from .ops import LOSS_RULES, RULES, Activation, Loss, weight_decay
 from .spec import Arch, Case, Gradients, Params
 
 
@@ -39,10 +40,16 @@ def forward(arch: Arch, params: Params, x: np.ndarray) -> tuple[np.ndarray, list
     return a, caches
 
 
-def loss_of(arch: Arch, caches: list[LayerCache], y: np.ndarray) -> float:
+def loss_of(arch: Arch, caches: list[LayerCache], y: np.ndarray, params: Params | None = None) -> float:
+    """The declared loss; with arch.weight_decay its L2 term needs the params."""
     rule = LOSS_RULES[arch.loss]
     last = caches[-1]
-    return float(rule.forward(last.z if rule.from_logits else last.a, y))
+    value = float(rule.forward(last.z if rule.from_logits else last.a, y))
+    if arch.weight_decay:
+        if params is None:
+            raise ValueError("loss_of: arch has weight_decay, so the L2 term needs params")
+        value += weight_decay(arch.weight_decay, params)[0]
+    return value
 
 
 def backward(
@@ -80,6 +87,10 @@ def backward(
         grads[f"b{layer}"] = dz.sum(axis=0)
         if layer > 1 or input_grad:
             g = dz @ params[f"W{layer}"].T
+    if arch.weight_decay:
+        value, decay = weight_decay(arch.weight_decay, params)
+        loss += value
+        grads.update({k: grads[k] + decay[k].astype(grads[k].dtype, copy=False) for k in decay})
     ordered = {k: grads[k] for k in arch.param_shapes()}
     return Gradients(loss, ordered, g if input_grad else None, tuple(dz_trace), tuple(da_trace), source="engine")
 
@@ -93,7 +104,7 @@ def gradients(case: Case) -> Gradients:
 def loss(arch: Arch, params: Params, x: np.ndarray, y: np.ndarray) -> float:
     """L(params) for one batch; what finite differences differentiate."""
     _, caches = forward(arch, params, x)
-    return loss_of(arch, caches, y)
+    return loss_of(arch, caches, y, params)
 
 
 def sgd_step(arch: Arch, params: Params, x: np.ndarray, y: np.ndarray, lr: float) -> tuple[Params, float]:

@@ -213,6 +213,13 @@ LOSS_RULES: dict[str, Loss] = {
 }
 assert tuple(LOSS_RULES) == LOSSES
 
+def weight_decay(lam: float, params: dict[str, Array]) -> tuple[float, dict[str, Array]]:
+    """The declared loss's L2 term lam/2 sum_l ||W_l||^2 (spec.Arch.weight_decay) and its gradient lam W_l."""
+    weights = {k: v for k, v in params.items() if k.startswith("W")}
+    value = 0.5 * lam * sum(float(np.vdot(w, w)) for w in weights.values())
+    return value, {k: lam * w for k, w in weights.items()}
+
+
 sigmoid = _sigmoid
 softmax = _softmax
 log_softmax = _log_softmax

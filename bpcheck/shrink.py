@@ -27,7 +27,7 @@ from .draw import case_strategy, without_constant_injection
 from .message import short_name, verdict_message
 from .report.analysis import kind, kinds
 from .results import CheckResult, RunResult
-from .spec import Case
+from .spec import Case, with_weight_decay
 
 MAX_EXAMPLES = 60
 MAX_CALLS = 300
@@ -49,6 +49,8 @@ def shrink_one(case: Case, target: tuple[str, str, str], references: list[str], 
     acts = sorted(set(hidden) | {arch.activations[-1]})
     depth = max_depth if any(a != "softmax" for a in acts) else 1
     strategy = case_strategy(case.regime, case.x.dtype.name, depth, max_width, activations=acts, losses=(arch.loss,))
+    if arch.weight_decay:  # the drawn nets keep the failing case's declared L2 term
+        strategy = strategy.map(lambda c: with_weight_decay(c, arch.weight_decay))
     calls = 0
     shows: dict[str, bool] = {}
     best: list[Case] = []  # the shrinker accepts only improvements, so the last case that shows the kind is the best

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -63,11 +63,14 @@ class Arch:
     """A dense MLP: z_l = a_{l-1} @ W_l + b_l, a_l = act_l(z_l), for l = 1..L.
 
     sizes = (n_in, h1, ..., n_out); one activation per layer; loss from LOSSES.
+    weight_decay: lambda of an L2 term in the declared loss, L = loss + lambda/2 sum_l ||W_l||^2 (weights
+    only, not biases), so dL/dW_l gains lambda W_l; 0 (the default) is no term.
     """
 
     sizes: tuple[int, ...]
     activations: tuple[str, ...]
     loss: str
+    weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sizes", _as_tuple(self.sizes, "sizes"))
@@ -93,6 +96,12 @@ class Arch:
             raise SpecError(
                 f"Arch has unknown loss {self.loss!r}{suggest(self.loss, LOSSES)}: choose from {', '.join(LOSSES)}"
             )
+        lam = self.weight_decay
+        if isinstance(lam, bool) or not isinstance(lam, (int, float, np.floating, np.integer)) \
+                or not math.isfinite(lam) or lam < 0:
+            raise SpecError(f"Arch(weight_decay={lam!r}) is not a finite number >= 0: give the lambda of "
+                            "lambda/2 sum ||W||^2, e.g. 0.01, or 0 for none")
+        object.__setattr__(self, "weight_decay", float(lam))
         needed = LOSS_OUTPUT.get(self.loss)
         if needed and acts[-1] != needed:
             raise SpecError(
@@ -118,10 +127,14 @@ class Arch:
 
     def label(self) -> str:
         """'2-2-1 sigmoid,sigmoid mse': the compact form the CLI reads and the report prints."""
-        return f"{'-'.join(map(str, self.sizes))} {','.join(self.activations)} {self.loss}"
+        decay = f" + weight_decay {self.weight_decay:g}" if self.weight_decay else ""
+        return f"{'-'.join(map(str, self.sizes))} {','.join(self.activations)} {self.loss}{decay}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sizes": list(self.sizes), "activations": list(self.activations), "loss": self.loss}
+        d: dict[str, Any] = {"sizes": list(self.sizes), "activations": list(self.activations), "loss": self.loss}
+        if self.weight_decay:  # absent when 0: files without it (and their digests) stay as they were
+            d["weight_decay"] = self.weight_decay
+        return d
 
     @classmethod
     def from_dict(cls, d: Any) -> Arch:
@@ -130,10 +143,10 @@ class Arch:
         missing = [k for k in ("sizes", "activations", "loss") if k not in d]
         if missing:
             raise SpecError(f"arch JSON is missing {', '.join(missing)}: give sizes, activations and loss")
-        return cls(tuple(d["sizes"]), tuple(d["activations"]), d["loss"])
+        return cls(tuple(d["sizes"]), tuple(d["activations"]), d["loss"], d.get("weight_decay", 0.0))
 
     @classmethod
-    def parse(cls, sizes: str, activations: str, loss: str) -> Arch:
+    def parse(cls, sizes: str, activations: str, loss: str, weight_decay: float = 0.0) -> Arch:
         """Arch.parse('2-2-1', 'sigmoid,sigmoid', 'mse'); a single activation name is used for every layer."""
         parts = sizes.split("-")
         try:
@@ -143,7 +156,7 @@ class Arch:
         acts = tuple(a.strip() for a in activations.split(",") if a.strip())
         if len(acts) == 1 and len(dims) > 2:
             acts = acts * (len(dims) - 1)
-        return cls(dims, acts, loss.strip())
+        return cls(dims, acts, loss.strip(), weight_decay)
 
 
 def _as_tuple(value: Any, name: str) -> tuple:
@@ -152,6 +165,13 @@ def _as_tuple(value: Any, name: str) -> tuple:
                         if name == "sizes" else
                         f"Arch({name}={value!r}) is not a sequence: give a tuple of names, like ('sigmoid', 'sigmoid')")
     return tuple(value)
+
+
+def with_weight_decay(case: Case, lam: float | None) -> Case:
+    """case with its arch's L2 term set to lam (None: as it is)."""
+    if lam is None or lam == case.arch.weight_decay:
+        return case
+    return Case(replace(case.arch, weight_decay=lam), case.params, case.x, case.y, case.regime)
 
 
 def init_params(arch: Arch, rng: np.random.Generator, scheme: str = "xavier", dtype: Any = np.float64,

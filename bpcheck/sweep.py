@@ -32,7 +32,7 @@ from .check import Producer, check_case, producer_name, run_meta
 from .draw import draw_case
 from .executors import Runner
 from .results import DEFAULT_FAIL_ON, LABELS, CheckResult, RunResult
-from .spec import UsageError, suggest
+from .spec import UsageError, suggest, with_weight_decay
 from .strategies import DTYPE_NAMES, REGIMES, target_kinds
 
 Progress = Callable[[int, int, CheckResult], None]
@@ -59,6 +59,7 @@ class SweepConfig:
     targets: str | None = None   # bce/cross_entropy targets: None (one-hot and probability rows) or a TARGET_CHOICES name
     scheduler: str | None = None  # a Dask scheduler's address, or local:N (bpcheck.executors)
     fail_on: tuple[str, ...] = DEFAULT_FAIL_ON
+    weight_decay: float = 0.0   # lambda of the declared loss's L2 term on every drawn arch (spec.Arch.weight_decay)
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in meta as given (e.g. the CLI's --out)
 
     def validate(self) -> SweepConfig:
@@ -79,11 +80,15 @@ class SweepConfig:
         refs.resolve(list(self.references))
         target_kinds(self.targets)
         Runner(self.jobs, self.scheduler)  # a bad --scheduler, or one without dask installed, fails here
+        if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) \
+                or not 0 <= self.weight_decay < float("inf"):
+            raise UsageError(f"--weight-decay {self.weight_decay!r} is invalid: give a finite number >= 0, like 0.01")
         return self
 
     def draw(self, index: int):
-        return draw_case(self.seed, index, regimes=self.regimes, dtypes=self.dtypes,
+        case = draw_case(self.seed, index, regimes=self.regimes, dtypes=self.dtypes,
                          max_depth=self.max_depth, max_width=self.max_width, targets=self.targets)
+        return with_weight_decay(case, self.weight_decay)
 
     def options(self) -> dict[str, Any]:
         d = asdict(self)

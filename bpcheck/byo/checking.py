@@ -25,7 +25,17 @@ from .. import references as refs
 from ..check import check_case, compared
 from ..compare import CaseContext
 from ..results import DEFAULT_FAIL_ON, LABELS, CheckResult, Verdict, worst_label
-from ..spec import Arch, BpcheckError, Case, DataError, Gradients, UsageError, init_params, resolve_dtype
+from ..spec import (
+    Arch,
+    BpcheckError,
+    Case,
+    DataError,
+    Gradients,
+    UsageError,
+    init_params,
+    resolve_dtype,
+    with_weight_decay,
+)
 from ..strategies import target_kinds
 from .calls import UserGrad, function_name, hidden_state, narrower, nonfinite, takes_arch, user_targets
 from .conventions import explain
@@ -51,6 +61,7 @@ def check_gradients(
     timeout: float | None = None,
     targets: str | None = None,
     skip_missing: bool = False,
+    weight_decay: float | None = None,
 ) -> Result:
     """Check grad_fn(params, x, y) -> {'W1': dL/dW1, 'b1': ..., ...} for arch.
 
@@ -67,6 +78,9 @@ def check_gradients(
     (also nonnegative rows not summing to 1: a gradient exact only on normalised rows is CONVENTION).
     references: None or "all" (the ones that cannot run here are SKIPPED), or names, each of which must
     be able to run (else UsageError), unless skip_missing (the pytest fixture's: it skips the test).
+    weight_decay: lambda of an L2 term lambda/2 sum ||W||^2 in the declared loss, set on every case's arch
+    (None: as the arch says, Arch.weight_decay); a gradient with 2 lambda W (the term written lambda sum ||W||^2)
+    is named as that factor 2.
     """
     lay = resolve_layout(layout)
     target_kinds(targets)
@@ -75,6 +89,9 @@ def check_gradients(
     with_loss_arch = takes_arch(loss_fn, "loss_fn") if loss_fn is not None else False
     names = refs.resolve(references) if skip_missing else refs.require(references)
     drawn = build_cases(arch, cases, seed=seed, dtype=dtype, any_arch=user.with_arch, targets=targets)
+    if weight_decay is not None:
+        Arch((1, 1), ("identity",), "mse", weight_decay)  # a bad lambda is Arch's SpecError, before any call
+        drawn = [with_weight_decay(c, weight_decay) for c in drawn]
     findings: list[Finding] = []
     outcomes: list[CaseOutcome] = []
     for index, case in enumerate(drawn):

@@ -193,6 +193,23 @@ def explain(ctx: CaseContext, user: Grads) -> Explanation:
     return Explanation(variant, tuple(matched), tuple(rest), "; ".join(p for p in parts if p), complete)
 
 
+def _decay_sentence(who: str, relative: str, extra: float, declared: float) -> str:
+    """The weight tensors = relative + extra x W, read against the declared L2 term lambda/2 ||W||^2 (declared)."""
+    rel = 1e-6
+    if declared > 0 and abs(extra - declared) <= rel * declared:
+        return (f"{who} carry 2 lambda W where the declared L2 term lambda/2 sum ||W||^2 gives lambda W (lambda = "
+                f"{declared:g}): the gradient is that of lambda sum ||W||^2, a factor 2 on the weight-decay term")
+    if declared > 0 and abs(extra + declared) <= rel * declared:
+        return (f"{who} lack the declared L2 term's lambda W (lambda = {declared:g}): the gradient is that of the "
+                "loss without its weight decay")
+    if declared > 0:
+        return (f"{who} = {relative} + {extra:.6g} x W: the weight-decay term is {(declared + extra):.6g} W where the "
+                f"declared lambda/2 sum ||W||^2 gives {declared:g} W")
+    return (f"{who} = {relative} + {extra:.6g} x W: a weight-decay term (L2, lambda = {extra:.6g}) is in the gradient but "
+            f"not in the declared loss; if your loss has lambda/2 ||W||^2, declare it (--weight-decay {extra:.6g}, "
+            "weight_decay= in the API), else drop it from the gradient")
+
+
 def _remainder(m: _Matcher, rest: list[str], g: Grads, relative: str, *, whole: bool) -> tuple[str, bool]:
     """The tensors the best loss leaves, against simple shapes relative to its gradient g; and whether
     those shapes explain every one of them."""
@@ -207,8 +224,7 @@ def _remainder(m: _Matcher, rest: list[str], g: Grads, relative: str, *, whole: 
         den = sum(float(np.vdot(case.params[n], case.params[n])) for n in weights)
         lam = num / den if den > 0 else 0.0
         if lam != 0 and all(m.fits(n, g[n] + lam * case.params[n]) for n in weights):
-            return (f"{_names(weights)} = {relative} + {lam:.6g} x W: a weight-decay term (L2, lambda = {lam:.6g}) is "
-                    "in the gradient but not in the loss; add lambda/2 ||W||^2 to the loss, or drop it from the gradient"), True
+            return _decay_sentence(_names(weights), relative, lam, case.arch.weight_decay), True
     groups: dict[str, list[str]] = {}
     odd = []
     for n in rest:

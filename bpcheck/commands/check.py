@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from .common import add_seed, add_targets, int_at_least, positive_float
+from .common import add_seed, add_targets, add_weight_decay, int_at_least, positive_float
 
 HELP = "check your own gradient function (file.py:function) against finite differences, torch and jax"
 
@@ -37,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=positive_float, metavar="SECONDS",
                    help="seconds per call of your function; a call that overruns is an error (exit 2)")
     add_targets(p)
+    add_weight_decay(p)
     p.add_argument("--report", metavar="DIR", help="also write the report files (as the report command) to DIR")
 
 
@@ -114,7 +115,7 @@ def _check(args: argparse.Namespace, folder) -> int:
     dtype = None if args.dtype == "both" else args.dtype
     result = check_gradients(grad_fn, arch, loss_fn=loss_fn, cases=args.cases, seed=args.seed,
                              references=args.refs, dtype=dtype, layout=args.layout, timeout=args.timeout,
-                             targets=args.targets)
+                             targets=args.targets, weight_decay=args.weight_decay)
     problem = result.input_error
     if problem is not None:
         print(f"bpcheck check: error: {problem.message}", file=sys.stderr)

@@ -36,6 +36,23 @@ def add_targets(parser: argparse.ArgumentParser) -> None:
                              "(adds nonnegative rows not summing to 1); default: one-hot and probability rows")
 
 
+def add_weight_decay(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weight-decay", type=nonnegative_float, default=None, metavar="LAMBDA",
+                        help="an L2 term lambda/2 sum ||W_l||^2 (weights, not biases) in the declared loss, so "
+                             "dL/dW_l gains lambda W_l; a gradient with 2 lambda W (the term written lambda sum ||W||^2) "
+                             "is named as a factor 2 on that term (default: none)")
+
+
+def nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number: give a number >= 0 like 0.01") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0, like 0.01")
+    return value
+
+
 def add_seed(parser: argparse.ArgumentParser, default: int = 0) -> None:
     parser.add_argument("--seed", type=int_at_least(0), default=default,
                         help=f"seed for every random draw; the run is reproduced bit for bit from it (default {default})")

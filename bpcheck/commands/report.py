@@ -13,7 +13,7 @@ import argparse
 import sys
 import time
 
-from .common import add_executor, add_seed, add_targets, int_at_least
+from .common import add_executor, add_seed, add_targets, add_weight_decay, int_at_least
 
 HELP = "sweep drawn cases through the engine and every reference; write md/json/html/junit/png reports"
 DEFAULTS = {"cases": 200, "out": "reports/", "formats": "all", "fail_on": "ENGINE,REFERENCE", "jobs": 1,
@@ -30,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                    "(default all)")
     p.add_argument("--max-depth", type=int_at_least(1), default=DEFAULTS["max_depth"], help="most layers (default %(default)s)")
     add_targets(p)
+    add_weight_decay(p)
     p.add_argument("--max-width", type=int_at_least(1), default=DEFAULTS["max_width"], help="widest layer (default %(default)s)")
     p.add_argument("--out", default=DEFAULTS["out"], help="output directory (default %(default)s)")
     p.add_argument("--formats", default=DEFAULTS["formats"], help="md,json,html,junit,png or all (default all)")
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         cases=args.cases, seed=args.seed, references=_references(args.refs),
         dtypes=_names(args.dtypes, DTYPE_NAMES), regimes=_names(args.regimes, REGIMES),
         max_depth=args.max_depth, max_width=args.max_width, jobs=args.jobs, scheduler=args.scheduler,
-        targets=args.targets,
+        targets=args.targets, weight_decay=args.weight_decay or 0.0,
         fail_on=_names(args.fail_on, ()), extra={"out": args.out, "formats": list(formats)},
     ).validate()
     producer = None

@@ -293,5 +293,6 @@ def _below(t: _Test, m: int, da: np.ndarray, err: np.ndarray | None, *, from_da:
         return t.fits(f"dz{m}", mine.dz[m - 1], dz, env_key=f"dz{m}", err=dz_err, kink=t.kink(f"dz{m}"))
     w_err = None if dz_err is None else np.abs(cache.a_prev).T @ dz_err
     b_err = None if dz_err is None else dz_err.sum(axis=0)
-    return (t.fits(f"W{m}", mine.grads.get(f"W{m}"), cache.a_prev.T @ dz, err=w_err, kink=t.kink(f"W{m}"))
+    dw = cache.a_prev.T @ dz + ctx.case64.arch.weight_decay * ctx.case64.params[f"W{m}"]  # the L2 term's, if declared
+    return (t.fits(f"W{m}", mine.grads.get(f"W{m}"), dw, err=w_err, kink=t.kink(f"W{m}"))
             and t.fits(f"b{m}", mine.grads.get(f"b{m}"), dz.sum(axis=0), err=b_err, kink=t.kink(f"b{m}")))

@@ -133,6 +133,8 @@ def error_scales(case64: Case, caches: list[engine.LayerCache], dz: tuple[np.nda
         scales[f"W{layer}"] = _rms(cache.a_prev) * e + norm(np.abs(cache.a_prev).T @ abs_d)
         if layer > 1:
             scales[f"W{layer}"] += norm(fwd[layer - 2][1].T @ abs_d)
+        if arch.weight_decay:  # the L2 term's lambda W, rounded once in the product and once in the sum
+            scales[f"W{layer}"] += 2.0 * arch.weight_decay * norm(w)
         scales[f"b{layer}"] = math.sqrt(case64.batch) * e + norm(abs_d.sum(axis=0))
         e = _rms(w) * e + norm(abs_d @ np.abs(w).T)
     scales["x"] = e

@@ -98,7 +98,7 @@ def variant(*, loss: Callable = loss_grad, act: Callable = act_grad, weight: Cal
                 grads[f"W{layer}"] = weight(step, layer, cache, dz)
                 grads[f"b{layer}"] = bias(step, layer, dz)
             g = back(step, layer, dz, params[f"W{layer}"])
-        value = engine.loss_of(arch, caches, case.y)
+        value = engine.loss_of(arch, caches, case.y, params)
         return Gradients(value, grads, g, tuple(dz_trace), tuple(da_trace), source=name)
 
     produce.__qualname__ = name

@@ -62,6 +62,8 @@ class DirectionalFD:
             d = slice(lo, min(k, lo + size))  # a view: the directions are not copied
             steps = STEP_FACTORS[:, None] * s[d][None, :]  # (4, C), +-s first
             change, kinked = _along(net, {n: v[d] for n, v in u.items()}, steps)
+            if net.arch.weight_decay:
+                change += _decay_change(net, {n: v[d] for n, v in u.items()}, steps)
             values[d], trunc[d] = richardson(change, steps)
             trunc[d] += changes_rounding(change, s[d])
             crossed[d] = kinked.any(axis=0)
@@ -79,6 +81,14 @@ class DirectionalFD:
 
     def _estimate(self, scale: float) -> np.ndarray:
         return np.where(self._crossed, np.inf, self._trunc + rounding_error(scale, self.steps))
+
+
+def _decay_change(net: _Net, u: dict[str, np.ndarray], steps: np.ndarray) -> np.ndarray:
+    """The change of the declared L2 term lambda/2 sum ||W||^2 along each direction: lambda (s <W, u> + s^2/2 ||u||^2)."""
+    lam = net.arch.weight_decay
+    dot = sum(np.tensordot(u[k], net.p[k], axes=net.p[k].ndim) for k in net.p if k.startswith("W"))
+    sq = sum((u[k].reshape(len(u[k]), -1) ** 2).sum(axis=1) for k in net.p if k.startswith("W"))
+    return lam * (steps * dot + 0.5 * steps * steps * sq)
 
 
 def _along(net: _Net, u: dict[str, np.ndarray], steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from ..engine import forward
-from ..ops import LOSS_RULES, RULES
+from ..ops import LOSS_RULES, RULES, weight_decay
 from ..spec import Case, Gradients
 from . import fd_dense
 from .finite_diff import (
@@ -328,6 +328,13 @@ def mlp_gradients(case: Case, *, rel_step: float = REL_STEP, chunk_bytes: int = 
             error[name] = t + rounding_error(column_scale, h)
     dx, t, kink["x"], h = fd.x_grad()
     error["x"] = t + rounding_error((sc.above[1] + sc.own[0].sum(axis=1))[:, None], h)  # x[b, :] moves z_1[b, :]
+    loss = net.loss
+    if net.arch.weight_decay:
+        # The declared L2 term lambda/2 ||W||^2 is separable and quadratic in each coordinate, so its central
+        # difference ((w + h)^2 - (w - h)^2) lambda / 4h = lambda w is exact for every h: added in that form.
+        value, decay = weight_decay(net.arch.weight_decay, net.p)
+        loss += value
+        grads.update({k: grads[k] + g for k, g in decay.items()})
     meta = {"rel_step": rel_step, "richardson": True, "evaluations": fd.evaluations, "retried": fd.retried,
             "dz_error": sc.dz_error, "dz_kink": sc.dz_kink, "seconds": time.perf_counter() - start}
-    return Gradients(net.loss, grads, dx, dz=sc.dz, da=None, error=error, kink=kink, source="fd", meta=meta)
+    return Gradients(loss, grads, dx, dz=sc.dz, da=None, error=error, kink=kink, source="fd", meta=meta)

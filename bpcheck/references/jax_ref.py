@@ -161,18 +161,22 @@ def _unpadded_loss(params: list, x: Any, y: Any, ez: list, ea: list, arch: Arch)
         a = st.activations[act](z, None)
         if layer < n:
             a = a + ea[layer - 1]
-    return st.jnp.sum(st.losses[arch.loss](a, y, None)) / _count(arch.loss, x.shape[0], arch.sizes[-1])
+    value = st.jnp.sum(st.losses[arch.loss](a, y, None)) / _count(arch.loss, x.shape[0], arch.sizes[-1])
+    if arch.weight_decay:  # the declared L2 term, lambda/2 sum ||W_l||^2 (spec.Arch.weight_decay)
+        value = value + 0.5 * arch.weight_decay * sum(st.jnp.sum(params[2 * k] ** 2) for k in range(n))
+    return value
 
 
 def _padded_loss(
     ws: Any, bs: Any, x: Any, y: Any, ez: Any, ea: Any, codes: Any, widths: Any, n_rows: Any, n_out: Any,
-    loss_code: Any, count: Any,
+    loss_code: Any, count: Any, decay: Any,
 ) -> Any:
     """The loss of a case padded into a bucket (depth D, width P, batch B).
 
     ws (D, P, P), bs (D, P), x and y (B, P), ez and ea (D, B, P); codes (D,) index ACTIVATIONS,
     widths (D,) are the true layer widths, n_rows and n_out the true batch and output width,
-    loss_code indexes LOSSES and count is the mean's divisor. Only the shapes are static, so one
+    loss_code indexes LOSSES and count is the mean's divisor; decay (D,) is the L2 term's lambda per layer
+    (0 for the padded ones, whose identity weights are not the net's). Only the shapes are static, so one
     compile serves every case in the bucket.
     """
     st = _jax()
@@ -188,7 +192,7 @@ def _padded_loss(
     out, _ = lax.scan(layer, x, (ws, bs, ez, ea, codes, widths))
     terms = lax.switch(loss_code, [st.losses[name] for name in LOSSES], out, y, col < n_out)
     rows = jnp.arange(x.shape[0])[:, None] < n_rows
-    return jnp.sum(jnp.where(rows, terms, 0.0)) / count
+    return jnp.sum(jnp.where(rows, terms, 0.0)) / count + 0.5 * jnp.sum(decay * jnp.sum(ws * ws, axis=(1, 2)))
 
 
 def _next_pow2(n: int, floor: int) -> int:
@@ -223,7 +227,8 @@ def _pad_case(case: Case) -> tuple[tuple[Any, ...], tuple[int, int, int]]:
     widths[:n] = arch.sizes[1:]
     trace = np.zeros((depth, rows, width))
     args = (ws, bs, x, y, trace, trace, codes, widths, np.int32(case.batch), np.int32(arch.sizes[-1]),
-            np.int32(LOSSES.index(arch.loss)), np.float64(_count(arch.loss, case.batch, arch.sizes[-1])))
+            np.int32(LOSSES.index(arch.loss)), np.float64(_count(arch.loss, case.batch, arch.sizes[-1])),
+            np.where(np.arange(depth) < n, arch.weight_decay, 0.0))
     return args, (depth, width, rows)
 
 

@@ -123,6 +123,8 @@ def _autograd(case: Case) -> Gradients:
             hidden.append(a)
     out = zs[-1] if rule.from_logits else a
     loss = losses[arch.loss](out, y)
+    if arch.weight_decay:  # the declared L2 term, lambda/2 sum ||W_l||^2 (spec.Arch.weight_decay)
+        loss = loss + 0.5 * arch.weight_decay * sum((params[f"W{k}"] ** 2).sum() for k in range(1, n + 1))
     loss.backward()
 
     def numpy(t: Any) -> np.ndarray:
