@@ -58,3 +58,17 @@ def test_scripts_train_when_run(script):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "Final predictions" in done.stdout and "Epoch 0: Loss" in done.stdout
+
+
+HALF_SSE = ["--arch", "3-5-4-2", "--activations", "relu,relu,identity", "--loss", "mse",
+            "--loss-fn", "examples/half_sse_relu.py:loss"]
+
+
+def test_half_sse_relu_net_is_a_convention_and_its_layer_1_bug_is_named_in_layer_1():
+    good = bpcheck("examples/half_sse_relu.py:grads", *HALF_SSE)
+    assert good.returncode == 0 and "CONVENTION" in good.stdout and "ENGINE" not in good.stdout, good.stdout
+    assert "half the sum of squared errors" in good.stdout
+    bad = bpcheck("examples/half_sse_relu.py:grads_relu1_missing", *HALF_SSE)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    line = next(x for x in bad.stdout.splitlines() if x.startswith("diagnosis:"))
+    assert line.startswith("diagnosis: the derivative of relu is missing in layer 1 (the rest follows half the sum")

@@ -94,6 +94,8 @@ def test_planted_bugs_are_caught_and_placed_under_the_users_convention(bug, grad
                 assert v.first_bad_layer == layer, (v.reference, v.first_bad_layer, v.diagnosis)
         named += any(words in v.diagnosis for v in o.result.verdicts)
     assert named >= len(result.failing()) / 2
+    if words:
+        assert result.diagnosis.startswith(words) or result.diagnosis.startswith("the " + words), result.diagnosis
 
 
 CE = Arch((3, 4, 3), ("tanh", "softmax"), "cross_entropy")

@@ -169,6 +169,8 @@ def _check_one(index: int, case: Case, grads, name: str, names: list[str], user_
         explanation = found.sentence
         convention = found.variant.key if found.variant is not None else "shape" if found.complete else ""
         result = relocalise(assumption(result, found, case.arch.loss), ctx, produced, found)
+        if result.label == "ENGINE" and found.unmatched and not found.complete:
+            convention = ""  # a bug under that convention: the case is named by the bug, relative to the convention
         if result.label == "CONVENTION" and explanation:
             result = _relabel(result, explanation)
     return CaseOutcome(index, result.label, result.ok, result, explanation, describe, convention)

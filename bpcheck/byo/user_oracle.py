@@ -113,8 +113,8 @@ def assumption(result: CheckResult, found: Explanation, loss: str) -> CheckResul
 def relocalise(result: CheckResult, ctx: CaseContext, produced: Gradients, found: Explanation) -> CheckResult:
     """The ENGINE verdicts localised and diagnosed relative to the convention the gradient follows for most
     tensors (half-SSE, summed CE), so that a bug in layer 1 is named in layer 1 whatever the loss scaling."""
-    if result.label != "ENGINE" or found.variant is None or not found.unmatched:
-        return result
+    if result.label != "ENGINE" or found.variant is None or not found.unmatched or found.complete:
+        return result  # no convention, or simple shapes relative to it explain the rest (a bias averaged)
     from .. import engine
 
     c64 = ctx.case64
@@ -124,7 +124,8 @@ def relocalise(result: CheckResult, ctx: CaseContext, produced: Gradients, found
         return result
     bug = find_bug(ctx, produced, g, CONVENTION_REF, c.tol, c.tensors, c.first_bad)
     if bug is not None:
-        bug = replace(bug, sentence=f"relative to {found.variant.words}: {bug.sentence}")
+        bug = replace(bug, sentence=f"relative to {found.variant.words}: {bug.sentence}",
+                      name=f"{bug.name} (the rest follows {found.variant.words})")
     layer, how = c.first_bad
     return replace(result, verdicts=tuple(replace(v, first_bad_layer=layer, localised_by=how, bug=bug,
                                                   diagnosis=bug.sentence if bug else "")
