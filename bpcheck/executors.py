@@ -97,6 +97,7 @@ class _Pool:
         self.jobs, self.setup = jobs, setup
         self.pool = self._new()
         self.workers = jobs
+        self.processes: dict[int, Any] = {}  # pid -> Process, of the current pool
 
     def _new(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
@@ -109,7 +110,10 @@ class _Pool:
         return self.jobs
 
     def submit(self, task: Task, chunk: tuple[int, ...]) -> Any:
-        return self.pool.submit(task, chunk)
+        future = self.pool.submit(task, chunk)
+        # The executor's private process table, kept here: once broken, it empties its own before we look.
+        self.processes.update(getattr(self.pool, "_processes", None) or {})
+        return future
 
     def next_done(self, in_flight: dict) -> Any:
         done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
@@ -120,20 +124,19 @@ class _Pool:
         if exc is None:
             return "ok", future.result()
         if isinstance(exc, BrokenProcessPool):
+            self.pool.shutdown(wait=True, cancel_futures=True)  # joins its workers: their exit codes are in
             return "died", f"the worker process died ({self._exit_codes() or exc})"
         return "error", f"{type(exc).__name__}: {exc}"
 
     def _exit_codes(self) -> str:
-        # Best effort, from the executor's private process table: the dead one's signal, not the SIGTERM
-        # that the executor sends to the others once it is broken.
-        procs = getattr(self.pool, "_processes", None) or {}
-        codes = [p.exitcode for p in list(procs.values()) if p.exitcode not in (None, 0, -signal.SIGTERM)]
+        # The dead one's signal, not the SIGTERM that the executor sends the others once broken.
+        codes = [p.exitcode for p in list(self.processes.values()) if p.exitcode not in (None, 0, -signal.SIGTERM)]
         return ", ".join(f"signal {-c}" if c < 0 else f"exit code {c}" for c in codes)
 
     def recover(self) -> None:
         if getattr(self.pool, "_broken", False):
             self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = self._new()
+            self.pool, self.processes = self._new(), {}
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
