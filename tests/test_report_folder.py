@@ -23,6 +23,7 @@ import pytest
 from bpcheck.cli import main
 from bpcheck.report import analysis, jsonfmt
 from bpcheck.report.writer import MUTANTS, REPORT, WRITE_HOOK, OutputFolder
+from bpcheck.spec import UsageError
 
 from .interrupt import interruptible
 
@@ -307,3 +308,12 @@ def test_a_directory_in_the_way_is_refused_before_any_work(tmp_path, capsys):
     line, = capsys.readouterr().err.strip().splitlines()
     assert "cases" in line and "give another --out" in line
     assert sorted(p.name for p in out.iterdir()) == ["cases"]  # nothing half-written
+
+
+@pytest.mark.parametrize("name", ["../evil.json", "/tmp/evil.json", "cases/../../evil.json", "notes.txt", "cases"])
+def test_the_writer_refuses_a_name_outside_its_set(tmp_path, name):
+    """A last line of defence under render's own checks: a name from a crafted report.json never leaves --out."""
+    out = tmp_path / "a" / "out"
+    with pytest.raises(UsageError, match="refusing to write"):
+        OutputFolder(out).write({"report.md": "x", name: "evil"})
+    assert list(tmp_path.rglob("*")) == []  # refused before anything was created

@@ -115,7 +115,11 @@ class OutputFolder:
             staging = self._stage(files)
             with _signals_deferred():
                 os.replace(staging, self.commit_dir)
-                self._roll_forward()
+                try:
+                    self._roll_forward()
+                except OSError as exc:  # after the commit point: the next run into the folder finishes the swap
+                    raise UsageError(f"cannot finish swapping the new files into {self.flag} {self.given!r} "
+                                     f"({exc.strerror or exc}): fix that, and the next run into it finishes") from None
         return [Path(self.given) / name for name in files]  # as the user named the folder
 
     def _stage(self, files: dict[str, bytes | str]) -> Path:
