@@ -22,6 +22,7 @@ LOSSES: tuple[str, ...] = ("mse", "bce", "cross_entropy", "huber")
 LOSS_OUTPUT: dict[str, str] = {"bce": "sigmoid", "cross_entropy": "softmax"}
 DTYPES: dict[str, type] = {"float32": np.float32, "float64": np.float64}
 SPEC_VERSION = 1
+DEFAULT_TIMEOUT = 60.0  # seconds per call of a user's function (bpcheck.byo.isolation), unless --timeout says
 
 Params = dict[str, np.ndarray]
 Grads = dict[str, np.ndarray]

@@ -50,6 +50,11 @@ def user_targets(case: Case, labels: bool) -> np.ndarray:
     return case.y
 
 
+def type_name(value: Any) -> str:
+    """The type's name, also for a value the worker process could only describe (worker.Foreign)."""
+    return getattr(value, "type_name", None) if type(value).__name__ == "Foreign" else type(value).__name__
+
+
 def function_name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
@@ -70,9 +75,11 @@ class UserGrad:
         arch = case.arch
         args = self.layout.to_user(arch, case.params if params is None else params, case.x, user_targets(case, self.labels))
         before = _snapshot(args)
-        out = call_user(self.fn, ((arch,) if self.with_arch else ()) + tuple(args), name=self.name,
-                        timeout=self.timeout)
-        mutated = _mutated(args, before)
+        prefix = (arch,) if self.with_arch else ()
+        # In the worker process the call changes the worker's copies: they come back as `after`.
+        out, after = call_user(self.fn, prefix + tuple(args), name=self.name, timeout=self.timeout,
+                               returned_args=True)
+        mutated = _mutated(tuple(after)[len(prefix):], before)
         return Call(self.validate(arch, out, (np.shape(args[1]), case.x.shape)), mutated)
 
     def validate(self, arch: Arch, out: Any, x_shapes: tuple[tuple[int, ...], tuple[int, ...]] | None = None) -> Grads:
@@ -85,7 +92,7 @@ class UserGrad:
         if isinstance(out, dict) and "x" in out and x_shapes is not None:
             expected["x"] = x_shapes[1]
         if not isinstance(out, dict):
-            raise UserFunctionError(f"{name} returned {type(out).__name__}, not a dict: return "
+            raise UserFunctionError(f"{name} returned {type_name(out)}, not a dict: return "
                                     f"{{'W1': dL/dW1, 'b1': dL/db1, ...}} with keys {', '.join(expected)}")
         missing = [k for k in expected if k not in out]
         extra = [k for k in out if k not in expected]
@@ -106,7 +113,7 @@ class UserGrad:
             except Exception:  # ragged lists and odd objects: say what it was
                 arr = np.asarray(None)
             if not (np.issubdtype(arr.dtype, np.floating)):
-                raise UserFunctionError(f"{name} returned {key!r} of dtype {arr.dtype} ({type(value).__name__}): "
+                raise UserFunctionError(f"{name} returned {key!r} of dtype {arr.dtype} ({type_name(value)}): "
                                         "return float arrays (float32 or float64)")
             if user_shapes is not None and arr.shape != tuple(user_shapes[key]):
                 raise UserFunctionError(f"{name} returned {key!r} of shape {arr.shape}, but {key} is "

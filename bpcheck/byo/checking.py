@@ -39,6 +39,7 @@ from ..spec import (
 from ..strategies import target_kinds
 from .calls import UserGrad, function_name, hidden_state, narrower, nonfinite, takes_arch, user_targets
 from .conventions import explain
+from .isolation import DEFAULT_TIMEOUT, isolate
 from .layouts import Layout, resolve_layout
 from .loading import UserCallError, call_user
 from .result import CaseOutcome, Finding, Result, common_diagnosis
@@ -58,10 +59,11 @@ def check_gradients(
     references: str | Sequence[str] | None = None,
     dtype: str | Sequence[str] | None = None,
     layout: Layout | str | tuple | None = None,
-    timeout: float | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
     targets: str | None = None,
     skip_missing: bool = False,
     weight_decay: float | None = None,
+    in_process: bool = False,
 ) -> Result:
     """Check grad_fn(params, x, y) -> {'W1': dL/dW1, 'b1': ..., ...} for arch.
 
@@ -72,7 +74,10 @@ def check_gradients(
     declared one is CONVENTION, with the factor or loss named. cases: how many to draw from
     bpcheck.strategies over every regime (deterministic from seed), a list of Cases, or fixed (x, y)
     with parameters drawn from seed. dtype: 'float64', 'float32' or both (None). layout: 'row'
-    (bpcheck's), 'column', a Layout or (to_user, from_user). timeout: seconds per call of grad_fn.
+    (bpcheck's), 'column', a Layout or (to_user, from_user). timeout: seconds per call of grad_fn or
+    loss_fn (None: no limit). grad_fn and loss_fn run in a worker process (bpcheck.byo.isolation), so
+    that exiting, hanging or patching numpy cannot change the verdict; in_process=True runs them in
+    this process instead, trusting them (for a debugger).
     targets (bce and cross_entropy): None for one-hot and probability rows (what users feed), 'onehot',
     'probs', 'labels' (one-hot rows, handed to grad_fn and loss_fn as integer class indices) or 'any'
     (also nonnegative rows not summing to 1: a gradient exact only on normalised rows is CONVENTION).
@@ -85,6 +90,9 @@ def check_gradients(
     lay = resolve_layout(layout)
     target_kinds(targets)
     labels = targets == "labels"
+    UserGrad(grad_fn, lay, timeout, labels=labels)  # a bad timeout or arity is reported before a worker starts
+    grad_fn = isolate(grad_fn, timeout=timeout, in_process=in_process)
+    loss_fn = None if loss_fn is None else isolate(loss_fn, timeout=timeout, in_process=in_process)
     user = UserGrad(grad_fn, lay, timeout, labels=labels)
     with_loss_arch = takes_arch(loss_fn, "loss_fn") if loss_fn is not None else False
     names = refs.resolve(references) if skip_missing else refs.require(references)

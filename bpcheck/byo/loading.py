@@ -115,29 +115,30 @@ class _Timeout(BaseException):
     """Raised inside the user's code by the alarm; a BaseException, so a bare `except Exception` in it cannot eat it."""
 
 
-def call_user(fn: Callable[..., Any], args: tuple, *, name: str, timeout: float | None = None) -> Any:
+def call_user(fn: Callable[..., Any], args: tuple, *, name: str, timeout: float | None = None,
+              returned_args: bool = False) -> Any:
     """fn(*args); its exception becomes a UserCallError naming it, with the last frame.
 
-    timeout (seconds): in the main thread an interval timer interrupts the call (Python code and
-    sleeps; a long C call is interrupted when it returns); elsewhere the call runs in a daemon
-    thread that is abandoned when it overruns. Either way an overrun raises UserCallError.
+    A function isolate()d into the worker process runs there (bpcheck.byo.isolation), the time limit
+    kept by killing the worker. In this process, in the main thread an interval timer interrupts the
+    call (Python code and sleeps; a long C call is interrupted when it returns); elsewhere the call
+    runs in a daemon thread that is abandoned when it overruns. Either way an overrun raises
+    UserCallError. returned_args=True gives (value, the arguments as the call left them).
     """
+    from .isolation import RemoteFunction
+
+    if isinstance(fn, RemoteFunction):
+        return fn.call(args, name=name, timeout=timeout, want_args=returned_args)
+    value = _call_here(fn, args, name, timeout)
+    return (value, args) if returned_args else value
+
+
+def _call_here(fn: Callable[..., Any], args: tuple, name: str, timeout: float | None) -> Any:
+    if threading.current_thread() is threading.main_thread():
+        with _CtrlC():
+            return _alarmed(fn, args, name, timeout)
     if timeout is None:
         return _call(fn, args, name)
-    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
-        def alarm(signum, frame):
-            raise _Timeout
-
-        previous = signal.signal(signal.SIGALRM, alarm)
-        signal.setitimer(signal.ITIMER_REAL, timeout)
-        try:
-            return _call(fn, args, name)
-        except _Timeout:
-            raise UserCallError(f"{name} did not return within --timeout {timeout:g} s: it hangs, or give it more "
-                                "time") from None
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -156,12 +157,62 @@ def call_user(fn: Callable[..., Any], args: tuple, *, name: str, timeout: float 
     return box["value"]
 
 
+def _alarmed(fn: Callable[..., Any], args: tuple, name: str, timeout: float | None) -> Any:
+    if timeout is None or not hasattr(signal, "setitimer"):
+        return _call(fn, args, name)
+
+    def alarm(signum, frame):
+        raise _Timeout
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return _call(fn, args, name)
+    except _Timeout:
+        raise UserCallError(f"{name} did not return within --timeout {timeout:g} s: it hangs, or give it more "
+                            "time") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class _CtrlC:
+    """While a user's function runs in the main thread, tell a real Ctrl-C (SIGINT) from a KeyboardInterrupt
+    that the function raised itself: only the first stops bpcheck."""
+
+    watching = False
+    seen = False
+
+    def __enter__(self) -> _CtrlC:
+        self.previous = signal.getsignal(signal.SIGINT)
+        self.outer = _CtrlC.watching
+        if self.previous is signal.default_int_handler and not self.outer:
+            signal.signal(signal.SIGINT, self.interrupt)
+            _CtrlC.watching, _CtrlC.seen = True, False
+        return self
+
+    @staticmethod
+    def interrupt(signum, frame):
+        _CtrlC.seen = True
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc: Any) -> None:
+        if _CtrlC.watching and not self.outer:
+            signal.signal(signal.SIGINT, self.previous)
+            _CtrlC.watching = False
+
+
 def _call(fn: Callable[..., Any], args: tuple, name: str) -> Any:
     try:
         # Overflow in a user's exp is theirs to decide on; a NaN or Inf that reaches the result is reported anyway.
         with np.errstate(all="ignore"):
             return fn(*args)
-    except (_Timeout, KeyboardInterrupt):
+    except _Timeout:
         raise
+    except KeyboardInterrupt as exc:
+        if _CtrlC.seen or not _CtrlC.watching:
+            raise
+        raise UserCallError(f"{name} raised KeyboardInterrupt itself (not a Ctrl-C): let it return its result",
+                            last_frame(exc)) from None
     except Exception as exc:  # the user's code may fail in any way: name it, show where
         raise UserCallError(f"{name} raised {type(exc).__name__}: {exc}", last_frame(exc)) from None

@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from .common import add_seed, add_targets, add_weight_decay, int_at_least, positive_float
+from .common import add_isolation, add_seed, add_targets, add_weight_decay, int_at_least
 
 HELP = "check your own gradient function (file.py:function) against finite differences, torch and jax"
 
@@ -34,8 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=("row", "column"), default="row", help="how W, b and x are laid out (default row)")
     p.add_argument("--dtype", choices=("float64", "float32", "both"), default="both",
                    help="dtypes of the drawn cases (default both)")
-    p.add_argument("--timeout", type=positive_float, metavar="SECONDS",
-                   help="seconds per call of your function; a call that overruns is an error (exit 2)")
+    add_isolation(p)
     add_targets(p)
     add_weight_decay(p)
     p.add_argument("--report", metavar="DIR", help="also write the report files (as the report command) to DIR")
@@ -94,9 +93,13 @@ def _pools(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from .. import references as refs
 
     refs.require(args.refs, "--refs")  # before any work: a named reference must be able to run here
+    if args.report:  # absolute before any user code runs: a chdir in it cannot move the report
+        args.report = os.path.abspath(args.report)
     if not args.report:
         return _check(args, None)
     from ..report import REPORT, OutputFolder
@@ -107,15 +110,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace, folder) -> int:
-    from ..byo import check_gradients, load_function
+    from ..byo import check_gradients
+    from ..byo.isolation import isolate
 
     arch = arch_from_args(args)
-    grad_fn = load_function(args.function)
-    loss_fn = load_function(args.loss_fn) if args.loss_fn else None
+    grad_fn = isolate(args.function, timeout=args.timeout, in_process=args.in_process)
+    loss_fn = isolate(args.loss_fn, timeout=args.timeout, in_process=args.in_process) if args.loss_fn else None
     dtype = None if args.dtype == "both" else args.dtype
     result = check_gradients(grad_fn, arch, loss_fn=loss_fn, cases=args.cases, seed=args.seed,
                              references=args.refs, dtype=dtype, layout=args.layout, timeout=args.timeout,
-                             targets=args.targets, weight_decay=args.weight_decay)
+                             targets=args.targets, weight_decay=args.weight_decay, in_process=args.in_process)
     problem = result.input_error
     if problem is not None:
         print(f"bpcheck check: error: {problem.message}", file=sys.stderr)

@@ -65,3 +65,15 @@ def add_executor(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="run the cases on a Dask cluster: tcp://HOST:8786 (a running `dask scheduler`), or local:N "
                              "for N worker processes here (needs bpcheck[cluster]; results do not depend on it)")
+
+
+def add_isolation(parser: argparse.ArgumentParser) -> None:
+    """--timeout and --in-process: how the user's function runs (bpcheck.byo.isolation)."""
+    from ..spec import DEFAULT_TIMEOUT
+
+    parser.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help="seconds per call of your function (default %(default)g); a call that overruns is "
+                             "killed and reported")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run your function in bpcheck's own process, not in a worker process: for a debugger; "
+                             "this trusts the code (an exit, a hang or a patched numpy then reaches bpcheck)")
