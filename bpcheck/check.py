@@ -127,7 +127,8 @@ def check_case(
     digest = case_digest(case64)
     head = dict(case_id=(digest if case64 is case else case_digest(case))[:12], arch=case.arch.label(),
                 dtype=dtype_name(case.x.dtype), regime=case.regime, batch=case.batch, case=case,
-                producer=producer_name(producer), fail_on=fail_on, fast=fast)
+                producer=producer_name(producer), fail_on=fail_on, fast=fast,
+                engine=getattr(producer, "engine_spec", ""))
     start = time.perf_counter()
     try:
         produced = producer(case)
@@ -313,7 +314,7 @@ def run_meta(names: Sequence[str], producer: Producer, fail_on: Sequence[str], r
                     **{f"{n}_seconds": t for n, t in per_ref.items()}},
         "cases": len(results),
         "partial": partial,
-    }
+    } | ({"engine": producer.engine_spec} if getattr(producer, "engine_spec", "") else {})
 
 
 def check_cases(

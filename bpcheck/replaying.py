@@ -45,14 +45,15 @@ def load_case(path: str | os.PathLike[str]) -> tuple[Case, dict[str, Any]]:
         except (TypeError, ValueError) as exc:
             raise SpecError(f"{name!r} is not a valid case file ({exc}): {_FIX}") from None
         recorded = {"references": [v.reference for v in result.verdicts] or None, "fast": result.fast,
-                    "fail_on": result.fail_on, "label": result.label, "producer": result.producer}
+                    "fail_on": result.fail_on, "label": result.label, "producer": result.producer,
+                    "engine": result.engine}
         return Case.from_dict(result.case), recorded
     return Case.from_dict(data), {}
 
 
 def replay(
     path: str | os.PathLike[str],
-    producer: Producer = engine.gradients,
+    producer: Producer | None = None,
     *,
     references: str | Sequence[str] | None = None,
     fast: bool | None = None,
@@ -60,8 +61,11 @@ def replay(
 ) -> CheckResult:
     """check_case on the case stored at path; unset options take the values a CheckResult file recorded
     (else: every reference, fast=False, the default fail_on). Named references must be able to run here
-    (else UsageError); recorded ones that cannot are SKIPPED, as under "all"."""
+    (else UsageError); recorded ones that cannot are SKIPPED, as under "all". producer None: the --engine
+    function the file recorded (a UsageError if its file is gone), else bpcheck's engine."""
     case, recorded = load_case(path)
+    if producer is None:
+        producer = recorded_producer(recorded)
     return replay_case(case, recorded, producer, references=references, fast=fast, fail_on=fail_on)
 
 
@@ -83,3 +87,12 @@ def replay_case(
         fail_on=fail_on if fail_on is not None else recorded.get("fail_on", DEFAULT_FAIL_ON),
         skip_missing=references is None,
     )
+
+
+def recorded_producer(recorded: dict[str, Any], **options: Any) -> Producer:
+    """The --engine function a case file recorded (options: timeout, in_process), else bpcheck's engine."""
+    if not recorded.get("engine"):
+        return engine.gradients
+    from .user_engine import recorded_engine
+
+    return recorded_engine(recorded["engine"], **options).load()

@@ -323,6 +323,7 @@ class CheckResult:
     fast: bool = False
     seconds: float = 0.0
     error: str = ""
+    engine: str = ""  # the --engine FILE.py:FUNCTION checked (absolute path), '' for bpcheck's engine
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "verdicts", tuple(self.verdicts))
@@ -357,7 +358,7 @@ class CheckResult:
             "batch": self.batch, "producer": self.producer, "label": self.label, "ok": self.ok,
             "fail_on": list(self.fail_on), "fast": self.fast, "seconds": _enc(self.seconds), "error": self.error,
             "verdicts": [v.to_dict() for v in self.verdicts], "case": self.case,
-        }
+        } | ({"engine": self.engine} if self.engine else {})
 
     @classmethod
     def from_dict(cls, d: Any) -> CheckResult:
@@ -366,7 +367,7 @@ class CheckResult:
             str(d["case_id"]), str(d["arch"]), str(d["dtype"]), str(d["regime"]), int(d["batch"]), d["case"],
             tuple(Verdict.from_dict(v) for v in d["verdicts"]), str(d["label"]), bool(d["ok"]),
             str(d.get("producer", "engine")), tuple(d.get("fail_on", DEFAULT_FAIL_ON)), bool(d.get("fast", False)),
-            _dec(d.get("seconds", 0.0)), str(d.get("error", "")),
+            _dec(d.get("seconds", 0.0)), str(d.get("error", "")), str(d.get("engine", "")),
         )
 
 

@@ -112,7 +112,8 @@ def _error_result(config: SweepConfig, index: int, producer: Producer, message: 
     from .check import case_digest
 
     return CheckResult(case_digest(case)[:12], case.arch.label(), case.x.dtype.name, case.regime, case.batch,
-                       case.to_dict(), (), "ERROR", False, producer_name(producer), config.fail_on, error=message)
+                       case.to_dict(), (), "ERROR", False, producer_name(producer), config.fail_on, error=message,
+                       engine=getattr(producer, "engine_spec", ""))
 
 
 def _check_chunk(config: SweepConfig, producer: Producer, chunk: tuple[int, ...]) -> list[tuple[int, CheckResult]]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_isolation
+
 HELP = "re-check a saved case file and print its verdict (exit 1 if it disagrees)"
 
 
@@ -14,24 +16,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("case", help="cases/<id>.json from a report, or a Case JSON")
     p.add_argument("--refs", default=None, help="references (default: those the file recorded, else all)")
     p.add_argument("--engine", default=None, metavar="FILE.py:FUNCTION",
-                   help="replay your own gradient function (as `report --engine` checked it) instead of bpcheck's engine")
+                   help="replay this gradient function (default: the --engine the case file recorded, else bpcheck's engine)")
+    add_isolation(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import engine
-    from ..replaying import load_case, replay_case
+    from ..replaying import load_case, recorded_producer, replay_case
 
     if args.refs is not None:
         from .. import references as refs
 
         refs.require(args.refs, "--refs")
     case, recorded = load_case(args.case)  # a bad file is a one-line error before anything runs; read once
-    producer = None
+    options = {"timeout": args.timeout, "in_process": args.in_process}
     if args.engine:
         from ..user_engine import UserEngine
 
-        producer = UserEngine(args.engine).load()
-    result = replay_case(case, recorded, producer or engine.gradients, references=args.refs)
+        producer = UserEngine(args.engine, **options).load()
+    else:
+        producer = recorded_producer(recorded, **options)
+        if recorded.get("engine"):
+            print(f"replaying with --engine {recorded['engine']} (recorded in the case file)")
+    result = replay_case(case, recorded, producer, references=args.refs)
     print(result.message())
     if "label" in recorded:
         was = recorded["label"]

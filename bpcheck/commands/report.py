@@ -10,10 +10,11 @@ when the Dask scheduler of --scheduler goes away mid-run.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
-from .common import add_executor, add_seed, add_targets, add_weight_decay, int_at_least
+from .common import add_executor, add_isolation, add_seed, add_targets, add_weight_decay, int_at_least
 
 HELP = "sweep drawn cases through the engine and every reference; write md/json/html/junit/png reports"
 DEFAULTS = {"cases": 200, "out": "reports/", "formats": "all", "fail_on": "ENGINE,REFERENCE", "jobs": 1,
@@ -39,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-shrink", action="store_true", help="skip the minimal reproducers (hypothesis.find)")
     p.add_argument("--engine", default=None, metavar="FILE.py:FUNCTION",
                    help="check your own gradient function (row layout, see bpcheck.byo) instead of bpcheck's engine")
+    add_isolation(p)
 
 
 def _names(text: str, vocabulary: tuple[str, ...]) -> tuple[str, ...]:
@@ -97,11 +99,14 @@ def run(args: argparse.Namespace) -> int:
         fail_on=_names(args.fail_on, ()), extra={"out": args.out, "formats": list(formats)},
     ).validate()
     producer = None
+    out = os.path.abspath(args.out)  # before any user code runs: a chdir in it cannot move the report
     if args.engine:
         from ..user_engine import UserEngine
 
-        producer = UserEngine(args.engine, labels=args.targets == "labels").load()  # a bad spec fails here, before any work
-    return execute(config, args.out, formats, producer, shrink=not args.no_shrink)
+        # a bad spec fails here, before any work
+        producer = UserEngine(args.engine, labels=args.targets == "labels", timeout=args.timeout,
+                              in_process=args.in_process).load()
+    return execute(config, out, formats, producer, shrink=not args.no_shrink, shown=args.out)
 
 
 def _sweep_and_shrink(config, producer, shrink: bool, log):
@@ -127,11 +132,12 @@ def _sweep_and_shrink(config, producer, shrink: bool, log):
     return run
 
 
-def execute(config, out: str, formats: tuple[str, ...], producer=None, *, shrink: bool = True, log=print) -> int:
+def execute(config, out: str, formats: tuple[str, ...], producer=None, *, shrink: bool = True, log=print,
+            shown: str | None = None) -> int:
     """Sweep, shrink, write the report and print the summary; the exit code (0, 1 or 130; 1 for a partial run
     whose Dask scheduler went away).
 
-    producer defaults to the engine; tests plant a buggy one here."""
+    producer defaults to the engine; tests plant a buggy one here. shown: out as the user wrote it."""
     from .. import engine
     from ..report import FILE_NAMES, REPORT, OutputFolder, write_report
     from ..report.analysis import exit_code
@@ -143,7 +149,7 @@ def execute(config, out: str, formats: tuple[str, ...], producer=None, *, shrink
         run = _sweep_and_shrink(config, producer or engine.gradients, shrink, log)
         write_report(run, folder, formats)
     names = [FILE_NAMES.get(f, "errors.png") for f in formats]
-    for line in summary_lines(run, str(out), names):
+    for line in summary_lines(run, str(shown or out), names):
         log(line)
     if run.partial:
         return 130 if run.meta.get("partial_reason", INTERRUPTED) == INTERRUPTED else 1
