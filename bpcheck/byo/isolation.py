@@ -71,7 +71,7 @@ class Worker:
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
-        self.loaded: set[str] = set()
+        self.loaded: dict[str, tuple] = {}  # key -> the load's reply, in the running worker
         self.lock = threading.RLock()
 
     def _start(self) -> None:
@@ -87,7 +87,7 @@ class Worker:
             os.close(from_parent)
             os.close(to_parent)
         self.wfd, self.rfd = to_child, from_child
-        self.loaded = set()
+        self.loaded = {}
         child.send(self.wfd, ("path", list(sys.path)))
 
     def stop(self) -> int | None:
@@ -150,10 +150,10 @@ class Worker:
         """Load payload under key in the current worker (again after a restart); the load's reply."""
         with self.lock:
             if self.proc is not None and key in self.loaded:
-                return ("loaded", None)
+                return self.loaded[key]
             reply = self.request(("load", key, name, payload), timeout)
             if reply[0] == "loaded":
-                self.loaded.add(key)
+                self.loaded[key] = reply
             return reply
 
 
