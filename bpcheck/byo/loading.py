@@ -177,28 +177,37 @@ def _alarmed(fn: Callable[..., Any], args: tuple, name: str, timeout: float | No
 
 
 class _CtrlC:
-    """While a user's function runs in the main thread, tell a real Ctrl-C (SIGINT) from a KeyboardInterrupt
-    that the function raised itself: only the first stops bpcheck."""
+    """While a user's function runs in the main thread, tell a real Ctrl-C (or a SIGTERM, which bpcheck's CLI
+    turns into one) from a KeyboardInterrupt that the function raised itself: only the first stops bpcheck."""
 
     watching = False
     seen = False
 
     def __enter__(self) -> _CtrlC:
-        self.previous = signal.getsignal(signal.SIGINT)
-        self.outer = _CtrlC.watching
-        if self.previous is signal.default_int_handler and not self.outer:
-            signal.signal(signal.SIGINT, self.interrupt)
-            _CtrlC.watching, _CtrlC.seen = True, False
+        self.previous: dict[int, Any] = {}
+        self.outermost = not _CtrlC.watching
+        if not self.outermost:
+            return self
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(sig)
+            if callable(handler):
+                self.previous[sig] = handler
+                signal.signal(sig, self._noting(handler))
+        _CtrlC.watching, _CtrlC.seen = True, False
         return self
 
     @staticmethod
-    def interrupt(signum, frame):
-        _CtrlC.seen = True
-        raise KeyboardInterrupt
+    def _noting(handler: Callable[..., Any]) -> Callable[..., Any]:
+        def note(signum, frame):
+            _CtrlC.seen = True
+            return handler(signum, frame)
+
+        return note
 
     def __exit__(self, *exc: Any) -> None:
-        if _CtrlC.watching and not self.outer:
-            signal.signal(signal.SIGINT, self.previous)
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        if self.outermost:
             _CtrlC.watching = False
 
 
