@@ -49,3 +49,25 @@ def test_pools_draw_random_architectures_from_the_given_activations_and_losses(c
 def test_bad_pools_and_targets_are_one_line_exit_2(capsys, argv, words):
     code, out, err = run(capsys, f"{FUNCTIONS}:half_sse_grads", *argv, "--cases", "2")
     assert code == 2 and words in err and "Traceback" not in err, err
+
+
+def test_report_sweep_draws_unnormalised_rows_only_under_any():
+    import numpy as np
+
+    from bpcheck.sweep import SweepConfig
+
+    def row_sums(targets):
+        config = SweepConfig(cases=60, seed=0, targets=targets).validate()
+        drawn = [config.draw(i) for i in range(60)]
+        return [c.y.sum(axis=1) for c in drawn if c.arch.loss == "cross_entropy"]
+
+    default, wide = row_sums(None), row_sums("any")
+    assert default and all(np.allclose(s, 1.0, atol=1e-6) for s in default)
+    assert any(not np.allclose(s, 1.0, atol=1e-6) for s in wide)
+    assert [c.y.tolist() for c in (SweepConfig(cases=3, seed=5).draw(i) for i in range(3))] == \
+        [c.y.tolist() for c in (SweepConfig(cases=3, seed=5).draw(i) for i in range(3))]
+
+
+def test_report_targets_option_is_validated(capsys):
+    code = main(["report", "--cases", "1", "--targets", "soft", "--out", "unused"])
+    assert code == 2 and "invalid choice: 'soft'" in capsys.readouterr().err
