@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import ops
 from .ops import LOSS_RULES, RULES, Activation, Loss, weight_decay
 from .spec import Arch, Case, Gradients, Params
 
@@ -34,7 +35,7 @@ def forward(arch: Arch, params: Params, x: np.ndarray) -> tuple[np.ndarray, list
     a = x
     for layer, act in enumerate(arch.activations, start=1):
         z = a @ params[f"W{layer}"] + params[f"b{layer}"]
-        a_next = RULES[act].forward(z)
+        a_next = ops.rule(act).forward(z)
         caches.append(LayerCache(a, z, a_next))
         a = a_next
     return a, caches
@@ -81,7 +82,8 @@ def backward(
         else:
             if layer < n:
                 da_trace[layer - 1] = g
-            dz = rules[arch.activations[layer - 1]].backward(cache.z, cache.a, g)
+            act = arch.activations[layer - 1]
+            dz = (rules[act] if act in rules else ops.rule(act)).backward(cache.z, cache.a, g)
         dz_trace[layer - 1] = dz
         grads[f"W{layer}"] = cache.a_prev.T @ dz
         grads[f"b{layer}"] = dz.sum(axis=0)

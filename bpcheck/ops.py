@@ -8,16 +8,17 @@ and the losses' reduction='mean'.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from .spec import ACTIVATIONS, LOSSES
+from .spec import ACTIVATIONS, LOSSES, PARAMETERS, split_activation
 
 Array = np.ndarray
-LEAKY_SLOPE = 0.01
+LEAKY_SLOPE = PARAMETERS["leaky_relu"][1]  # the default; an arch may give another ('leaky_relu:0.2')
 ELU_ALPHA = 1.0
 HUBER_DELTA = 1.0
 GELU_C = math.sqrt(2.0 / math.pi)
@@ -111,6 +112,14 @@ def _sigmoid_of_a(z: Array, a: Array, g: Array) -> Array:
 W = WrongForm
 
 
+def _leaky(slope: float, name: str = "leaky_relu") -> Activation:
+    return Activation(name, lambda z: np.where(z > 0, z, slope * z), lambda z, a, g: np.where(z > 0, g, slope * g),
+                      kink=True, slopes=(slope, 1.0), at_zero=slope, derivative=f"1 where z > 0, else {slope:g}",
+                      wrong=(W("slope_dropped", "1 where z > 0, else 0, relu's: the leaky slope dropped",
+                               lambda z, a, g: g * (z > 0)),
+                             W("output", "a, the activation itself instead of its derivative", lambda z, a, g: g * a)))
+
+
 RULES: dict[str, Activation] = {
     a.name: a
     for a in (
@@ -126,13 +135,7 @@ RULES: dict[str, Activation] = {
         Activation("relu", lambda z: np.maximum(z, 0), lambda z, a, g: g * (z > 0),
                    kink=True, slopes=(0.0, 1.0), at_zero=0.0, derivative="1 where z > 0, else 0",
                    wrong=(W("output", "a, the activation itself instead of its derivative", lambda z, a, g: g * a),)),
-        Activation("leaky_relu", lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
-                   lambda z, a, g: np.where(z > 0, g, LEAKY_SLOPE * g),
-                   kink=True, slopes=(LEAKY_SLOPE, 1.0), at_zero=LEAKY_SLOPE,
-                   derivative=f"1 where z > 0, else {LEAKY_SLOPE:g}",
-                   wrong=(W("slope_dropped", "1 where z > 0, else 0, relu's: the leaky slope dropped",
-                            lambda z, a, g: g * (z > 0)),
-                          W("output", "a, the activation itself instead of its derivative", lambda z, a, g: g * a))),
+        _leaky(LEAKY_SLOPE),
         # elu with alpha 1 has equal one-sided slopes, but its second derivative jumps at 0.
         Activation("elu", _elu, lambda z, a, g: np.where(z > 0, g, g * (a + ELU_ALPHA)),
                    kink=True, slopes=(ELU_ALPHA, 1.0), at_zero=ELU_ALPHA, derivative="1 where z > 0, else a + 1",
@@ -149,6 +152,14 @@ RULES: dict[str, Activation] = {
     )
 }
 assert tuple(RULES) == ACTIVATIONS
+
+
+@functools.lru_cache(maxsize=256)
+def rule(act: str) -> Activation:
+    """The rule of an arch's activation, parameter included: RULES['tanh'] for 'tanh', a leaky relu of slope
+    0.2 for 'leaky_relu:0.2'. Use it, not RULES[act], wherever act comes from an Arch."""
+    base, value = split_activation(act)
+    return RULES[base] if value is None or value == LEAKY_SLOPE else _leaky(value, act)
 
 
 @dataclass(frozen=True)

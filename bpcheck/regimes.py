@@ -16,12 +16,11 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from . import engine
-from .ops import RULES
+from . import engine, ops
 from .spec import Arch, Params
 
 REGIMES: tuple[str, ...] = ("ordinary", "near_kink", "saturating", "tiny", "huge")
-KINKED: tuple[str, ...] = tuple(name for name, rule in RULES.items() if rule.kink)
+KINKED: tuple[str, ...] = tuple(name for name, rule in ops.RULES.items() if rule.kink)
 SATURATING: tuple[str, ...] = ("sigmoid", "tanh")
 
 # (params scale, input and target scale) per regime; near_kink and saturating start ordinary
@@ -44,7 +43,7 @@ def near_kink(draw, arch: Arch, p: Params, x: np.ndarray) -> Params:
     p = dict(p)
     batch = x.shape[0]
     for layer, act in enumerate(arch.activations, start=1):
-        if not RULES[act].kink:
+        if not ops.rule(act).kink:
             continue
         width = arch.sizes[layer]
         cols = draw(st.lists(st.integers(0, width - 1), min_size=1, max_size=width, unique=True))

@@ -18,6 +18,8 @@ ACTIVATIONS: tuple[str, ...] = (
     "identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu", "softmax",
 )
 LOSSES: tuple[str, ...] = ("mse", "bce", "cross_entropy", "huber")
+# Activations that take a parameter, written 'name:value' ('leaky_relu:0.2'): name -> (what it is, default).
+PARAMETERS: dict[str, tuple[str, float]] = {"leaky_relu": ("slope", 0.01)}
 # A loss computed from logits fixes the output activation it is fused with.
 LOSS_OUTPUT: dict[str, str] = {"bce": "sigmoid", "cross_entropy": "softmax"}
 DTYPES: dict[str, type] = {"float32": np.float32, "float64": np.float64}
@@ -88,11 +90,7 @@ class Arch:
                 f"Arch(activations={acts}) has {len(acts)} name(s), but sizes={self.sizes} needs "
                 f"{len(sizes) - 1}: give one activation per layer"
             )
-        for act in acts:
-            if act not in ACTIVATIONS:
-                raise SpecError(
-                    f"Arch has unknown activation {act!r}{suggest(act, ACTIVATIONS)}: choose from {', '.join(ACTIVATIONS)}"
-                )
+        object.__setattr__(self, "activations", tuple(canonical_activation(act) for act in acts))
         if self.loss not in LOSSES:
             raise SpecError(
                 f"Arch has unknown loss {self.loss!r}{suggest(self.loss, LOSSES)}: choose from {', '.join(LOSSES)}"
@@ -158,6 +156,38 @@ class Arch:
         if len(acts) == 1 and len(dims) > 2:
             acts = acts * (len(dims) - 1)
         return cls(dims, acts, loss.strip(), weight_decay)
+
+
+def split_activation(act: Any) -> tuple[str, float | None]:
+    """('leaky_relu', 0.2) for 'leaky_relu:0.2', ('tanh', None) for 'tanh'; a SpecError names a bad one."""
+    if not isinstance(act, str):
+        raise SpecError(f"Arch has activation {act!r}, not a name: choose from {', '.join(ACTIVATIONS)}")
+    base, sep, text = act.partition(":")
+    if base not in ACTIVATIONS:
+        raise SpecError(f"Arch has unknown activation {act!r}{suggest(base, ACTIVATIONS)}: choose from "
+                        f"{', '.join(ACTIVATIONS)}")
+    if not sep:
+        return base, None
+    if base not in PARAMETERS:
+        raise SpecError(f"Arch has activation {act!r}, but {base} takes no parameter: write {base!r}")
+    what, default = PARAMETERS[base]
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise SpecError(f"Arch has activation {act!r}: its {what} {text!r} is not a finite number >= 0; write e.g. "
+                        f"{base}:0.2 (default {default:g})")
+    return base, value
+
+
+def canonical_activation(act: Any) -> str:
+    """The one spelling of an activation: 'leaky_relu:0.2', and the bare name for the default parameter
+    ('leaky_relu:0.01' is 'leaky_relu'), so equal nets compare, hash and serialise equal."""
+    base, value = split_activation(act)
+    if value is None or value == PARAMETERS[base][1]:
+        return base
+    return f"{base}:{value!r}"
 
 
 def _as_tuple(value: Any, name: str) -> tuple:

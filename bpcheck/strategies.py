@@ -28,7 +28,18 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 
 from .regimes import KINKED, MAX_KINK_ULPS, REGIMES, SATURATING, SATURATION, SCALES, near_kink, saturate
-from .spec import ACTIVATIONS, LOSS_OUTPUT, LOSSES, Arch, Case, Params, UsageError, resolve_dtype
+from .spec import (
+    ACTIVATIONS,
+    LOSS_OUTPUT,
+    LOSSES,
+    Arch,
+    Case,
+    Params,
+    SpecError,
+    UsageError,
+    canonical_activation,
+    resolve_dtype,
+)
 
 DTYPE_NAMES: tuple[str, ...] = ("float64", "float32")
 TARGET_KINDS: tuple[str, ...] = ("one_hot", "probabilities", "unnormalised")
@@ -61,6 +72,19 @@ def _check_range(lo: int, hi: int, lo_name: str, hi_name: str, low: int = 1) -> 
         raise InvalidArgument(f"Cannot have {hi_name}={hi} < {lo_name}={lo}: raise {hi_name} or lower {lo_name}")
 
 
+def _known(value: Any, vocabulary: Sequence[str]) -> bool:
+    """value is in vocabulary, or (for activations) a parametrised one of them, such as 'leaky_relu:0.2'."""
+    if value in vocabulary:
+        return True
+    if vocabulary is not ACTIVATIONS:
+        return False
+    try:
+        canonical_activation(value)
+    except SpecError:
+        return False
+    return True
+
+
 def _check_names(values: Any, name: str, vocabulary: Sequence[str]) -> tuple[str, ...]:
     if isinstance(values, str) or not isinstance(values, Sequence):
         example = tuple(vocabulary[:2])
@@ -68,7 +92,7 @@ def _check_names(values: Any, name: str, vocabulary: Sequence[str]) -> tuple[str
     values = tuple(values)
     if not values:
         raise InvalidArgument(f"{name}=() is empty: give at least one of {', '.join(vocabulary)}")
-    bad = [v for v in values if v not in vocabulary]
+    bad = [v for v in values if not _known(v, vocabulary)]
     if bad:
         raise InvalidArgument(f"{name} has unknown {bad[0]!r}: choose from {', '.join(vocabulary)}")
     return values

@@ -28,8 +28,17 @@ FORWARD = {"tanh": np.tanh, "sigmoid": _sig, "relu": lambda v: np.maximum(v, 0.0
            "softmax": lambda v: np.exp(v - v.max()) / np.exp(v - v.max()).sum()}
 
 
+def _forward(name):
+    if name.startswith("leaky_relu:"):  # the arch's own slope, 'leaky_relu:0.2'
+        slope = float(name.split(":")[1])
+        return lambda v: np.where(v > 0, v, slope * v)
+    return FORWARD[name]
+
+
 def _right(name, z, a, g):
     """dL/dz for one sample from dL/da, the right way."""
+    if name.startswith("leaky_relu:"):
+        return np.where(z > 0, 1.0, float(name.split(":")[1])) * g
     if name == "softmax":
         return a * g - a * float(a @ g)
     d = {"tanh": lambda: 1 - np.tanh(z) ** 2, "sigmoid": lambda: _sig(z) * (1 - _sig(z)),
@@ -65,7 +74,7 @@ def per_sample_engine(arch: Arch, bug_layer: int | None = None, bug=None):
             a_s, z_s = [xi[:, None]], []
             for W, b, act in zip(Ws, bs, acts):
                 z_s.append(W @ a_s[-1] + b)
-                a_s.append(FORWARD[act](z_s[-1]))
+                a_s.append(_forward(act)(z_s[-1]))
             g = 2.0 * (a_s[-1] - yi[:, None]) / n
             for k in range(L - 1, -1, -1):
                 z, a = z_s[k][:, 0], a_s[k + 1][:, 0]

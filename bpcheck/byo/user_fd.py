@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import engine
-from ..ops import LOSS_RULES, RULES
+from .. import engine, ops
+from ..ops import LOSS_RULES
 from ..references.finite_diff import EPS, family_difference, relative_steps, rounding_error
 from ..spec import Case, Gradients
 
@@ -39,7 +39,7 @@ def _regions(case: Case, params: dict[str, np.ndarray], x: np.ndarray) -> list[n
     """Which side of each kink every kinked pre-activation (and a kinked loss) lies on, by bpcheck's forward."""
     arch = case.arch
     _, caches = engine.forward(arch, params, x)
-    out = [RULES[act].regions(c.z) for act, c in zip(arch.activations, caches) if RULES[act].kink]
+    out = [ops.rule(act).regions(c.z) for act, c in zip(arch.activations, caches) if ops.rule(act).kink]
     rule = LOSS_RULES[arch.loss]
     if rule.kink:
         out.append(rule.regions(caches[-1].z if rule.from_logits else caches[-1].a, case.y))
@@ -58,7 +58,7 @@ def user_gradients(loss, case64: Case, *, with_x: bool = False) -> Gradients:
     flat = np.concatenate([theta[n].ravel() for n in names])
     owner = np.repeat(np.arange(len(names)), sizes)
     base = _value(loss, case64.params, case64.x)
-    kinked = any(RULES[a].kink for a in case64.arch.activations) or LOSS_RULES[case64.arch.loss].kink
+    kinked = any(ops.rule(a).kink for a in case64.arch.activations) or LOSS_RULES[case64.arch.loss].kink
     home = _regions(case64, case64.params, case64.x) if kinked else []
     last: dict[int, np.ndarray] = {}     # coordinate -> its last five values (changes), at -h, -h/2, 0, h/2, h
     largest = [abs(base)]

@@ -70,6 +70,17 @@ def arch_from_args(args: argparse.Namespace):
     return Arch.parse(args.arch, args.activations, args.loss)
 
 
+def _parametrised(name: str) -> bool:
+    """'leaky_relu:0.2': an activation with its parameter (spec.PARAMETERS)."""
+    from ..spec import SpecError, canonical_activation
+
+    try:
+        canonical_activation(name)
+    except SpecError:
+        return False
+    return True
+
+
 def _pools(args: argparse.Namespace):
     """Random small nets (the default limits) whose activations and losses come from the pools given."""
     from ..spec import ACTIVATIONS, LOSSES, UsageError, suggest
@@ -81,7 +92,7 @@ def _pools(args: argparse.Namespace):
         if not text:
             continue
         names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-        bad = [n for n in names if n not in vocabulary]
+        bad = [n for n in names if n not in vocabulary and not (flag == "activations" and _parametrised(n))]
         if bad or not names:
             raise UsageError(f"--{flag} has unknown {bad[0] if bad else text!r}{suggest(bad[0], vocabulary) if bad else ''}: "
                              f"choose from {', '.join(vocabulary)}")

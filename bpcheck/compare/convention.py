@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .. import engine
+from .. import engine, ops
 from ..ops import RULES, Activation
 from ..results import Tolerance
 from ..spec import Gradients
@@ -27,7 +27,7 @@ def exact_zeros(ctx: CaseContext) -> dict[str, int]:
     leaving out zeros that came from cancellation (CaseContext.kinks: another order may not cancel)."""
     out: dict[str, int] = {}
     for layer, (act, cache) in enumerate(zip(ctx.case64.arch.activations, ctx.caches), start=1):
-        if RULES[act].kink:
+        if ops.rule(act).kink:
             ambiguous = ctx.kinks.get(f"dz{layer}")
             zero = cache.z == 0 if ambiguous is None else (cache.z == 0) & ~ambiguous
             n = int(np.count_nonzero(zero))
@@ -38,7 +38,7 @@ def exact_zeros(ctx: CaseContext) -> dict[str, int]:
 
 def slope_choices(act: str) -> tuple[float, ...]:
     """The subgradients one could use at 0: both one-sided slopes and their midpoint, declared one first."""
-    rule = RULES[act]
+    rule = ops.rule(act)
     left, right = rule.slopes or (rule.at_zero, rule.at_zero)
     out = [rule.at_zero]
     for s in (left, right, (left + right) / 2):
@@ -56,7 +56,7 @@ def _with_slope(rule: Activation, slope: float) -> Activation:
 
 def gradients_with(ctx: CaseContext, slopes: dict[str, float]) -> Gradients:
     """The float64 gradient of ctx's case with act'(0) = slopes[act] at exact zeros."""
-    rules = {**RULES, **{act: _with_slope(RULES[act], s) for act, s in slopes.items()}}
+    rules = {**RULES, **{act: _with_slope(ops.rule(act), s) for act, s in slopes.items()}}
     case = ctx.case64
     return engine.backward(case.arch, case.params, list(ctx.caches), case.y, rules=rules)
 
@@ -74,13 +74,13 @@ def find_convention(ctx: CaseContext, produced: Gradients, tol: Tolerance,
         return ""
     acts = sorted(zeros)
     for combo in itertools.product(*(slope_choices(a) for a in acts)):
-        if all(s == RULES[a].at_zero for a, s in zip(acts, combo)):
+        if all(s == ops.rule(a).at_zero for a, s in zip(acts, combo)):
             continue
-        choice = {a: s for a, s in zip(acts, combo) if s != RULES[a].at_zero}
+        choice = {a: s for a, s in zip(acts, combo) if s != ops.rule(a).at_zero}
         expected = gradients_with(ctx, choice)
         if agrees(compare_gradients(produced, expected, tol, ctx.scales, kink=kink)):
             used = ", ".join(f"{a}'(0) = {s:g}" for a, s in choice.items())
-            declared = ", ".join(f"{a}'(0) = {RULES[a].at_zero:g}" for a in choice)
+            declared = ", ".join(f"{a}'(0) = {ops.rule(a).at_zero:g}" for a in choice)
             n = sum(zeros[a] for a in choice)
             return (f"the producer uses {used} at {n} exact zero(s) of z, where torch and jax use {declared}; "
                     "both are valid subgradients")

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ops import LOSS_RULES, RULES
+from .. import ops
+from ..ops import LOSS_RULES
 from ..results import Diagnosis, TensorMetrics, Tolerance
 from ..spec import Gradients
 from .metrics import compare_tensor
@@ -236,11 +237,12 @@ def _derivative_forms(t: _Test, m: int, dz_err) -> Diagnosis | None:
     ctx = t.ctx
     arch = ctx.case64.arch
     act = arch.activations[m - 1]
-    rule = RULES[act]
+    rule = ops.rule(act)
     if act == "identity" or (m == arch.n_layers and LOSS_RULES[arch.loss].from_logits):
         return None
     da, err = _da(ctx, t.ref, m, dz_err)
     cache = ctx.caches[m - 1]
+    act = act.partition(":")[0]  # 'leaky_relu:0.2' reads leaky_relu'; its slope is in rule.derivative
     fits = []
     if _below(t, m, da, err, from_da=False):
         fits.append(("missing_derivative", "", f"the derivative of {act} is missing in layer {m}"))
@@ -287,8 +289,8 @@ def _below(t: _Test, m: int, da: np.ndarray, err: np.ndarray | None, *, from_da:
     act = ctx.case64.arch.activations[m - 1]
     if from_da and mine.da is not None and len(mine.da) >= m and mine.da[m - 1] is not None:
         return t.fits(f"da{m}", mine.da[m - 1], da, err=err)
-    dz = RULES[act].backward(cache.z, cache.a, da) if from_da else da
-    dz_err = None if err is None else (np.abs(RULES[act].backward(cache.z, cache.a, err)) if from_da else err)
+    dz = ops.rule(act).backward(cache.z, cache.a, da) if from_da else da
+    dz_err = None if err is None else (np.abs(ops.rule(act).backward(cache.z, cache.a, err)) if from_da else err)
     if mine.dz is not None and len(mine.dz) >= m and mine.dz[m - 1] is not None:
         return t.fits(f"dz{m}", mine.dz[m - 1], dz, env_key=f"dz{m}", err=dz_err, kink=t.kink(f"dz{m}"))
     w_err = None if dz_err is None else np.abs(cache.a_prev).T @ dz_err

@@ -22,8 +22,8 @@ import math
 
 import numpy as np
 
-from .. import engine
-from ..ops import GELU_C, GELU_K, LOSS_RULES, RULES, _count, sigmoid, softmax
+from .. import engine, ops
+from ..ops import GELU_C, GELU_K, LOSS_RULES, _count, sigmoid, softmax
 from ..spec import Case
 from .metrics import norm
 
@@ -92,7 +92,7 @@ def forward_errors(case64: Case, caches: list[engine.LayerCache]) -> Forward:
         w, b = case64.params[f"W{layer}"], case64.params[f"b{layer}"]
         carried = np.abs(cache.a_prev) if u_a is None else np.hypot(cache.a_prev, u_a)  # x is exact: u_a_0 = 0
         u_z = _norm_product(carried, w) + np.abs(b)
-        step, forward = _DELTA * u_z * _signs(u_z.shape), RULES[act].forward
+        step, forward = _DELTA * u_z * _signs(u_z.shape), ops.rule(act).forward
         # Both directions: on the flat side of a kink (relu's z < 0) a one-sided step sees no error, though
         # a z within rounding of the kink may land on the other side (so a carries up to u_z, not 0).
         moved = np.maximum(np.abs(forward(cache.z + step) - cache.a), np.abs(forward(cache.z - step) - cache.a))
@@ -167,7 +167,7 @@ def _gain(act: str, cache: engine.LayerCache, norm_dz: float, norm_da: float) ->
     do), or ||dz|| / ||da||, the larger. The norms come from the caller, which needs ||dz|| too."""
     s = _signs(cache.z.shape)
     # norm(s) is sqrt(s.size) exactly: a sum of ones, exact in any order.
-    return max(norm(RULES[act].backward(cache.z, cache.a, s)) / math.sqrt(s.size), norm_dz / norm_da if norm_da > 0 else 0.0)
+    return max(norm(ops.rule(act).backward(cache.z, cache.a, s)) / math.sqrt(s.size), norm_dz / norm_da if norm_da > 0 else 0.0)
 
 
 def _act_sensitivity(act: str, cache: engine.LayerCache, da: np.ndarray, u_z: np.ndarray, u_a: np.ndarray) -> np.ndarray:
@@ -177,7 +177,7 @@ def _act_sensitivity(act: str, cache: engine.LayerCache, da: np.ndarray, u_z: np
     gelu's 1 + tanh(.) cancels for negative z: the rule's own rounding shows that. A kinked rule
     reads z only through its sign, which is the kink masks' business, not rounding's.
     """
-    rule = RULES[act]
+    rule = ops.rule(act)
     base = rule.backward(cache.z, cache.a, da)
     s = _signs(cache.z.shape)
     moved = np.abs(rule.backward(cache.z, cache.a + _DELTA * u_a * s, da) - base)
@@ -220,7 +220,7 @@ def ambiguous(case64: Case, caches: list[engine.LayerCache], fwd: Forward, gamma
     arch = case64.arch
     hit: dict[int, np.ndarray] = {}  # the layers with an ambiguous unit: most cases have none
     for layer, (act, cache) in enumerate(zip(arch.activations, caches), start=1):
-        if RULES[act].kink:
+        if ops.rule(act).kink:
             z = cache.z
             u_z = fwd[layer - 1][0]
             abs_z = np.abs(z)

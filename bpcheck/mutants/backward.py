@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import engine
+from .. import engine, ops
 from ..engine import LayerCache
 from ..ops import LOSS_RULES, RULES, Activation, Loss
 from ..spec import Case, Gradients
@@ -92,7 +92,7 @@ def variant(*, loss: Callable = loss_grad, act: Callable = act_grad, weight: Cal
             else:
                 if layer < n:
                     da_trace[layer - 1] = g
-                dz = act(step, layer, RULES[arch.activations[layer - 1]], cache.z, cache.a, g)
+                dz = act(step, layer, ops.rule(arch.activations[layer - 1]), cache.z, cache.a, g)
             dz_trace[layer - 1] = dz
             if visit(step, layer):
                 grads[f"W{layer}"] = weight(step, layer, cache, dz)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..ops import ELU_ALPHA, HUBER_DELTA, LEAKY_SLOPE, LOSS_RULES
-from ..spec import ACTIVATIONS, LOSSES, Arch, Case, Gradients, UsageError, suggest
+from ..spec import ACTIVATIONS, LOSSES, Arch, Case, Gradients, UsageError, split_activation, suggest
 
 MODES = ("bucketed", "eager", "jit")
 # Smallest bucket: one compile serves every arch up to depth 4, width 8 and batch 16; larger
@@ -158,7 +158,8 @@ def _unpadded_loss(params: list, x: Any, y: Any, ez: list, ea: list, arch: Arch)
         if layer == n and from_logits:
             a = z  # the loss is fused with this activation and reads z_L
             break
-        a = st.activations[act](z, None)
+        base, slope = split_activation(act)
+        a = st.activations[base](z, None) if slope is None else st.jnp.where(z > 0, z, slope * z)  # 'leaky_relu:0.2'
         if layer < n:
             a = a + ea[layer - 1]
     value = st.jnp.sum(st.losses[arch.loss](a, y, None)) / _count(arch.loss, x.shape[0], arch.sizes[-1])
@@ -169,14 +170,15 @@ def _unpadded_loss(params: list, x: Any, y: Any, ez: list, ea: list, arch: Arch)
 
 def _padded_loss(
     ws: Any, bs: Any, x: Any, y: Any, ez: Any, ea: Any, codes: Any, widths: Any, n_rows: Any, n_out: Any,
-    loss_code: Any, count: Any, decay: Any,
+    loss_code: Any, count: Any, decay: Any, slopes: Any,
 ) -> Any:
     """The loss of a case padded into a bucket (depth D, width P, batch B).
 
     ws (D, P, P), bs (D, P), x and y (B, P), ez and ea (D, B, P); codes (D,) index ACTIVATIONS,
     widths (D,) are the true layer widths, n_rows and n_out the true batch and output width,
     loss_code indexes LOSSES and count is the mean's divisor; decay (D,) is the L2 term's lambda per layer
-    (0 for the padded ones, whose identity weights are not the net's). Only the shapes are static, so one
+    (0 for the padded ones, whose identity weights are not the net's); slopes (D,) is each layer's leaky_relu
+    slope (the arch's 'leaky_relu:0.2', else the default). Only the shapes are static, so one
     compile serves every case in the bucket.
     """
     st = _jax()
@@ -184,12 +186,16 @@ def _padded_loss(
     col = jnp.arange(x.shape[1])
     acts = [st.activations[name] for name in ACTIVATIONS]
 
-    def layer(a: Any, xs: Any) -> tuple[Any, None]:
-        w, b, ez_l, ea_l, code, width = xs
-        z = a @ w + b + ez_l
-        return lax.switch(code, acts, z, col < width) + ea_l, None
+    leaky = ACTIVATIONS.index("leaky_relu")
 
-    out, _ = lax.scan(layer, x, (ws, bs, ez, ea, codes, widths))
+    def layer(a: Any, xs: Any) -> tuple[Any, None]:
+        w, b, ez_l, ea_l, code, width, slope = xs
+        z = a @ w + b + ez_l
+        out = lax.switch(code, acts, z, col < width)
+        out = jnp.where(code == leaky, jnp.where(z > 0, z, slope * z), out)  # the arch's own slope
+        return out + ea_l, None
+
+    out, _ = lax.scan(layer, x, (ws, bs, ez, ea, codes, widths, slopes))
     terms = lax.switch(loss_code, [st.losses[name] for name in LOSSES], out, y, col < n_out)
     rows = jnp.arange(x.shape[0])[:, None] < n_rows
     return jnp.sum(jnp.where(rows, terms, 0.0)) / count + 0.5 * jnp.sum(decay * jnp.sum(ws * ws, axis=(1, 2)))
@@ -220,7 +226,10 @@ def _pad_case(case: Case) -> tuple[tuple[Any, ...], tuple[int, int, int]]:
     y = np.zeros((rows, width))
     y[: case.batch, : arch.sizes[-1]] = case.y
     codes = np.zeros(depth, dtype=np.int32)  # 0 = identity, also for the padded layers
-    codes[:n] = [ACTIVATIONS.index(a) for a in arch.activations]
+    codes[:n] = [ACTIVATIONS.index(split_activation(a)[0]) for a in arch.activations]
+    slopes = np.full(depth, LEAKY_SLOPE)
+    given = [split_activation(a)[1] for a in arch.activations]
+    slopes[:n] = [LEAKY_SLOPE if s is None else s for s in given]
     if LOSS_RULES[arch.loss].from_logits:
         codes[n - 1] = ACTIVATIONS.index("identity")  # the loss reads z_L
     widths = np.full(depth, arch.sizes[-1], dtype=np.int32)
@@ -228,7 +237,7 @@ def _pad_case(case: Case) -> tuple[tuple[Any, ...], tuple[int, int, int]]:
     trace = np.zeros((depth, rows, width))
     args = (ws, bs, x, y, trace, trace, codes, widths, np.int32(case.batch), np.int32(arch.sizes[-1]),
             np.int32(LOSSES.index(arch.loss)), np.float64(_count(arch.loss, case.batch, arch.sizes[-1])),
-            np.where(np.arange(depth) < n, arch.weight_decay, 0.0))
+            np.where(np.arange(depth) < n, arch.weight_decay, 0.0), slopes)
     return args, (depth, width, rows)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..ops import ELU_ALPHA, HUBER_DELTA, LEAKY_SLOPE, LOSS_RULES
-from ..spec import ACTIVATIONS, LOSSES, Case, Gradients
+from ..spec import ACTIVATIONS, LOSSES, Case, Gradients, split_activation
 
 _tables: tuple[dict[str, Any], dict[str, Any]] | None = None
 # Below this many multiply-adds in the largest matmul (batch x n_{l-1} x n_l), torch runs on one
@@ -117,7 +117,8 @@ def _autograd(case: Case) -> Gradients:
         zs.append(z)
         if layer == n and rule.from_logits:
             break  # the loss is fused with this activation and reads z_L
-        a = activations[act](z)
+        base, slope = split_activation(act)
+        a = activations[base](z) if slope is None else torch.nn.functional.leaky_relu(z, slope)  # 'leaky_relu:0.2'
         if layer < n:
             a.retain_grad()  # identity returns z itself; then dL/da_l = dL/dz_l, which is right
             hidden.append(a)
