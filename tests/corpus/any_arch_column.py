@@ -13,8 +13,9 @@ ENGINE = dict(
     grads="grads", loss="loss", layout="column", takes_arch=True,
     activations=("sigmoid", "tanh", "relu", "identity"), losses=("mse", "bce"), targets=None,
     archs=(("2-3-1", "tanh,sigmoid", "bce"), ("3-3-3-2", "relu,sigmoid,identity", "mse")),
-    random_archs=dict(max_depth=3, max_width=5), dtypes=None, weight_decay=None, loss_convention="declared",
-    # dA = (A - Y) / (A (1 - A)) is 0/0 once the sigmoid output rounds to 0 or 1 (|z| > 37).
+    random_archs=dict(max_depth=3, max_width=5), dtypes=("float64",), weight_decay=None, loss_convention="declared",
+    # dA = (A - Y) / (A (1 - A)) is 0/0 once the sigmoid output rounds to 0 or 1 (|z| > 37 in float64,
+    # > 17 in float32): checked where it is sound, as its author would use it.
     regimes=("ordinary", "near_kink", "saturating", "tiny"),
 )
 

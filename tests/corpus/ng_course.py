@@ -14,8 +14,9 @@ ENGINE = dict(
     grads="grads", loss="loss", layout="column", takes_arch=False,
     activations=("relu", "sigmoid"), losses=("bce",), targets=None,
     archs=(("3-4-1", "relu,sigmoid", "bce"), ("4-5-3-1", "relu,relu,sigmoid", "bce")),
-    random_archs=None, dtypes=None, weight_decay=None, loss_convention="declared",
-    # The course's dAL divides by 1 - AL: once |z| > 37 the sigmoid rounds to 1 and the gradient is NaN.
+    random_archs=None, dtypes=("float64",), weight_decay=None, loss_convention="declared",
+    # The course's dAL divides by 1 - AL: once the sigmoid rounds to 1 (|z| > 37 in float64, > 17 in
+    # float32) the gradient is NaN; checked where it is sound, as its author would use it.
     regimes=("ordinary", "near_kink", "saturating", "tiny"),
 )
 
