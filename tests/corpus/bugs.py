@@ -182,7 +182,9 @@ def truth(b: Bug, case) -> tuple[int | None, tuple[str, ...], float]:
 
 def judge(b: Bug, result) -> dict:
     """Per case: what bpcheck said against where the bug is. caught: ENGINE cases; misplaced: ENGINE verdicts
-    naming another layer or a tensor that does not differ; missed: cases revealing the bug (REVEAL) not ENGINE."""
+    that name another layer or lead with a tensor that does not differ (a verdict that names no layer, as
+    fd:loss_fn's today, is not counted unless no verdict of the case names one); missed: float64 cases
+    revealing the bug (REVEAL) not labelled ENGINE."""
     from bpcheck import Case
 
     out = {"cases": len(result.outcomes), "revealed": 0, "caught": 0, "misplaced": [], "missed": [], "as_listed": 0}
@@ -200,9 +202,13 @@ def judge(b: Bug, result) -> dict:
                 out["missed"].append(f"{o.describe}: {o.label} (rel diff {rel:.1e})")
             continue
         out["caught"] += 1
-        for v in o.result.verdicts:
-            worst = v.worst_tensor() if v.label == "ENGINE" else None
-            if v.label == "ENGINE" and (v.first_bad_layer != layer or worst is None or worst.name not in tensors):
+        named = [v for v in o.result.verdicts if v.label == "ENGINE" and v.first_bad_layer is not None]
+        if not named:
+            out["misplaced"].append(f"{o.describe}: no ENGINE verdict names a layer, the bug shows in layer {layer} "
+                                    f"{'/'.join(tensors)}")
+        for v in named:
+            worst = v.worst_tensor()
+            if v.first_bad_layer != layer or worst is None or worst.name not in tensors:
                 out["misplaced"].append(f"{o.describe}: {v.reference} names layer {v.first_bad_layer} "
                                         f"{worst.name if worst else None}, the bug shows in layer {layer} {'/'.join(tensors)}")
     return out
