@@ -136,7 +136,7 @@ def check(b: Bug, mode: str, cases: int = CASES_PER_BUG, seed: int = 0):
         kwargs["loss_fn"] = b.loss or getattr(mod, info["loss"])
     if info["dtypes"]:
         kwargs["dtype"] = info["dtypes"]
-    if info["weight_decay"] is not None and accepts("weight_decay") and mode == "declared":
+    if info["weight_decay"] is not None and accepts("weight_decay"):
         kwargs["weight_decay"] = info["weight_decay"]
     if info["targets"] == ("onehot",) and accepts("targets"):
         kwargs["targets"] = "onehot"

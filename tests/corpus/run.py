@@ -87,7 +87,7 @@ def run(plan: Plan) -> bpcheck.byo.Result:
         kwargs["loss_fn"] = getattr(mod, info["loss"])
     if info["dtypes"]:
         kwargs["dtype"] = info["dtypes"]
-    if info["weight_decay"] is not None and accepts("weight_decay") and plan.mode == "declared":
+    if info["weight_decay"] is not None and accepts("weight_decay"):
         kwargs["weight_decay"] = info["weight_decay"]
     if info["targets"] == (TARGETS_ONLY_ONEHOT,) and accepts("targets"):
         kwargs["targets"] = TARGETS_ONLY_ONEHOT
