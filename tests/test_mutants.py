@@ -54,9 +54,10 @@ def test_engine_mutant_is_caught_and_located(mutant):
         layer, tensors = mutant.expected(case.arch)
         if layer is None:
             continue
-        _, first_bad, lead = sweep._localisation(r)
+        _, first_bad, lead, named = sweep._localisation(r)
         assert first_bad == layer, f"{mutant.name} on {case.arch.label()}: layer {first_bad}, expected {layer}"
         assert lead in tensors, f"{mutant.name} on {case.arch.label()}: led by {lead}, expected one of {tensors}"
+        assert mutant.named in named, f"{mutant.name} on {case.arch.label()}: diagnosed {named!r}"
 
 
 def test_the_unmutated_engine_agrees_on_the_mutants_cases():
