@@ -24,7 +24,8 @@ DEFAULT_FAIL_ON: tuple[str, ...] = ("ENGINE", "REFERENCE")
 LABEL_MEANING: dict[str, str] = {
     "ENGINE": "the gradient under test (the engine or your function) differs while the references agree with each other",
     "REFERENCE": "the references disagree with each other",
-    "ERROR": "the reference raised",
+    "ERROR": ("a reference or the gradient under test raised, a worker died, or the gradient is not finite in the "
+              "case's dtype (it overflows)"),
     "CONVENTION": ("another valid convention: a different one-sided slope at exact zeros of a kink, "
                    "or (given your loss_fn) your own loss"),
     "FD_NOISE": "only finite differences differ, beyond their estimate, while the analytic references agree",
