@@ -39,6 +39,7 @@ from .compare import (
     references_agree,
 )
 from .compare.convention import exact_zeros, find_convention
+from .compare.overflow import overflows
 from .compare.tolerance import dtype_name
 from .results import DEFAULT_FAIL_ON, LABELS, CheckResult, RunResult, TensorMetrics, Verdict, worst_label
 from .spec import Case, Gradients, UsageError, suggest
@@ -196,32 +197,6 @@ def compared(verdict: Verdict) -> bool:
     """Did this reference compare anything? SKIPPED, ERROR and a verdict with no tensor did not: a case
     none of whose references compared anything is not ok, whatever its labels."""
     return verdict.label not in ("SKIPPED", "ERROR") and bool(verdict.tensors)
-
-
-def overflows(case: Case, ran: dict[str, Gradients]) -> dict[str, str]:
-    """reference -> why its gradient cannot be compared in the case's dtype: a loss or gradient entry that
-    is not finite (it overflowed float64), or a gradient entry beyond the largest number of a narrower
-    dtype (the loss may overflow there: the gradient is what is compared). Such a
-    case says nothing about the producer, so its verdicts are ERROR, never ENGINE or REFERENCE."""
-    dtype = dtype_name(case.x.dtype)
-    biggest = float(np.finfo(case.x.dtype).max)
-    out: dict[str, str] = {}
-    for name, grads in ran.items():
-        values = {"the loss": np.asarray(grads.loss, dtype=np.float64), **grads.tensors()}
-        for key, value in values.items():
-            value = np.asarray(value, dtype=np.float64)
-            where = "" if key == "the loss" else f" d{key}"
-            if not np.isfinite(value).all():
-                at = np.unravel_index(int(np.argmin(np.isfinite(value))), value.shape)
-                shown = f"{where[1:]} has {value[at]} at {tuple(map(int, at))}" if where else f"loss is {value[at]}"
-                out[name] = (f"not finite in float64: {name}'s {shown} (it overflows float64): "
-                             "scale x, y or the parameters down")
-                break
-            if dtype != "float64" and where and value.size and np.abs(value).max() > biggest:
-                out[name] = (f"not finite in {dtype}: {name}'s{where or ' loss'} reaches {np.abs(value).max():.3g}, "
-                             f"beyond {dtype}'s largest {biggest:.3g}: check the case in float64, or scale it down")
-                break
-    return out
 
 
 def _judge(ctx: CaseContext, produced: Gradients, ran: dict[str, Gradients], comparisons: dict[str, Comparison],
