@@ -17,7 +17,7 @@ import pytest
 
 from bpcheck import engine
 from bpcheck.byo import check_gradients
-from bpcheck.check import check_case, check_cases
+from bpcheck.check import check_case, check_cases, compared
 from bpcheck.commands.report import execute
 from bpcheck.report.analysis import verdict_line
 from bpcheck.report.summary import summary_lines
@@ -206,3 +206,11 @@ def test_a_nan_answer_is_reported_as_nan_not_as_hidden_state():
 def test_the_summary_of_a_run_with_no_case_names_no_pass():
     lines = summary_lines(RunResult({"seed": 0, "fail_on": ["ENGINE", "REFERENCE"], "partial": True}, ()), "out", [])
     assert lines[0].startswith("NOT CHECKED") and not any("PASS" in ln for ln in lines)
+
+
+def test_a_verdict_that_compared_no_tensor_compared_nothing():
+    """AGREE over zero tensors is not a comparison; SKIPPED and ERROR never are."""
+    real = check_case(_overflow_case("float64", 1.0), "fd").verdicts[0]
+    assert compared(real) and real.label == "AGREE"
+    assert not compared(replace(real, tensors=()))
+    assert not compared(replace(real, label="SKIPPED")) and not compared(replace(real, label="ERROR"))
