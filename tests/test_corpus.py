@@ -37,16 +37,6 @@ KNOWN_ENGINE: dict[tuple[str, str], str] = {
         'convention relati (saturating 1, ordinary 1); ENGINE in 2 of 100: vs torch,jax: dW3 and db3 fit no '
         'known convention relative to the declared mse gradient (huge 2); EN...'
     ),
-    ('leaky_slope_02', 'declared'): (
-        '[issue 13.5: no leaky slope in the arch] seen: SpecError: Arch has unknown activation '
-        "'leaky_relu:0.2' (did you mean 'leaky_relu'?): choose from identity, sigmoid, tanh, relu, "
-        'leaky_relu, elu, softplus, gelu, softmax'
-    ),
-    ('leaky_slope_02', 'loss_fn'): (
-        '[issue 13.5: no leaky slope in the arch] seen: SpecError: Arch has unknown activation '
-        "'leaky_relu:0.2' (did you mean 'leaky_relu'?): choose from identity, sigmoid, tanh, relu, "
-        'leaky_relu, elu, softplus, gelu, softmax'
-    ),
 }
 
 # (bug, mode) -> what bpcheck gets wrong today (python -m tests.corpus.run --bugs BUG).
