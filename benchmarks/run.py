@@ -1,6 +1,6 @@
 """The speed suite (issue 8): every case, one Markdown report and one log-log plot.
 
-    python -m benchmarks                          # cases a-e, gradcheck slow mode at 100k included (~1 min more)
+    python -m benchmarks                          # cases a-f, gradcheck slow mode at 100k included (~1 min more)
     python -m benchmarks --skip-slow              # leave out gradcheck slow mode at 100k
     python -m benchmarks --cases a,b --out /tmp   # some cases only
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from benchmarks.section import Goal, Section, median_of
 
-CASES = ("a", "b", "c", "d", "e")
+CASES = ("a", "b", "c", "d", "e", "f")
 ENGINE_1T, TORCH_1T = "bpcheck engine (1 thread)", "torch (1 thread)"
 ENGINE_DEFAULT, TORCH_2T, JAX_JIT = "bpcheck engine", "torch (2 threads)", "jax jit(grad)"
 
@@ -94,7 +94,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    p.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of a,b,c,d,e (default all)")
+    p.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of a,b,c,d,e,f (default all)")
     p.add_argument("--skip-slow", action="store_true", help="leave out torch gradcheck slow mode at 100k params")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="reports", help="directory for bench.md and bench.png (default reports)")
@@ -108,7 +108,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from benchmarks import bench_fast, bench_full_fd, bench_report, bench_three_refs
+    from benchmarks import bench_fast, bench_full_fd, bench_isolation, bench_report, bench_three_refs
     from benchmarks.plot import plot_cost
 
     out = Path(args.out)
@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         "c": lambda: engine_section(100, args.seed),
         "d": lambda: bench_three_refs.run(40, args.seed),
         "e": lambda: bench_report.run(200, args.seed),
+        "f": lambda: bench_isolation.run(3, args.seed),
     }
     sections: list[Section] = []
     for case in args.cases:

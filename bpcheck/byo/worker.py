@@ -112,13 +112,21 @@ def _after_fork_in_child() -> None:
 
 
 def _die_with_parent() -> None:
-    """Linux: the kernel kills this worker when bpcheck dies, even while user code never returns."""
-    try:
-        import ctypes
+    """End this worker when bpcheck dies (SIGKILL gives it no chance to), even while user code never returns.
 
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # not Linux: the closed pipe ends the worker once the user's code returns
-        pass
+    A thread polls the parent's pid rather than PR_SET_PDEATHSIG, which fires when the *thread* that started
+    the worker ends (a pool thread of the caller's, say), not the process."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="bpcheck-watch-parent").start()
 
 
 class _Restore:
