@@ -49,10 +49,11 @@ class UserEngine:
         """Load now, so that a bad spec is a one-line UserFunctionError before any case is drawn."""
         from .byo import ROW
         from .byo.calls import UserGrad
-        from .byo.isolation import isolate
+        from .byo.isolation import Worker, isolate
 
-        if self._grad is None:
-            self._grad = UserGrad(isolate(self.spec, timeout=self.timeout, in_process=self.in_process), ROW,
+        if self._grad is None:  # a worker process of its own: this run's
+            fn = isolate(self.spec, timeout=self.timeout, in_process=self.in_process, worker=Worker())
+            self._grad = UserGrad(fn, ROW,
                                   self.timeout, labels=self.labels)
         return self
 

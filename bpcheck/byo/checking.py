@@ -39,7 +39,7 @@ from ..spec import (
 from ..strategies import target_kinds
 from .calls import UserGrad, function_name, hidden_state, narrower, nonfinite, takes_arch, user_targets
 from .conventions import explain
-from .isolation import DEFAULT_TIMEOUT, isolate
+from .isolation import DEFAULT_TIMEOUT, Worker, isolate
 from .layouts import Layout, resolve_layout
 from .loading import UserCallError, call_user
 from .result import CaseOutcome, Finding, Result, common_diagnosis
@@ -91,8 +91,11 @@ def check_gradients(
     target_kinds(targets)
     labels = targets == "labels"
     UserGrad(grad_fn, lay, timeout, labels=labels)  # a bad timeout or arity is reported before a worker starts
-    grad_fn = isolate(grad_fn, timeout=timeout, in_process=in_process)
-    loss_fn = None if loss_fn is None else isolate(loss_fn, timeout=timeout, in_process=in_process)
+    # One worker process for this run, shared by grad_fn and loss_fn (unless the caller isolated grad_fn already)
+    owned = getattr(grad_fn, "worker", None) is None
+    worker = Worker() if owned else grad_fn.worker
+    grad_fn = isolate(grad_fn, timeout=timeout, in_process=in_process, worker=worker)
+    loss_fn = None if loss_fn is None else isolate(loss_fn, timeout=timeout, in_process=in_process, worker=worker)
     user = UserGrad(grad_fn, lay, timeout, labels=labels)
     with_loss_arch = takes_arch(loss_fn, "loss_fn") if loss_fn is not None else False
     names = refs.resolve(references) if skip_missing else refs.require(references)
@@ -128,6 +131,8 @@ def check_gradients(
         outcomes.append(_check_one(index, case, call.grads, user.name, names, user_loss, describe))
     ok = all(o.ok for o in outcomes) and not findings and bool(outcomes)
     meta = {"requested_cases": len(drawn), "loss_fn": function_name(loss_fn) if loss_fn else None}
+    if owned:  # this run's worker: stopped now, not whenever the garbage collector gets to it
+        worker.stop()
     return Result(user.name, lay.name, tuple(names), seed, tuple(outcomes), tuple(findings),
                   common_diagnosis(outcomes), ok, meta)
 

@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -66,8 +67,16 @@ class _Overrun(Exception):
     """The worker did not answer within the time limit."""
 
 
+# The worker's start: this bpcheck first on the path, and a bare bpcheck.byo package (worker.main explains why).
+LAUNCH = ("import sys, types; sys.path.insert(0, {root!r}); import bpcheck; "
+          "byo = types.ModuleType('bpcheck.byo'); byo.__path__ = [{byo!r}]; sys.modules['bpcheck.byo'] = byo; "
+          "from bpcheck.byo.worker import main; main({r}, {w})")
+
+
 class Worker:
-    """One worker process, started on first use and again after it died or was killed."""
+    """One worker process, started on first use and again after it died or was killed; one per run (a
+    check_gradients call, a --engine producer), so that what one run's function did to its process (a
+    patched numpy, say) cannot reach another run's."""
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
@@ -77,18 +86,24 @@ class Worker:
     def _start(self) -> None:
         from_parent, to_child = os.pipe()
         from_child, to_parent = os.pipe()
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        code = (f"import sys; sys.path.insert(0, {root!r}); from bpcheck.byo.worker import main; "
-                f"main({from_parent}, {to_parent})")
+        here = os.path.dirname(os.path.abspath(__file__))
+        code = LAUNCH.format(root=os.path.dirname(os.path.dirname(here)), byo=here, r=from_parent, w=to_parent)
         try:
             self.proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=(from_parent, to_parent),
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         finally:
             os.close(from_parent)
             os.close(to_parent)
+        _running.add(self)
         self.wfd, self.rfd = to_child, from_child
         self.loaded = {}
         child.send(self.wfd, ("path", list(sys.path)))
+
+    def __del__(self) -> None:
+        try:
+            self.stop()
+        except Exception:  # at interpreter exit the modules it needs may be gone
+            pass
 
     def stop(self) -> int | None:
         """Kill the worker and everything it forked (its process group); its exit code, or None if none ran."""
@@ -163,17 +178,23 @@ def _dumps(message: Any, protocol: int) -> bytes:
     return cloudpickle.dumps(message, protocol=protocol)
 
 
+_running: weakref.WeakSet[Worker] = weakref.WeakSet()
 _shared: Worker | None = None
 _shared_lock = threading.Lock()
 
 
+@atexit.register
+def _stop_all() -> None:
+    for worker in list(_running):
+        worker.stop()
+
+
 def shared_worker() -> Worker:
-    """The process's worker: one per process, stopped at exit."""
+    """The worker of RemoteFunctions unpickled in this process (a --jobs process: one run), stopped at exit."""
     global _shared
     with _shared_lock:
         if _shared is None:
             _shared = Worker()
-            atexit.register(_shared.stop)
         return _shared
 
 
@@ -255,7 +276,8 @@ def isolate(fn: Callable[..., Any] | str, *, timeout: float | None = DEFAULT_TIM
             payload = ("pickle", _by_value(fn))
         except Exception as exc:  # cloudpickle cannot send it: say so once, run it here
             return _fallback(fn, name, f"{type(exc).__name__}: {exc}")
-    key = hashlib.sha1(repr(payload).encode() if payload[0] == "spec" else payload[1]).hexdigest() + ":" + name
+    key = hashlib.sha1(repr((payload, _stamp(fn))).encode() if payload[0] == "spec" else payload[1]).hexdigest()
+    key += ":" + name
     worker = worker or shared_worker()
     try:
         reply = worker.ensure(key, name, payload, timeout)
@@ -270,6 +292,15 @@ def isolate(fn: Callable[..., Any] | str, *, timeout: float | None = DEFAULT_TIM
     if reply[0] != "loaded":
         raise _error(reply)
     return RemoteFunction(worker, key, name, payload, reply[1])
+
+
+def _stamp(spec: str) -> tuple:
+    """The file's size and mtime: a file rewritten in one process is loaded again, not served from before."""
+    try:
+        st = os.stat(spec.rpartition(":")[0])
+    except OSError:
+        return ()
+    return (st.st_size, st.st_mtime_ns)
 
 
 def _fallback(fn: Callable[..., Any], name: str, why: str) -> Callable[..., Any]:

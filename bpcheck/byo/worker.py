@@ -160,17 +160,15 @@ def _text(exc: BaseException) -> str:
 
 
 def _load(name: str, how: str, payload: Any):
-    from .loading import load_function, positional_arity
-
     if how == "spec":
-        fn = load_function(payload)
+        fn = loading.load_function(payload)
     else:
         import cloudpickle  # noqa: F401  (functions pickled by value need it to unpickle)
 
         data, files = pickle.loads(payload)
         fn = pickle.loads(data)
         _refile(fn, files)
-    return fn, positional_arity(fn)
+    return fn, loading.positional_arity(fn)
 
 
 def _refile(fn: Any, files: dict[str, str]) -> None:
@@ -198,8 +196,7 @@ def _filled(cell: Any) -> bool:
 
 
 def _handle(request: tuple, functions: dict[Any, Any]) -> tuple:
-    from .loading import UserCallError, _call, last_frame
-
+    UserCallError, _call, last_frame = loading.UserCallError, loading._call, loading.last_frame
     kind, key = request[0], request[1]
     with _Restore() as state:
         try:
@@ -233,8 +230,21 @@ def _handle(request: tuple, functions: dict[Any, Any]) -> tuple:
     return ("ok", plain(value), plain(args) if want_args else None)
 
 
+loading: Any = None  # bpcheck.byo.loading, imported by main()
+
+
 def main(read_fd: int, write_fd: int) -> None:
-    """Serve requests until bpcheck closes the pipe; then exit at once, whatever threads user code left."""
+    """Serve requests until bpcheck closes the pipe; then exit at once, whatever threads user code left.
+
+    The launcher (isolation.LAUNCH) put a bare bpcheck.byo package in sys.modules, so that start-up
+    imports only what the worker needs, not bpcheck.byo's checking machinery; once loading is in, the
+    bare package goes, and user code that imports bpcheck.byo gets the real one."""
+    global loading
+    from . import loading as _loading
+
+    loading = _loading
+    if not hasattr(sys.modules.get("bpcheck.byo"), "check_gradients"):
+        sys.modules.pop("bpcheck.byo", None)
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is bpcheck's to handle, in the parent
     os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
