@@ -22,6 +22,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import pytest
 
 from bpcheck import jsonfile
@@ -266,6 +267,74 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(cmd, tmp_path):
     _assert_one_line(done.stderr, Row("fifo", None, "fifo.json' is not a regular file (a FIFO"),
                      REPORT_FIX if cmd == "render" else CASE_FIX)
     assert not (tmp_path / "out").exists()
+
+
+# --- a wrong value in any field: a one-line error, or a file that still works; never another exception ---
+
+WRONG = ["text", -1, 1e308, 10**300, [], {}, None, True, [[1.0]], "nan"]
+MISSING = object()
+
+
+def _fields(node: Any, prefix: tuple = ()) -> list[tuple]:
+    """The path of every field, lists represented by their first item (the rest are laid out alike)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node[:1]) if isinstance(node, list) else ()
+    out = []
+    for key, value in items:
+        out += [(*prefix, key), *_fields(value, (*prefix, key))]
+    return out
+
+
+def _mutations(doc: dict[str, Any]):
+    """doc with one field set to a wrong value (rotating through WRONG, so each kind of value lands on a third of
+    the fields) or removed: every field of the file is hit at least twice."""
+    for i, path in enumerate(_fields(doc)):
+        for value in (WRONG[i % len(WRONG)], WRONG[(i + 3) % len(WRONG)], MISSING):
+            data = copy.deepcopy(doc)
+            node = data
+            for key in path[:-1]:
+                node = node[key]
+            if value is MISSING:
+                node.pop(path[-1])
+            else:
+                node[path[-1]] = value
+            yield path, value, data
+
+
+def _render(path: str) -> None:
+    from bpcheck.report import html, jsonfmt, render_files
+
+    run = jsonfmt.load(path)
+    render_files(run, ("md", "junit"))
+    html.render(run, {})  # the plots need matplotlib per call: tested once, by the html test above
+
+
+def _replay(path: str) -> None:
+    from bpcheck.replaying import load_case, replay_case
+
+    case, recorded = load_case(path)
+    replay_case(case, recorded, references="fd")
+
+
+@pytest.mark.parametrize("what", ["report", "case"])
+def test_a_wrong_value_in_any_field_is_one_error_or_still_works(what, real, tmp_path):
+    from bpcheck.spec import BpcheckError
+
+    report, case = real
+    doc = case if what == "case" else {**report, "results": [r for r in report["results"] if not r["ok"]][:1],
+                                       "meta": {**report["meta"], "reproducers": report["meta"]["reproducers"][:1]}}
+    rejected = tried = 0
+    for path, value, data in _mutations(doc):
+        file = _json(tmp_path, data)
+        tried += 1
+        try:
+            with np.errstate(all="ignore"):  # 1e308 in a case is valid input, whose arithmetic overflows
+                (_replay if what == "case" else _render)(file)
+        except BpcheckError as exc:
+            rejected += 1
+            assert "\n" not in str(exc), (path, value, str(exc))
+        except Exception as exc:  # noqa: BLE001 -- the point: nothing but a BpcheckError may come out
+            raise AssertionError(f"{'.'.join(map(str, path))} = {value!r}: {type(exc).__name__}: {exc}") from None
+    assert tried > 200 and rejected > tried / 2, (tried, rejected)
 
 
 # --- report.html keeps whatever report.json says as text ---
