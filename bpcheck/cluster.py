@@ -57,7 +57,7 @@ class DaskBackend:
                 # daemon False: a worker may start processes of its own (an isolated --engine).
                 with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False}):
                     self.cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True,
-                                                dashboard_address=None, host="127.0.0.1", silence_logs=logging.CRITICAL)
+                                                dashboard_address=":0", host="127.0.0.1", silence_logs=logging.CRITICAL)
                 self.client = Client(self.cluster)
             else:
                 try:

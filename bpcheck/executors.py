@@ -1,8 +1,8 @@
 """Where the work runs: in this process (--jobs 1), in a pool of spawned processes (--jobs N, the standard
 library's ProcessPoolExecutor), or on a Dask cluster (--scheduler tcp://HOST:8786, or local:N for a LocalCluster).
 
-    runner = Runner(jobs=2)                        # or Runner(scheduler="local:2") / Runner(scheduler="tcp://...")
-    stop = runner.run(task, items, on_result, on_lost, setup=setup, item_seconds=0.007)
+    with Runner(jobs=2) as runner:                 # or Runner(scheduler="local:2") / Runner(scheduler="tcp://...")
+        stop = runner.run(task, items, on_result, on_lost, setup=setup, item_seconds=0.007)
 
 task(chunk) -> [(item, value), ...] runs in a worker; it and setup must pickle (module-level functions, or a
 functools.partial of one). The results do not depend on the runner: every item is a pure function of itself,
@@ -86,6 +86,10 @@ def _pool_initializer(setup: Callable[[], None] | None) -> None:
         setup()
 
 
+class _NotStarted(Exception):
+    """A chunk handed to a pool that had already broken."""
+
+
 class _Pool:
     """--jobs N: a ProcessPoolExecutor of spawned processes. A worker's death breaks the whole pool (every future
     in flight fails with BrokenProcessPool), so in flight is at most one chunk per worker: those are the suspects,
@@ -110,7 +114,11 @@ class _Pool:
         return self.jobs
 
     def submit(self, task: Task, chunk: tuple[int, ...]) -> Any:
-        future = self.pool.submit(task, chunk)
+        try:
+            future = self.pool.submit(task, chunk)
+        except BrokenProcessPool:  # broke after our last look: the chunk did not start, it goes back in line
+            future = cf.Future()
+            future.set_exception(_NotStarted())
         # The executor's private process table, kept here: once broken, it empties its own before we look.
         self.processes.update(getattr(self.pool, "_processes", None) or {})
         return future
@@ -123,6 +131,8 @@ class _Pool:
         exc = future.exception()
         if exc is None:
             return "ok", future.result()
+        if isinstance(exc, _NotStarted):
+            return "again", None
         if isinstance(exc, BrokenProcessPool):
             self.pool.shutdown(wait=True, cancel_futures=True)  # joins its workers: their exit codes are in
             return "died", f"the worker process died ({self._exit_codes() or exc})"
@@ -153,6 +163,7 @@ class Runner:
         if self.scheduler is not None:
             require_dask()
         self.meta: dict[str, Any] = {"kind": "this process", "workers": 1}
+        self._open: Any = None  # the backend, kept open between runs until close()
 
     def check_sendable(self, value: Any, name: str) -> None:
         """A UsageError before any work when value cannot travel to the workers (the pool pickles, Dask
@@ -194,10 +205,26 @@ class Runner:
                 for got, value in task((item,)):
                     on_result(got, value)
             return None
-        backend = self._backend(setup)
+        if self._open is None:
+            self._open = self._backend(setup)
+        stopped: str | None = "failed"
         try:
-            return _drive(backend, task, items, on_result, on_lost, item_seconds, self.meta)
+            stopped = _drive(self._open, task, items, on_result, on_lost, item_seconds, self.meta)
+            return stopped
         finally:
+            if stopped is not None:  # the scheduler is gone, Ctrl-C, or a bug: nothing to keep
+                self.close()
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers (a with block does it): they are kept between runs, with their set-up done."""
+        if self._open is not None:
+            backend, self._open = self._open, None
             backend.close()
 
 
@@ -228,6 +255,8 @@ def _drive(backend, task: Task, items: Sequence[int], on_result, on_lost, item_s
                 on_result(item, result)
         elif kind == "lost":
             return value
+        elif kind == "again":
+            alone.appendleft(chunk[0]) if retry else chunks.appendleft(chunk)
         elif kind == "died" and not retry:
             alone.extend(chunk)
         else:

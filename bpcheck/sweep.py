@@ -127,11 +127,11 @@ def _check_chunk(config: SweepConfig, producer: Producer, chunk: tuple[int, ...]
     return out
 
 
-def _set_up_worker(config: SweepConfig) -> None:
+def set_up_worker(references: tuple[str, ...]) -> None:
     """Once per worker: import the references' frameworks, turn on jax's x64 and compile cache and load its
     compiled bucket, by checking one drawn case with the engine; a failure here shows up in the real cases."""
     try:
-        check_case(config.draw(0), list(config.references), producer=engine.gradients, fail_on=config.fail_on)
+        check_case(draw_case(0, 0), list(references), producer=engine.gradients)
     except Exception:  # the same error comes back, reported, from the case that meets it
         pass
 
@@ -157,8 +157,9 @@ def run_sweep(config: SweepConfig, producer: Producer = engine.gradients, *,
         report(index, _error_result(config, index, producer, reason))
 
     try:
-        stopped = runner.run(partial(_check_chunk, config, producer), range(config.cases), report, lost,
-                             setup=partial(_set_up_worker, config), item_seconds=CASE_SECONDS)
+        with runner:
+            stopped = runner.run(partial(_check_chunk, config, producer), range(config.cases), report, lost,
+                                 setup=partial(set_up_worker, tuple(config.references)), item_seconds=CASE_SECONDS)
     except KeyboardInterrupt:
         stopped = INTERRUPTED
     results = tuple(done[i] for i in sorted(done))

@@ -225,3 +225,22 @@ def test_scheduler_without_dask_installed_is_exit_2_with_the_install_line(tmp_pa
                        env=hidden_env(tmp_path, "distributed"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "pip install 'bpcheck[cluster]'" in done.stderr, done.stderr
+
+
+def test_mutants_give_the_same_results_in_one_process_in_two_and_on_a_local_cluster(tmp_path, capsys):
+    """mutants --jobs 2 and --scheduler local:2: one task a mutant, the false-alarm cases in chunks; mutants.json
+    equal to one process's but for wall times, the command line and the executor."""
+    argv = ["mutants", "--only", "bias_sign_flipped,ce_forgets_y,missing_1_over_batch", "--cases", "3",
+            "--fp-cases", "30", "--shrink", "greedy", "--refs", "fd,torch", "--no-baselines"]
+    got = {}
+    for name, where in (("one", []), ("jobs", ["--jobs", "2"]), ("dask", ["--scheduler", "local:2"])):
+        assert main([*argv, *where, "--out", str(tmp_path / name)]) == 0
+        got[name] = json.loads((tmp_path / name / "mutants.json").read_text())
+    capsys.readouterr()
+    assert got["dask"]["meta"]["executor"]["kind"] == "dask" and got["jobs"]["meta"]["executor"]["workers"] == 2
+    assert got["one"]["totals"]["bpcheck_caught"] == 3 and got["one"]["engine"]["n"] == 30
+    strip = lambda d: _comparable(d)["meta"] | {"command": None, "wall_seconds": None}  # noqa: E731
+    for name in ("jobs", "dask"):
+        assert strip(got[name]) == strip(got["one"])
+        assert _comparable(got[name])["mutants"] == _comparable(got["one"])["mutants"]
+        assert _comparable(got[name])["engine"] == _comparable(got["one"])["engine"]

@@ -12,7 +12,7 @@ import argparse
 import sys
 import time
 
-from .common import add_seed, int_at_least
+from .common import add_executor, add_seed, int_at_least
 
 HELP = "measure who catches a catalog of real backprop bugs: bpcheck, torch gradcheck, jax check_grads"
 
@@ -29,21 +29,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shrink", choices=("hypothesis", "greedy", "none"), default="hypothesis",
                    help="minimal case per mutant: bpcheck.shrink (default), the greedy fallback only, or none")
     p.add_argument("--list", action="store_true", help="list the catalog and exit")
+    add_executor(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import references as refs
+    from ..executors import Runner
     from ..mutants import select
     from ..report.writer import MUTANTS, OutputFolder
 
     chosen = select(args.only)
     refs.require(args.refs, "--refs")  # before any work: a named reference must be able to run here
+    args.runner = Runner(args.jobs, args.scheduler)  # a bad --jobs/--scheduler pair, or no dask: exit 2 here
     if args.list:
         for m in chosen:
             print(f"{m.name:28s} {m.style:6s} {m.where:18s} {m.conditions.describe()}\n    {m.description}")
         return 0
     # before any work: --out must be writable and not in use by another mutants run
-    with OutputFolder(args.out, MUTANTS, flag="--out") as folder:
+    with OutputFolder(args.out, MUTANTS, flag="--out") as folder, args.runner:
         return _measure(args, chosen, folder)
 
 
@@ -53,27 +56,32 @@ def _measure(args: argparse.Namespace, chosen, folder) -> int:
     from .. import __version__, baselines
     from .. import references as refs
     from ..mutants import render, sweep
+    from ..spec import BpcheckError
 
     names = tuple(b for b in baselines.BASELINES if not args.no_baselines and baselines.available(b))
     references = refs.require(args.refs, "--refs")
     start = time.perf_counter()
-    mutants = []
-    for i, m in enumerate(chosen, 1):
-        outcome = sweep.run_mutant(m, args.cases, args.seed, references, names, shrink=args.shrink)
-        mutants.append(outcome.to_dict())
-        print(f"[{i}/{len(chosen)}] {m.name}: bpcheck {sum(c.caught for c in outcome.cases)}/{args.cases}", file=sys.stderr)
+
+    def done(i: int, total: int, outcome: dict) -> None:
+        print(f"[{i}/{total}] {outcome['name']}: bpcheck {outcome['caught_cases']}/{args.cases}"
+              + (f" ({outcome['error']})" if "error" in outcome else ""), file=sys.stderr)
+
+    mutants, stopped = sweep.run_mutants(chosen, args.cases, args.seed, references, names, args.shrink,
+                                         runner=args.runner, on_done=done)
+    if stopped is not None:
+        raise BpcheckError(f"the mutants run stopped after {len(mutants)} of {len(chosen)} mutants: {stopped}")
     engine = None
     if args.fp_cases:
         def progress(done: int, total: int) -> None:
             if done % 250 == 0 or done == total:
                 print(f"engine: {done}/{total} cases", file=sys.stderr)
-        engine = sweep.run_engine(args.fp_cases, args.seed, references, names, progress).to_dict()
+        engine = sweep.run_engine(args.fp_cases, args.seed, references, names, progress, runner=args.runner).to_dict()
     meta = {
         "command": "python -m bpcheck mutants " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["mutants"] else []),
         "seed": args.seed, "k": args.cases, "shrink": args.shrink, "fp_cases": args.fp_cases, "references": list(references),
         "baselines": list(names), "bpcheck": __version__, "numpy": np.__version__,
         "torch": refs.status("torch").version, "jax": refs.status("jax").version,
-        "wall_seconds": time.perf_counter() - start,
+        "wall_seconds": time.perf_counter() - start, "executor": args.runner.meta,
     }
     summary = render.summarise(mutants, engine, meta)
     md, js = render.write(summary, folder)

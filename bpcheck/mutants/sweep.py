@@ -15,12 +15,16 @@ import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from .. import baselines, draw, engine
+from .. import references as refs
 from .. import strategies as bst
 from ..check import check_case
-from ..spec import Case
+from ..executors import Runner
+from ..spec import BpcheckError, Case
+from ..sweep import set_up_worker
 from .catalog import Conditions, Mutant
 
 DTYPES = ("float64", "float32")
@@ -207,22 +211,77 @@ class EngineOutcome:
                 "baseline_alarms": {b: v[:20] for b, v in self.baseline_alarms.items()}}
 
 
+def _mutants_task(names: tuple[str, ...], k: int, seed: int, references, run_baselines, shrink: str,
+                  chunk: tuple[int, ...]) -> list[tuple[int, dict[str, Any]]]:
+    from . import get
+
+    return [(i, run_mutant(get(names[i]), k, seed, references, run_baselines, shrink).to_dict()) for i in chunk]
+
+
+def run_mutants(mutants: tuple[Mutant, ...], k: int, seed: int, references=None,
+                run_baselines: tuple[str, ...] = baselines.BASELINES, shrink: str = "hypothesis", *,
+                runner: Runner | None = None, on_done=None) -> tuple[list[dict[str, Any]], str | None]:
+    """run_mutant(...).to_dict() for each mutant, in catalog order, wherever runner runs them (one task a mutant);
+    and the reason when the run stopped early (a Dask scheduler gone). A mutant whose worker died twice has no
+    cases (so it is not caught) and an 'error'."""
+    done: dict[int, dict[str, Any]] = {}
+
+    def got(i: int, outcome: dict[str, Any]) -> None:
+        done[i] = outcome
+        if on_done is not None:
+            on_done(len(done), len(mutants), outcome)
+
+    def lost(i: int, reason: str) -> None:
+        m = mutants[i]
+        got(i, {**MutantOutcome(m.name, m.description, m.where, m.style, m.conditions.describe(), [], [], [],
+                                named_as=m.named).to_dict(), "error": reason})
+
+    task = partial(_mutants_task, tuple(m.name for m in mutants), k, seed, references, run_baselines, shrink)
+    stopped = (runner or Runner()).run(task, range(len(mutants)), got, lost, item_seconds=k * 0.1,
+                                       setup=partial(set_up_worker, tuple(refs.resolve(references))))
+    return [done[i] for i in sorted(done)], stopped
+
+
+def _engine_task(seed: int, references, run_baselines, chunk: tuple[int, ...]) -> list[tuple[int, CaseOutcome]]:
+    return [(i, check_one(engine.gradients, draw.draw_case(seed, i), references, run_baselines)) for i in chunk]
+
+
 def run_engine(n: int, seed: int, references=None, run_baselines: tuple[str, ...] = baselines.BASELINES,
-               progress=None) -> EngineOutcome:
-    """The engine over n cases from draw.draw_case (every regime and dtype, evenly)."""
+               progress=None, *, runner: Runner | None = None) -> EngineOutcome:
+    """The engine over n cases from draw.draw_case (every regime and dtype, evenly), wherever runner runs them;
+    a case whose worker died twice is an ERROR alarm (a crash never passes). Raises KeyboardInterrupt, and
+    BpcheckError when a Dask scheduler goes away."""
+    done: dict[int, CaseOutcome] = {}
+    died: set[int] = set()
+
+    def got(i: int, outcome: CaseOutcome) -> None:
+        done[i] = outcome
+        if progress is not None:
+            progress(len(done), n)
+
+    def lost(i: int, reason: str) -> None:
+        case = draw.draw_case(seed, i)
+        died.add(i)
+        got(i, CaseOutcome(i, case.arch.label(), case.x.dtype.name, case.regime, case.batch, "ERROR", False, [],
+                           None, None, 0.0, {}, {}, message=reason))
+
+    stopped = (runner or Runner()).run(partial(_engine_task, seed, references, run_baselines), range(n), got, lost,
+                                       setup=partial(set_up_worker, tuple(refs.resolve(references))),
+                                       item_seconds=0.02 * (1 + len(run_baselines)))
+    if stopped is not None:
+        raise BpcheckError(f"the false-alarm run stopped after {len(done)} of {n} cases: {stopped}")
     alarms: list[dict[str, Any]] = []
     base: dict[str, list[dict[str, Any]]] = {b: [] for b in run_baselines}
     groups: dict[str, dict[str, int]] = {}
     seconds = Counter()
     for i in range(n):
-        case = draw.draw_case(seed, i)
-        o = check_one(engine.gradients, case, references, run_baselines)
-        group = groups.setdefault(f"{case.regime}/{case.x.dtype.name}",
+        o = done[i]
+        group = groups.setdefault(f"{o.regime}/{o.dtype}",
                                   {"cases": 0, "bpcheck": 0, **{b: 0 for b in run_baselines}})
         group["cases"] += 1
         seconds["bpcheck"] += o.seconds
         where = {"index": i, "arch": o.arch, "regime": o.regime, "dtype": o.dtype}
-        if o.label in ("ENGINE", "REFERENCE"):
+        if o.label in ("ENGINE", "REFERENCE") or i in died:
             alarms.append({**where, "label": o.label, "message": o.message})
             group["bpcheck"] += 1
         for b in run_baselines:
@@ -230,7 +289,5 @@ def run_engine(n: int, seed: int, references=None, run_baselines: tuple[str, ...
             if o.baselines.get(b):
                 base[b].append({**where, "message": o.baseline_messages.get(b, "")})
                 group[b] += 1
-        if progress is not None:
-            progress(i + 1, n)
     return EngineOutcome(n, alarms, base, groups, dict(seconds))
 
