@@ -98,6 +98,11 @@ class DaskBackend:
     def outcome(self, future) -> tuple[str, Any]:
         if future.status == "finished":
             return "ok", future.result()
+        if future.status not in ("error", "cancelled"):
+            # done, then its result lost with the worker that held it (the scheduler has put it back to run):
+            # let it go and hand the chunk out again, as if it had not started
+            future.release()
+            return "again", None
         if future.status == "cancelled":  # we cancel nothing while running: the client lost the scheduler
             return "lost", f"the Dask scheduler at {self.address} went away (the client lost its connection)"
         exc = future.exception()
