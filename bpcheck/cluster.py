@@ -11,6 +11,7 @@ started with `dask worker --nthreads 1`), so a worker's death takes one chunk wi
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from .executors import ignore_sigint
 from .spec import UsageError
 
 CONNECT_SECONDS = 10  # to reach a remote scheduler, and then to see its first worker
+INFO_SECONDS = 2.0  # how often the worker count is asked again
 
 
 class SetUp(WorkerPlugin):
@@ -76,16 +78,26 @@ class DaskBackend:
             raise
         self.client.register_plugin(SetUp(setup, ours=self.cluster is not None))
         self.done = as_completed()
-        self.workers = len(self.client.scheduler_info()["workers"])
+        info = self.client.scheduler_info().get("workers") or {}
+        self.workers, self.threads = max(1, len(info)), max(1, sum(w.get("nthreads", 1) for w in info.values()))
+        self.asked = time.monotonic()
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "dask", "scheduler": self.address, "workers": self.workers}
 
     def capacity(self) -> int:
-        # Two chunks a worker: one running, one ready to go, so workers never wait on the round trip.
-        info = self.client.scheduler_info()["workers"]
-        self.workers = max(1, len(info))
-        return 2 * sum(w.get("nthreads", 1) for w in info.values()) or 2
+        """Two chunks a worker: one running, one ready to go, so workers never wait on the round trip. The
+        worker count is asked of the scheduler (a round trip) at most every INFO_SECONDS; workers may join."""
+        now = time.monotonic()
+        if now - self.asked >= INFO_SECONDS:
+            self.asked = now
+            try:
+                info = self.client.scheduler_info().get("workers") or {}
+            except Exception:  # the scheduler is gone: the futures say so, with the reason
+                info = {}
+            if info:
+                self.workers, self.threads = len(info), sum(w.get("nthreads", 1) for w in info.values())
+        return 2 * self.threads
 
     def submit(self, task, chunk: tuple[int, ...]) -> Any:
         future = self.client.submit(task, chunk, pure=False)
