@@ -72,3 +72,10 @@ def test_half_sse_relu_net_is_a_convention_and_its_layer_1_bug_is_named_in_layer
     assert bad.returncode == 1, bad.stdout + bad.stderr
     line = next(x for x in bad.stdout.splitlines() if x.startswith("diagnosis:"))
     assert line.startswith("diagnosis: the derivative of relu is missing in layer 1 (the rest follows half the sum")
+
+
+def test_tanh_prime_bug_is_named_in_its_layer():
+    out = bpcheck("examples/tanh_prime_bug.py:grads", "--arch", "3-4-2", "--activations", "tanh,identity",
+                  "--loss", "mse")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "diagnosis: layer 1 computes tanh' as 1 - a (should be 1 - a²)" in out.stdout
