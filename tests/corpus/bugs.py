@@ -127,11 +127,11 @@ def check(b: Bug, mode: str, cases: int = CASES_PER_BUG, seed: int = 0):
     import bpcheck
     from bpcheck import Arch
 
-    from .run import Plan, _cases_in, accepts, engine
+    from .run import IN_PROCESS, Plan, _cases_in, accepts, engine
 
     mod = engine(b.engine)
     info = mod.ENGINE
-    kwargs: dict = dict(layout=info["layout"], seed=seed)
+    kwargs: dict = dict(layout=info["layout"], seed=seed, **IN_PROCESS)
     if mode == "loss_fn":
         kwargs["loss_fn"] = b.loss or getattr(mod, info["loss"])
     if info["dtypes"]:

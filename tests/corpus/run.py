@@ -56,6 +56,12 @@ def accepts(option: str) -> bool:
     return option in inspect.signature(bpcheck.check_gradients).parameters
 
 
+# The corpus is trusted code: run it in bpcheck's own process. The judgement is the same; what isolation
+# adds (a worker process, one round trip per call, thousands per case for FD of a loss_fn) is tested in
+# tests/test_isolation.py, and would make this file several times slower.
+IN_PROCESS = {"in_process": True} if accepts("in_process") else {}
+
+
 @dataclass(frozen=True)
 class Plan:
     engine: str
@@ -82,7 +88,7 @@ def run(plan: Plan) -> bpcheck.byo.Result:
     info = spec(plan.engine)
     mod = engine(plan.engine)
     grad_fn = getattr(mod, info["grads"])
-    kwargs: dict = dict(layout=info["layout"], seed=plan.seed)
+    kwargs: dict = dict(layout=info["layout"], seed=plan.seed, **IN_PROCESS)
     if plan.mode == "loss_fn":
         kwargs["loss_fn"] = getattr(mod, info["loss"])
     if info["dtypes"]:
