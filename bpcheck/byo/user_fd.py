@@ -91,12 +91,9 @@ def user_gradients(loss, case64: Case, *, with_x: bool = False) -> Gradients:
     noise = max(smooth, default=0.0) / FOURTH_DIFFERENCE
     scale = max(max(largest), noise / EPS)
     err = err + rounding_error(scale, h)
-    split = lambda v: {n: v[starts[j]:starts[j + 1]].reshape(theta[n].shape) for j, n in enumerate(names)}  # noqa: E731
-    g, e, m = split(grad), split(err), split(kink)
-    dx = g.pop("x", None)
-    for d in (e, m):
-        if "x" in d:
-            d["x"] = d.pop("x")
+    g, e, m = ({n: v[starts[j]:starts[j + 1]].reshape(theta[n].shape) for j, n in enumerate(names)}
+               for v in (grad, err, kink))
+    dx = g.pop("x", None)  # Gradients keeps dL/dx apart; its error and kink stay under "x", as compare reads them
     meta = {"noise": noise, "scale": scale, "kinks": int(kink.sum())}
     return Gradients(base, g, dx, error=e, kink=m, source=SOURCE, meta=meta)
 
