@@ -65,24 +65,6 @@ KNOWN_BUG: dict[tuple[str, str], str] = {
         'sigmoid,sigmoid,sigmoid mse, batch 1: CONVENTION (rel diff 1.0e+00); 6 ENGINE verdicts in 21 caught '
         'cases misplace it: torch names layer 3 W3 (2), jax names layer 3 W3 (2), fd:loss_fn name...'
     ),
-    ('nielsen_bias_not_accumulated', 'loss_fn'): (
-        "[fd:loss_fn's localisation names layer 1 where the bug's first wrong layer (from the output) is 2] "
-        'seen: 23 ENGINE verdicts in 28 caught cases misplace it: fd:loss_fn names layer 1 b1 (23); it is in '
-        'layer 2 b2'
-    ),
-    ('nielsen_mse_last_sample_dropped', 'loss_fn'): (
-        "[fd:loss_fn's localisation names layer 1 where the bug's first wrong layer (from the output) is 2] "
-        'seen: 24 ENGINE verdicts in 30 caught cases misplace it: fd:loss_fn names layer 1 b1 (13), '
-        'fd:loss_fn names layer 1 W1 (11); it is in layer 2 W2/b2'
-    ),
-    ('nielsen_ce_quadratic_delta', 'loss_fn'): (
-        "[FD of the user's loss_fn cannot resolve the bug and turns torch's ENGINE into CONVENTION; "
-        "fd:loss_fn's localisation names layer 1 where the bug's first wrong layer (from the output) is 2] "
-        'seen: missed in 1 of 15 float64 cases that reveal it (CONVENTION 1), e.g. float64 saturating, 3-4-2 '
-        'sigmoid,sigmoid bce, batch 7: CONVENTION (rel diff 1.0e+00); 24 ENGINE verdicts in 29 caught cases '
-        'misplace it: fd:loss_fn names layer 1 W1 (17), fd:loss_fn names layer 1 b1 (7); it is in layer 2 '
-        'W2/b2'
-    ),
     ('cs231n_relu_mask_from_input', 'declared'): (
         "[near_kink: every coordinate of the bug's layer masked as KINK, for torch and jax too] seen: missed "
         'in 3 of 15 float64 cases that reveal it (KINK 3), e.g. float64 near_kink, 4-4-4-3 relu,relu,softmax '
@@ -106,11 +88,6 @@ KNOWN_BUG: dict[tuple[str, str], str] = {
         ' 15 float64 cases that reveal it (KINK 3, CONVENTION 3), e.g. float64 near_kink, 3-4-4-2 '
         'elu,elu,identity huber, batch 7: KINK (rel diff 8.8e-01)'
     ),
-    ('twolayer_reg_not_doubled', 'loss_fn'): (
-        "[fd:loss_fn's localisation names layer 1 where the bug's first wrong layer (from the output) is 2] "
-        'seen: 28 ENGINE verdicts in 30 caught cases misplace it: fd:loss_fn names layer 1 W1 (28); it is in '
-        'layer 2 W2'
-    ),
     ('ng_m_from_rows', 'loss_fn'): (
         "[fd:loss_fn's localisation names layer 1 where the bug's first wrong layer (from the output) is 2] "
         'seen: 25 ENGINE verdicts in 30 caught cases misplace it: fd:loss_fn names layer 1 W1 (16), '
@@ -129,18 +106,6 @@ KNOWN_BUG: dict[tuple[str, str], str] = {
         'still at layer 3)] seen: 6 ENGINE verdicts in 29 caught cases misplace it: fd names layer 3 b3 (2), '
         'torch names layer 3 b3 (2), jax names layer 3 b3 (2); it is in layer 2 W2/b2'
     ),
-    ('half_sse_tanh_prime_of_input', 'loss_fn'): (
-        "[fd:loss_fn's localisation names layer 1 where the bug's first wrong layer (from the output) is 2] "
-        'seen: 2 ENGINE verdicts in 24 caught cases misplace it: fd:loss_fn names layer 1 b1 (1), fd:loss_fn '
-        'names layer 1 W1 (1); it is in layer 2 W2/b2'
-    ),
-    ('l2_half_lambda', 'loss_fn'): (
-        "[FD of the user's loss_fn cannot resolve the bug and turns torch's ENGINE into CONVENTION; "
-        "fd:loss_fn's localisation names layer 1 where the bug's first wrong layer (from the output) is 2] "
-        'seen: missed in 1 of 15 float64 cases that reveal it (CONVENTION 1), e.g. float64 huge, 3-5-2 '
-        'sigmoid,identity mse + weight_decay 0.01, batch 3: CONVENTION (rel diff 9.8e-05); 26 ENGINE verdicts'
-        ' in 29 caught cases misplace it: fd:loss_fn names layer 1 W1 (26); it is in layer 2 W2'
-    ),
     ('float32_divides_by_batch', 'loss_fn'): (
         "[fd:loss_fn's localisation names layer 1 where the bug's first wrong layer (from the output) is 2] "
         'seen: 3 ENGINE verdicts in 15 caught cases misplace it: fd:loss_fn names layer 1 W1 (2), fd:loss_fn '
@@ -156,11 +121,6 @@ KNOWN_BUG: dict[tuple[str, str], str] = {
         'in 2 of 15 float64 cases that reveal it (KINK 2), e.g. float64 near_kink, 3-5-2 relu,identity mse, '
         'batch 5: KINK (rel diff 8.1e-01)'
     ),
-    ('textbook_softmax_over_batch', 'loss_fn'): (
-        "[fd:loss_fn's localisation names layer 1 where the bug's first wrong layer (from the output) is 2] "
-        'seen: 27 ENGINE verdicts in 30 caught cases misplace it: fd:loss_fn names layer 1 b1 (17), '
-        'fd:loss_fn names layer 1 W1 (10); it is in layer 2 W2/b2'
-    ),
     ('clipped_bce_mask_of_own_z', 'loss_fn'): (
         "[FD of the user's loss_fn cannot resolve the bug and turns torch's ENGINE into CONVENTION; "
         "fd:loss_fn's localisation names layer 1 where the bug's first wrong layer (from the output) is 2] "
@@ -169,32 +129,12 @@ KNOWN_BUG: dict[tuple[str, str], str] = {
         'caught cases misplace it: fd:loss_fn names layer 1 W1 (14), fd:loss_fn names layer 1 b1 (3); it is '
         'in layer 2 W2/b2'
     ),
-    ('any_arch_next_activation', 'loss_fn'): (
-        "[fd:loss_fn's localisation names layer 1 where the bug's first wrong layer (from the output) is 2] "
-        'seen: 19 ENGINE verdicts in 30 caught cases misplace it: fd:loss_fn names layer 1 W1 (16), '
-        'fd:loss_fn names layer 1 b1 (3); it is in layer 2 W2/b2'
-    ),
-    ('any_arch_huber_abs', 'loss_fn'): (
-        "[fd:loss_fn's localisation names layer 1 where the bug's first wrong layer (from the output) is 2] "
-        'seen: 12 ENGINE verdicts in 17 caught cases misplace it: fd:loss_fn names layer 1 W1 (8), fd:loss_fn'
-        ' names layer 1 b1 (4); it is in layer 2 W2/b2'
-    ),
     ('gelu_phi_without_z', 'loss_fn'): (
         "[bpcheck's gelu is the tanh form (torch: erf); FD of the user's loss_fn cannot resolve the bug and "
         "turns torch's ENGINE into CONVENTION] seen: missed in 1 of 13 float64 cases that reveal it "
         '(CONVENTION 1), e.g. float64 huge, 3-4-2 gelu,identity mse, batch 5: CONVENTION (rel diff 6.0e-05); '
         '36 ENGINE verdicts in 24 caught cases misplace it: torch names layer 2 W2 (17), jax names layer 2 W2'
         ' (17), torch names layer 2 b2 (1), jax names layer 2 b2 (1); it is in layer 1 W1/b1'
-    ),
-    ('softmax_mse_jacobian_plus', 'loss_fn'): (
-        "[fd:loss_fn's localisation names layer 1 where the bug's first wrong layer (from the output) is 2] "
-        'seen: 27 ENGINE verdicts in 30 caught cases misplace it: fd:loss_fn names layer 1 W1 (14), '
-        'fd:loss_fn names layer 1 b1 (13); it is in layer 2 W2/b2'
-    ),
-    ('tape_forward_order', 'loss_fn'): (
-        "[fd:loss_fn's localisation names layer 1 where the bug's first wrong layer (from the output) is 2] "
-        'seen: 25 ENGINE verdicts in 30 caught cases misplace it: fd:loss_fn names layer 1 W1 (19), '
-        'fd:loss_fn names layer 1 b1 (6); it is in layer 2 W2/b2'
     ),
 }
 
