@@ -39,7 +39,7 @@ from ..spec import (
 from ..strategies import target_kinds
 from .calls import UserGrad, function_name, hidden_state, narrower, nonfinite, takes_arch, user_targets
 from .conventions import explain
-from .isolation import DEFAULT_TIMEOUT, Worker, isolate
+from .isolation import DEFAULT_TIMEOUT, RemoteFunction, Worker, isolate
 from .layouts import Layout, resolve_layout
 from .loading import UserCallError, call_user
 from .result import CaseOutcome, Finding, Result, common_diagnosis
@@ -92,7 +92,7 @@ def check_gradients(
     labels = targets == "labels"
     UserGrad(grad_fn, lay, timeout, labels=labels)  # a bad timeout or arity is reported before a worker starts
     # One worker process for this run, shared by grad_fn and loss_fn (unless the caller isolated grad_fn already)
-    owned = getattr(grad_fn, "worker", None) is None
+    owned = not isinstance(grad_fn, RemoteFunction)
     worker = Worker() if owned else grad_fn.worker
     grad_fn = isolate(grad_fn, timeout=timeout, in_process=in_process, worker=worker)
     loss_fn = None if loss_fn is None else isolate(loss_fn, timeout=timeout, in_process=in_process, worker=worker)
