@@ -12,13 +12,14 @@ exactly, so the replayed case has the same bytes, the same case_id and the same 
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Sequence
 from typing import Any
 
 from . import engine, jsonfile
 from .check import Producer, check_case
 from .results import DEFAULT_FAIL_ON, CheckResult
-from .spec import SPEC_VERSION, Case, SpecError
+from .spec import SPEC_VERSION, Case, SpecError, UsageError
 
 _FIX = "give a file written by bpcheck (cases/<id>.json from a report, or a Case JSON)"
 
@@ -61,8 +62,8 @@ def replay(
 ) -> CheckResult:
     """check_case on the case stored at path; unset options take the values a CheckResult file recorded
     (else: every reference, fast=False, the default fail_on). Named references must be able to run here
-    (else UsageError); recorded ones that cannot are SKIPPED, as under "all". producer None: the --engine
-    function the file recorded (a UsageError if its file is gone), else bpcheck's engine."""
+    (else UsageError); recorded ones that cannot are SKIPPED, as under "all". producer None: bpcheck's
+    engine, or a UsageError when the file records an --engine (pass that function as producer)."""
     case, recorded = load_case(path)
     if producer is None:
         producer = recorded_producer(recorded)
@@ -89,10 +90,17 @@ def replay_case(
     )
 
 
-def recorded_producer(recorded: dict[str, Any], **options: Any) -> Producer:
-    """The --engine function a case file recorded (options: timeout, in_process), else bpcheck's engine."""
-    if not recorded.get("engine"):
-        return engine.gradients
-    from .user_engine import recorded_engine
+def recorded_producer(recorded: dict[str, Any], engine_spec: str | None = None, **options: Any) -> Producer:
+    """The producer to replay with: the --engine the user gave (options: timeout, in_process), else bpcheck's engine.
+    A case file that records an --engine is a UsageError without one: replay never runs code that a file names
+    (case files come from others), so the user spells the function out, as the printed reproducer does."""
+    if engine_spec:
+        from .user_engine import UserEngine, absolute_spec, recorded_engine
 
-    return recorded_engine(recorded["engine"], **options).load()
+        same = absolute_spec(engine_spec) == recorded.get("engine")  # its file gone: say it was the recorded one
+        return (recorded_engine if same else UserEngine)(engine_spec, **options).load()
+    if recorded.get("engine"):
+        spec = recorded["engine"]
+        raise UsageError(f"the case was checked with --engine {spec!r}, and replay runs no code that a file names: "
+                         f"add --engine {shlex.quote(spec)} to run it (or --engine FILE.py:FUNCTION for another one)")
+    return engine.gradients

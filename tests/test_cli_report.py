@@ -84,9 +84,8 @@ def test_user_engine_with_a_planted_bug_fails_and_replays(tmp_path, capsys):
     assert cli.main(["replay", str(case), "--engine", spec]) == 1
     text = capsys.readouterr().out
     assert "replayed ENGINE" in text and "the same verdict" in text and "verdict: FAIL ENGINE" in text
-    assert cli.main(["replay", str(case)]) == 1  # the case file names the engine: the reproducer reproduces
-    text = capsys.readouterr().out
-    assert f"replaying with --engine {spec} (recorded in the case file)" in text and "verdict: FAIL ENGINE" in text
+    assert cli.main(["replay", str(case)]) == 2  # the case file names the engine, but a file never picks code to run
+    assert f"add --engine {spec} to run it" in capsys.readouterr().err
 
 
 def test_ctrl_c_writes_a_partial_report_and_exits_130(tmp_path):

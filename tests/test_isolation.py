@@ -322,7 +322,7 @@ def test_a_function_that_mutates_its_arguments_is_still_caught_in_the_worker():
 
 def test_the_report_engine_reproducer_replays_the_same_engine(tmp_path):
     spec = user_file(tmp_path, "grads = doubled\n") + ":grads"
-    done = run_bpcheck(["report", "--engine", spec, "--cases", "2", "--refs", "fd", "--no-shrink", "--formats", "json",
+    done = run_bpcheck(["report", "--engine", spec, "--cases", "2", "--refs", "fd", "--no-shrink", "--formats", "json,md",
                         "--out", "r"], cwd=tmp_path, timeout=300)
     assert done.returncode == 1
     report = json.loads((tmp_path / "r" / "report.json").read_text())
@@ -331,12 +331,18 @@ def test_the_report_engine_reproducer_replays_the_same_engine(tmp_path):
     assert json.loads(case.read_text())["engine"] == spec
     other = tmp_path / "elsewhere"
     other.mkdir()
-    replayed = run_bpcheck(["replay", str(case)], cwd=other, timeout=300)  # another cwd: the spec is absolute
+    refused = run_bpcheck(["replay", str(case)], cwd=other, timeout=300)  # a file never names code to run
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip().splitlines() == [
+        f"bpcheck replay: error: the case was checked with --engine {spec!r}, and replay runs no code that a file names: "
+        f"add --engine {spec} to run it (or --engine FILE.py:FUNCTION for another one)"]
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert f"`python -m bpcheck replay cases/<id>.json --engine {spec}`" in md  # the printed reproducer names it
+    replayed = run_bpcheck(["replay", str(case), "--engine", spec], cwd=other, timeout=300)  # another cwd: absolute spec
     assert replayed.returncode == 1, replayed.stderr
-    assert f"replaying with --engine {spec} (recorded in the case file)" in replayed.stdout
     assert "the same verdict" in replayed.stdout and "verdict: FAIL ENGINE" in replayed.stdout
     os.remove(spec.rsplit(":", 1)[0])
-    gone = run_bpcheck(["replay", str(case)], cwd=other, timeout=300)
+    gone = run_bpcheck(["replay", str(case), "--engine", spec], cwd=other, timeout=300)
     assert gone.returncode == 2
     assert gone.stderr.strip().splitlines() == [
         f"bpcheck replay: error: the case was checked with --engine {spec!r}, but {spec.rsplit(':', 1)[0]!r} no longer "

@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("case", help="cases/<id>.json from a report, or a Case JSON")
     p.add_argument("--refs", default=None, help="references (default: those the file recorded, else all)")
     p.add_argument("--engine", default=None, metavar="FILE.py:FUNCTION",
-                   help="replay this gradient function (default: the --engine the case file recorded, else bpcheck's engine)")
+                   help="replay this gradient function (default: bpcheck's engine; a case checked with --engine "
+                        "needs it given again: replay runs no code that a file names)")
     add_isolation(p)
 
 
@@ -29,14 +30,7 @@ def run(args: argparse.Namespace) -> int:
         refs.require(args.refs, "--refs")
     case, recorded = load_case(args.case)  # a bad file is a one-line error before anything runs; read once
     options = {"timeout": args.timeout, "in_process": args.in_process}
-    if args.engine:
-        from ..user_engine import UserEngine
-
-        producer = UserEngine(args.engine, **options).load()
-    else:
-        producer = recorded_producer(recorded, **options)
-        if recorded.get("engine"):
-            print(f"replaying with --engine {recorded['engine']} (recorded in the case file)")
+    producer = recorded_producer(recorded, args.engine, **options)
     result = replay_case(case, recorded, producer, references=args.refs)
     print(result.message())
     if "label" in recorded:

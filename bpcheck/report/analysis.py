@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from collections import Counter
 from dataclasses import dataclass
 
@@ -247,3 +248,14 @@ def verdict_line(run: RunResult) -> str:
         return (f"FAIL: {len(failures)} of {n} cases carry a failing label ({names}) or an error: "
                 f"{len(failures) - errors} labelled, {errors} ERROR{part}")
     return f"PASS: none of {n} cases carries a failing label ({names}){part}"
+
+
+def engine_option(run: RunResult) -> str:
+    """' --engine SPEC' for a run of the user's --engine, else '': replay never runs code that a file names,
+    so every printed replay command spells the function out."""
+    engine = run.meta.get("engine")
+    return f" --engine {shlex.quote(engine)}" if engine else ""
+
+
+def replay_command(run: RunResult, file: str, folder: str = "") -> str:
+    return f"python -m bpcheck replay {shlex.quote(folder + file)}{engine_option(run)}"

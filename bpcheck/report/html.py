@@ -77,8 +77,8 @@ def render(run: RunResult, plots: dict[str, bytes]) -> str:
     items = [f"<li><b>{escape(r['kind']['label'])}</b> at the {escape(r['kind']['position'])} layer "
              f"({escape(str(r['count']))} verdicts): {escape(r['kind']['pattern'] or 'no diagnosis')}<br>"
              f"<code>{escape(r['case_id'])}</code> {escape(r['arch'])}, {escape(r['dtype'])}, batch {escape(str(r['batch']))}, "
-             f"{'shrunk' if r['shrunk'] else 'not shrunk'}; replay: <code>python -m bpcheck replay "
-             f"{escape(r['file'])}</code><br>{escape(r['message'])}</li>" for r in repros]
+             f"{'shrunk' if r['shrunk'] else 'not shrunk'}; replay: <code>{escape(an.replay_command(run, r['file']))}</code><br>"
+             f"{escape(r['message'])}</li>" for r in repros]
     parts.append(f"<ul>{''.join(items)}</ul>" if items else "<p>No disagreement to reproduce.</p>")
     saved = an.saved(run)
     parts.append("<h2>Saved cases</h2>" + (_table(["file", "label", "arch", "dtype", "regime"],

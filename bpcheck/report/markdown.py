@@ -96,13 +96,13 @@ def render(run: RunResult, plots: dict[str, str] | None = None) -> str:
         state = "shrunk" if rep["shrunk"] else "not shrunk (find found no smaller example)"
         out += [f"- **{k['label']}** at the {k['position']} layer, {rep['count']} verdict(s): {k['pattern'] or 'no diagnosis'}",
                 f"  - `{rep['case_id']}` ({rep['arch']}, {rep['dtype']}, batch {rep['batch']}, {rep['regime']}), {state}; "
-                f"replay: `python -m bpcheck replay {rep['file']}`",
+                f"replay: `{an.replay_command(run, rep['file'])}`",
                 f"  - {rep['message']}"]
     failing = an.saved(run)
     out += ["", "## Saved cases", ""]
     if failing:
         out.append(f"{len(failing)} case(s) with a disagreement or an error, each replayable with "
-                   "`python -m bpcheck replay cases/<id>.json`:")
+                   f"`python -m bpcheck replay cases/<id>.json{an.engine_option(run)}`:")
         out += [""] + [f"- `cases/{r.case_id}.json`: {r.label} ({r.arch}, {r.dtype}, {r.regime})"
                        + (f": {r.error}" if r.error else "") for r in failing]
     else:

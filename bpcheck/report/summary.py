@@ -27,7 +27,7 @@ def summary_lines(run: RunResult, out: str | None = None, files: list[str] | Non
     repros = m.get("reproducers") or []
     for rep in repros[:3]:
         lines.append(f"reproducer {rep['kind']['label']} ({rep['kind']['position']}): "
-                     f"python -m bpcheck replay {out.rstrip('/') + '/' if out else ''}{rep['file']}")
+                     + an.replay_command(run, rep['file'], out.rstrip('/') + '/' if out else ''))
     if len(repros) > 3:
         lines.append(f"... and {len(repros) - 3} more reproducers in the report")
     if out is not None:
