@@ -358,3 +358,19 @@ def test_numpy_in_bpcheck_is_untouched_after_a_patching_function():
     check_gradients(grads, ARCH, cases=1, references="fd")
     assert np.abs is real and np.abs(-1.0) == 1.0
     assert sys.modules["numpy"].abs is real
+
+
+def test_a_crafted_case_file_naming_an_engine_runs_no_code(tmp_path):
+    done = run_bpcheck(["report", "--cases", "1", "--refs", "fd", "--no-shrink", "--formats", "json", "--out", "r"],
+                       cwd=tmp_path, timeout=300)
+    assert done.returncode in (0, 1), done.stderr
+    saved = json.loads((tmp_path / "r" / "report.json").read_text())["results"][0]
+    evil = tmp_path / "evil.py"
+    marker = tmp_path / "ran"
+    evil.write_text(f"open({str(marker)!r}, 'w').close()\ndef grads(arch, params, x, y):\n    return {{}}\n")
+    saved["engine"] = f"{evil}:grads"
+    crafted = tmp_path / "crafted.json"
+    crafted.write_text(json.dumps(saved))
+    replayed = run_bpcheck(["replay", str(crafted)], cwd=tmp_path, timeout=300)
+    assert replayed.returncode == 2 and "replay runs no code that a file names" in replayed.stderr
+    assert "Traceback" not in replayed.stderr and not marker.exists()
