@@ -287,9 +287,16 @@ def _class_targets(kind: str, shape: tuple[int, int], dt: np.dtype) -> st.Search
     rows = _array(dt, shape, _floats(dt, 0.0, 1.0))
     if kind == "unnormalised":
         return rows
-    # A zero row has no distribution to normalise; it becomes uniform.
-    return rows.map(lambda r: np.where(r.sum(1, keepdims=True) > 0, r / np.maximum(r.sum(1, keepdims=True), 1e-30),
-                                       1.0 / shape[1]).astype(dt))
+    return rows.map(lambda r: _normalised(r).astype(dt))
+
+
+def _normalised(r: np.ndarray) -> np.ndarray:
+    """Rows that sum to 1. A row of tiny values (sum 1e-240) is first scaled by its largest entry, which a floor
+    on the divisor would leave far from 1; a zero row has no distribution to normalise and becomes uniform."""
+    total = r.sum(1, keepdims=True)
+    top = r.max(1, keepdims=True)
+    scaled = np.where(top > 0, r / np.where(top > 0, top, 1.0), 1.0)
+    return np.where(total >= 1e-30, r / np.maximum(total, 1e-30), scaled / scaled.sum(1, keepdims=True))
 
 
 @st.composite

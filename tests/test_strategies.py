@@ -217,3 +217,13 @@ def test_a_deep_requirement_shrinks_to_width_one():
 def test_a_fixed_arch_is_kept():
     case = first(bst.cases(archs=ARCH, regimes=("saturating",)), lambda c: True)
     assert case.arch == ARCH and case.regime == "saturating"
+
+
+def test_default_cross_entropy_targets_sum_to_one_in_every_regime():
+    # the tiny regime draws rows of values near 1e-240, which a floor on the divisor left summing to 1e-24
+    from bpcheck.byo.checking import draw_cases
+
+    cases = draw_cases(Arch.parse("2-4-2", "relu,softmax", "cross_entropy"), 400, 0, ("float64", "float32"))
+    for case in cases:
+        eps = np.finfo(case.y.dtype).eps
+        np.testing.assert_allclose(case.y.sum(1), 1.0, rtol=0, atol=8 * eps, err_msg=str(case.y))
