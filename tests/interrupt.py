@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import time
 
 
 def interruptible() -> None:
@@ -10,3 +13,20 @@ def interruptible() -> None:
     background (`cmd &` without job control, nohup) leaves SIGINT ignored, the child would inherit that, and Python
     then installs no KeyboardInterrupt handler: the child would never see the Ctrl-C."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def ctrl_c_once_started(proc: subprocess.Popen) -> tuple[str, str]:
+    """SIGINT to the whole process group of a `report` run (as a terminal's Ctrl-C: its workers too) once its first
+    plain progress line is out and half a second more has passed; its (stdout, stderr). The group is SIGKILLed if
+    it is still running when this returns or raises."""
+    try:
+        for line in proc.stdout:  # the plain progress lines (not a tty): one every 5% of the cases
+            if line.startswith("["):
+                break
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        return proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

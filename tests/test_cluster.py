@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from bpcheck.cli import main
 from bpcheck.sweep import KILL_HOOK
 
 from .hide_optional import hidden_env, run_bpcheck
-from .interrupt import interruptible
+from .interrupt import ctrl_c_once_started, interruptible
 
 pytest.importorskip("distributed", reason="dask.distributed is not installed: pip install 'bpcheck[cluster]'")
 
@@ -187,17 +186,7 @@ def test_ctrl_c_on_a_local_cluster_writes_a_partial_report_and_exits_130(tmp_pat
                              "--engine", slow_engine, "--scheduler", "local:2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, preexec_fn=interruptible)
-    try:
-        for line in proc.stdout:
-            if line.startswith("["):
-                break
-        time.sleep(0.5)
-        os.killpg(proc.pid, signal.SIGINT)  # the whole process group, as a terminal's Ctrl-C: the workers too
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stdout, stderr = ctrl_c_once_started(proc)
     assert proc.returncode == 130, stdout + stderr
     assert "Traceback" not in stderr, stderr
     report = json.loads((out / "report.json").read_text())

@@ -9,17 +9,14 @@ holds the folder's guarantees (one set swapped in whole, the lock, failures and 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from bpcheck.cli import main
 from bpcheck.sweep import KILL_HOOK
 
-from .interrupt import interruptible
+from .interrupt import ctrl_c_once_started, interruptible
 
 FAST = ["--refs", "fd", "--max-depth", "2", "--max-width", "3"]
 
@@ -45,17 +42,7 @@ def test_ctrl_c_writes_a_partial_report_of_the_finished_cases_and_exits_130(tmp_
     proc = subprocess.Popen([sys.executable, "-m", "bpcheck", "report", "--cases", "5000", "--jobs", "2", *FAST,
                              "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, preexec_fn=interruptible)
-    try:
-        for line in proc.stdout:  # the plain progress lines (not a tty): one every 5% of the cases
-            if line.startswith("["):
-                break
-        time.sleep(0.5)
-        os.killpg(proc.pid, signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stdout, stderr = ctrl_c_once_started(proc)
     assert proc.returncode == 130, stdout + stderr
     assert "Traceback" not in stderr
     report = json.loads((out / "report.json").read_text())
