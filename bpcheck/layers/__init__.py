@@ -1,0 +1,17 @@
+"""The layer registry: LAYERS maps a kind to its Layer (bpcheck.layers.base), one module per kind."""
+
+from __future__ import annotations
+
+from .base import BugShape, Layer
+
+LAYERS: dict[str, Layer] = {}
+
+
+def register(layer: Layer) -> Layer:
+    if layer.kind in LAYERS:
+        raise ValueError(f"layer kind {layer.kind!r} is registered twice")
+    LAYERS[layer.kind] = layer
+    return layer
+
+
+__all__ = ["LAYERS", "BugShape", "Layer", "register"]
