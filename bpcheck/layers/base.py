@@ -47,6 +47,10 @@ class Layer:
         the engine's hand-written numpy, readable first; grads keyed by local name.
     torch(config, params, x, torch) / jax(config, params, x, jax): the same function in the framework that is
         passed in (so this module imports neither); params are that framework's arrays.
+    reference(config, params, x) -> y: an independent numpy forward, written another way than `forward` (no
+        cache; einsum or loops where forward uses matmul or strides), that finite differences evaluate, so the
+        judge shares no code with the engine it judges. It must accept params and x with one extra leading axis
+        of K perturbed copies (x (K, N, ...), each param (K, ...)) and return (K, N, ...).
     pattern(config, params, x) -> an integer array naming the smooth piece the forward is on (relu's sign of z,
         max-pool's argmax), or None for a smooth layer: two points with different patterns straddle a kink, so
         a finite difference between them must not be compared.
@@ -67,6 +71,7 @@ class Layer:
     torch: Callable[[Config, Params, Any, Any], Any]
     jax: Callable[[Config, Params, Any, Any], Any]
     draw_config: Callable[[np.random.Generator, Shape], Config | None]
+    reference: Callable[[Config, Params, Array], Array]
     pattern: Callable[[Config, Params, Array], Array] | None = None
     per_sample: bool = True
     bug_shapes: tuple[BugShape, ...] = ()
