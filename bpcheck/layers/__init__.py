@@ -15,3 +15,7 @@ def register(layer: Layer) -> Layer:
 
 
 __all__ = ["LAYERS", "BugShape", "Layer", "register"]
+
+# One line per kind; each module registers its Layer at import.
+from .activation import ACTIVATION  # noqa: E402,F401
+from .dense import DENSE  # noqa: E402,F401
