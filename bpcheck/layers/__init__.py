@@ -18,4 +18,5 @@ __all__ = ["LAYERS", "BugShape", "Layer", "register"]
 
 # One line per kind; each module registers its Layer at import.
 from .activation import ACTIVATION  # noqa: E402,F401
+from .conv2d import CONV2D  # noqa: E402,F401
 from .dense import DENSE  # noqa: E402,F401
