@@ -1,0 +1,279 @@
+"""Finite differences for any layer stack: the model the FD evaluates, and how a perturbation climbs it.
+
+The loss is evaluated only through each layer's `reference` forward (layers/base.py: an independent numpy
+forward taking a leading axis of K copies), never the engine's `forward`, and through the declared loss
+(ops.LOSS_RULES on the targets; weight decay is added in closed form by fd_stack): the judge shares no
+code with the judged. fd_stack.py runs finite_diff.family_difference over every family on top of this.
+
+Speed comes from carrying up only what a perturbation can move:
+ - the unperturbed activations are cached, so the layers below a perturbed one never run again;
+ - a dense weight W[i, j] (bias b[j]) moves column j of z by s a[:, i] (by s), and a conv weight W[f, c, u, v]
+   (bias b[f]) moves output channel f by s times one shifted slice of the padded input (by s): exact, so the
+   perturbed layer costs one slice per copy instead of a forward;
+ - a change confined to one channel stays one channel through layers that act per channel (activations but
+   softmax, pools, batchnorm), and is scattered into full copies at the first layer that mixes channels;
+ - a change confined to one sample (an x coordinate) stays one sample through per-sample layers.
+Kinks: a copy at +-h whose input to some layer gives another `pattern` (relu's sign, max-pool's argmax) than
+the unperturbed point there, or whose output moves the loss to another region (huber), crossed a kink.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..layers import LAYERS
+from ..ops import LOSS_RULES
+from ..spec import LOSS_OUTPUT, SpecError
+from .loss_change import LossChange
+
+# Kinds whose output channel c depends only on input channel c (params sliced by channel where they have one).
+CHANNEL_WISE = frozenset({"activation", "maxpool2d", "avgpool2d", "batchnorm"})
+ROW_COUPLED_FNS = frozenset({"softmax"})  # an activation that mixes the entries of a row
+# Kinds whose reference depends on the batch's shape (dropout's mask is drawn for x.shape): never sliced.
+SHAPE_DRAWN = frozenset({"dropout"})
+
+
+@dataclass
+class Moved:
+    """K perturbed copies of one layer's input or output, holding only the part that can differ.
+
+    values (K, B', C', ...): B' = B, or 1 when rows (K,) names the one sample copy k moved; C' = C, or 1
+    when ch (K,) names the one channel (axis 2; the feature of a 1-D shape) copy k moved.
+    """
+
+    values: np.ndarray
+    rows: np.ndarray | None = None
+    ch: np.ndarray | None = None
+
+
+def logits_head(layers: list[tuple[str, dict]], loss: str) -> list[tuple[str, dict]]:
+    """The layers whose output the loss reads: for a loss fused with its output activation (bce with sigmoid,
+    cross_entropy with softmax), that activation is left to the loss, as the engine and torch do."""
+    needed = LOSS_OUTPUT.get(loss)
+    if not needed or not layers:
+        return list(layers)
+    kind, config = layers[-1]
+    if kind == "dense" and config.get("activation") == needed:
+        return [*layers[:-1], (kind, {**config, "activation": "identity"})]
+    if kind == "activation" and config.get("fn") == needed:
+        return list(layers[:-1])
+    return list(layers)
+
+
+class Stack:
+    """The unperturbed float64 forward through the references, and climbs of K perturbed copies."""
+
+    def __init__(self, layers, in_shape, params: dict[str, np.ndarray], x: np.ndarray, targets: np.ndarray,
+                 loss: str) -> None:
+        self.configs = [dict(config) for _, config in logits_head(list(layers), loss)]
+        self.kinds = [kind for kind, _ in logits_head(list(layers), loss)]
+        self.layers = [LAYERS[kind] for kind in self.kinds]
+        self.n = len(self.layers)
+        self.shapes = [tuple(in_shape)]  # per sample: shapes[i] is layer i's input, shapes[n] the output
+        self.p, self.keys = [], []  # local params per layer, and their global keys 'W1', 'gamma3', ...
+        for i, (layer, config) in enumerate(zip(self.layers, self.configs)):
+            local = layer.param_shapes(config, self.shapes[i])
+            self.keys.append({name: f"{name}{i + 1}" for name in local})
+            self.p.append({name: np.asarray(params[key], dtype=np.float64) for name, key in self.keys[-1].items()})
+            self.shapes.append(tuple(layer.out_shape(config, self.shapes[i])))
+        self.x = np.asarray(x, dtype=np.float64)
+        self.B = len(self.x)
+        self.acts = [self.x]
+        for i in range(self.n):
+            self.acts.append(self.reference(i, self.shared(i, 1), self.acts[i][None])[0])
+        self.out = self.acts[-1]
+        if self.out.ndim != 2:
+            raise SpecError(f"the stack's output has per-sample shape {self.shapes[-1]}, but loss {loss!r} needs "
+                            "a vector per sample: end the stack with flatten and dense")
+        self.y = np.asfortranarray(np.asarray(targets, dtype=np.float64))
+        self.rule = LOSS_RULES[loss]
+        self.sample_loss = self.per_sample(self.out[None], None)[0]
+        self.loss = float(self.rule.forward(self.out, self.y))
+        if not np.isclose(self.sample_loss.mean(), self.loss, rtol=1e-12, atol=0):
+            raise RuntimeError(f"loss {loss!r} is not the batch mean of per-sample losses, which fd_stack relies on")
+        self.loss_regions = self.rule.regions(self.out, self.y) if self.rule.kink else None
+        self.change = LossChange(loss, self.out, self.y)
+        self._home: dict[int, np.ndarray | None] = {}
+        self._cache: dict[tuple, np.ndarray] = {}
+
+    # -- evaluating one layer ---------------------------------------------------------------------------------
+    def shared(self, i: int, k: int, ch: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Layer i's params for k copies: broadcast views (shared by every copy), sliced by channel if ch."""
+        if ch is None:
+            return {name: np.broadcast_to(v, (k, *v.shape)) for name, v in self.p[i].items()}
+        return {name: v[ch][:, None] for name, v in self.p[i].items()}  # (C,) -> (K, 1): a per-channel param
+
+    def reference(self, i: int, params: dict, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.layers[i].reference(self.configs[i], params, x), dtype=np.float64)
+
+    def reference_as(self, i: int, change: dict) -> np.ndarray:
+        """Layer i at the unperturbed point with its config changed (a dense layer's z: activation 'identity')."""
+        config = {**self.configs[i], **change}
+        return np.asarray(self.layers[i].reference(config, self.shared(i, 1), self.acts[i][None]), dtype=np.float64)
+
+    def pattern(self, i: int, params: dict, x: np.ndarray) -> np.ndarray | None:
+        fn = self.layers[i].pattern
+        found = None if fn is None else fn(self.configs[i], params, x)
+        return None if found is None else np.asarray(found)
+
+    def home_pattern(self, i: int) -> np.ndarray | None:
+        """Layer i's pattern at the unperturbed point, (1, ...)."""
+        if i not in self._home:
+            self._home[i] = self.pattern(i, self.shared(i, 1), self.acts[i][None])
+        return self._home[i]
+
+    def channel_wise(self, i: int) -> bool:
+        fn = self.configs[i].get("fn")
+        return self.kinds[i] in CHANNEL_WISE and fn not in ROW_COUPLED_FNS
+
+    def sample_wise(self, i: int) -> bool:
+        return self.layers[i].per_sample and self.kinds[i] not in SHAPE_DRAWN
+
+    # -- moving between sliced and full copies ----------------------------------------------------------------
+    def gather(self, arr: np.ndarray, mv: Moved) -> np.ndarray:
+        """The unperturbed arr (B, C, ...) cut like mv: (1 or K, B', C', ...)."""
+        if mv.rows is None:
+            return arr[None] if mv.ch is None else np.moveaxis(arr[:, mv.ch], 1, 0)[:, :, None]
+        return arr[mv.rows][:, None] if mv.ch is None else arr[mv.rows, mv.ch][:, None, None]
+
+    def widen(self, arr: np.ndarray, mv: Moved, channels: bool, rows: bool) -> Moved:
+        """mv as full copies of arr (the unperturbed value at that point) along channels and/or rows."""
+        k = len(mv.values)
+        if channels and mv.ch is not None:
+            base = self.gather(arr, Moved(mv.values, mv.rows))
+            full = np.array(np.broadcast_to(base, (k, *base.shape[1:])))
+            full[np.arange(k), :, mv.ch] = mv.values[:, :, 0]
+            mv = Moved(full, mv.rows)
+        if rows and mv.rows is not None:
+            full = np.array(np.broadcast_to(arr[None] if mv.ch is None else self.gather(arr, Moved(arr, None, mv.ch)),
+                                            (k, self.B, *mv.values.shape[2:])))
+            full[np.arange(k), mv.rows] = mv.values[:, 0]
+            mv = Moved(full, None, mv.ch)
+        return mv
+
+    # -- climbing ---------------------------------------------------------------------------------------------
+    def step(self, i: int, mv: Moved, crossed: np.ndarray) -> Moved:
+        """Layer i on mv (its input), kinks of the first len(crossed) copies or'ed into crossed."""
+        mv = self.widen(self.acts[i], mv, channels=not self.channel_wise(i), rows=not self.sample_wise(i))
+        params = self.shared(i, len(mv.values), mv.ch)
+        n = len(crossed)
+        if n and self.layers[i].pattern is not None:
+            sliced = mv.rows is not None or mv.ch is not None
+            home = self.pattern(i, {k: v[:n] for k, v in params.items()}, self.gather(self.acts[i], _head(mv, n))) \
+                if sliced else self.home_pattern(i)
+            new = self.pattern(i, {k: v[:n] for k, v in params.items()}, mv.values[:n])
+            crossed |= _differs(new, home)
+        return Moved(self.reference(i, params, mv.values), mv.rows, mv.ch)
+
+    def climb(self, start: int, mv: Moved, crossed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """mv is the input of layer start: run it and every layer above, then the loss. Returns
+        (L(copy) - L, (K,); crossed (n_kink,))."""
+        for i in range(start, self.n):
+            mv = self.step(i, mv, crossed)
+        return self.finish(mv, crossed)
+
+    def per_sample(self, out: np.ndarray, rows) -> np.ndarray:
+        """l_b for out (K, B', n): the loss rule on one-row batches, (K, B')."""
+        y = self.y[None] if rows is None else self.y[rows]
+        return self.rule.forward(out[..., None, :], y[..., None, :])
+
+    def finish(self, mv: Moved, crossed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sum of per-sample loss changes / B, (K,); crossed or'ed with the loss's region changes)."""
+        mv = self.widen(self.out, mv, channels=True, rows=False)
+        rows = None if mv.rows is None else mv.rows[:, None]
+        out = mv.values
+        base_out = self.out[None] if rows is None else self.out[rows]
+        d = out - base_out
+        if self.change.fits(d):
+            return self.change(d, rows).sum(axis=-1) / self.B, crossed
+        n = len(crossed)
+        if self.rule.kink and n:
+            y = self.y[None] if rows is None else self.y[rows[:n]]
+            home = self.loss_regions[None] if rows is None else self.loss_regions[rows[:n]]
+            crossed |= _differs(self.rule.regions(out[:n], y), home)
+        base = self.sample_loss[None] if rows is None else self.sample_loss[rows]
+        return (self.per_sample(out, rows) - base).sum(axis=-1) / self.B, crossed
+
+    # -- the perturbed layer ----------------------------------------------------------------------------------
+    def perturb(self, i: int, name: str, idx: np.ndarray, s: np.ndarray, crossed: np.ndarray) -> Moved:
+        """Layer i's output for K copies whose param `name` moved at flat index idx[k] by s[k]."""
+        kind = self.kinds[i]
+        if kind == "dense" and name in ("W", "b") and self.configs[i].get("activation") not in ROW_COUPLED_FNS:
+            return self._dense(i, name, idx, s, crossed)
+        if kind == "conv2d" and name in ("W", "b") and self.layers[i].pattern is None:
+            return self._conv(i, name, idx, s)
+        theta = self.p[i][name]
+        moved = np.array(np.broadcast_to(theta.ravel(), (len(idx), theta.size)))
+        moved[np.arange(len(idx)), idx] += s
+        params = {**self.shared(i, len(idx)), name: moved.reshape(len(idx), *theta.shape)}
+        x = np.broadcast_to(self.acts[i], (len(idx), *self.acts[i].shape))
+        n = len(crossed)
+        if n and self.layers[i].pattern is not None:
+            crossed |= _differs(self.pattern(i, {k: v[:n] for k, v in params.items()}, x[:n]), self.home_pattern(i))
+        return Moved(self.reference(i, params, x))
+
+    def _dense(self, i: int, name: str, idx: np.ndarray, s: np.ndarray, crossed: np.ndarray) -> Moved:
+        """z = a @ W + b moves in column j only; the activation runs on that column (the activation kind's
+        reference and pattern, elementwise)."""
+        z = self.cached(("z", i), lambda: self.reference_as(i, {"activation": "identity"}))[0]
+        n_out = z.shape[1]
+        j = idx % n_out if name == "W" else idx
+        z_col = z[:, j].T + (s[:, None] * self.acts[i][:, idx // n_out].T if name == "W" else s[:, None])
+        fn = self.configs[i].get("activation", "identity")
+        if fn == "identity":
+            return Moved(z_col[:, :, None], None, j)
+        act, config = LAYERS["activation"], {"fn": fn}
+        n = len(crossed)
+        if n and act.pattern is not None:
+            crossed |= _differs(act.pattern(config, {}, z_col[:n]), act.pattern(config, {}, z[:, j[:n]].T))
+        return Moved(np.asarray(act.reference(config, {}, z_col[:, :, None]), dtype=np.float64), None, j)
+
+    def _conv(self, i: int, name: str, idx: np.ndarray, s: np.ndarray) -> Moved:
+        """Output channel f moves by s times the input slice that weight (f, c, u, v) multiplies (by s for b[f])."""
+        out = self.acts[i + 1]
+        f_count, c_count, kh, kw = self.p[i]["W"].shape
+        f = idx // (c_count * kh * kw) if name == "W" else idx
+        base = np.moveaxis(out[:, f], 1, 0)  # (K, B, Ho, Wo)
+        if name == "b":
+            return Moved((base + s[:, None, None, None])[:, :, None], None, f)
+        stride, pad = _pair(self.configs[i].get("stride", 1)), _pair(self.configs[i].get("padding", 0))
+        xp = self.cached(("pad", i), lambda: np.pad(self.acts[i], ((0, 0), (0, 0), (pad[0],) * 2, (pad[1],) * 2)))
+        c, u, v = np.unravel_index(idx % (c_count * kh * kw), (c_count, kh, kw))
+        rows = u[:, None] + stride[0] * np.arange(out.shape[2])  # (K, Ho)
+        cols = v[:, None] + stride[1] * np.arange(out.shape[3])  # (K, Wo)
+        patch = xp[:, c[:, None, None], rows[:, :, None], cols[:, None, :]]  # (B, K, Ho, Wo)
+        return Moved((base + s[:, None, None, None] * np.moveaxis(patch, 1, 0))[:, :, None], None, f)
+
+    def cached(self, key: tuple, make) -> np.ndarray:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    # -- sizes, for chunking ----------------------------------------------------------------------------------
+    def per_copy(self, start: int, rows: bool, ch: bool) -> int:
+        """Entries of the largest array one copy needs when a change cut by (rows, ch) enters layer start."""
+        biggest = 0
+        for i in range(start, self.n + 1):
+            if i < self.n:
+                ch, rows = ch and self.channel_wise(i), rows and self.sample_wise(i)
+            size = math.prod(self.shapes[i]) // (self.shapes[i][0] if ch else 1)
+            biggest = max(biggest, size * (1 if rows else self.B))
+        return biggest
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
+def _head(mv: Moved, n: int) -> Moved:
+    return Moved(mv.values[:n], None if mv.rows is None else mv.rows[:n], None if mv.ch is None else mv.ch[:n])
+
+
+def _differs(new: np.ndarray | None, home: np.ndarray | None) -> np.ndarray | bool:
+    """Per copy: does the pattern differ from home anywhere? (new (n, ...), home (1 or n, ...))."""
+    if new is None or home is None:
+        return False
+    return (new != home).reshape(len(new), -1).any(axis=1)
