@@ -311,10 +311,15 @@ def directional_steps(theta: dict[str, np.ndarray], u: dict[str, np.ndarray], re
 # The MLP-aware reference builds on the helpers above; importing it at call time keeps this
 # module free of MLP knowledge and avoids an import cycle.
 def gradients(case: Case) -> Gradients:
-    """The "fd" reference: Case -> Gradients in float64, with error and kink per coordinate (see fd_mlp)."""
-    from .fd_mlp import mlp_gradients
+    """The "fd" reference: Case -> Gradients in float64, with error and kink per coordinate: a dense MLP by
+    fd_mlp (its rank-1 and one-pass paths), any other stack by fd_stack (the layers' reference forwards)."""
+    if getattr(case.arch, "is_mlp", True):
+        from .fd_mlp import mlp_gradients
 
-    return mlp_gradients(case)
+        return mlp_gradients(case)
+    from .fd_stack import stack_gradients
+
+    return stack_gradients(case)
 
 
 def directional(case: Case, directions: dict[str, np.ndarray], *, rel_step: float = REL_STEP):
