@@ -24,8 +24,11 @@ tests/test_layer_corpus.py checks every entry against torch autograd (never agai
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from . import bugs_conv as bc
+from . import bugs_dense as bd
+from . import bugs_norm as bn
 from . import cases as c
 from . import layers_loops as lp
 from . import layers_vectorised as lv
@@ -78,6 +81,17 @@ def two_d(shapes, config) -> bool:
 
 def four_d(shapes, config) -> bool:
     return len(shapes["x"]) == 4
+
+
+def tiling_pool(shapes, config) -> bool:
+    """Non-overlapping windows that tile x exactly: all the reshape trick handles."""
+    _, _, H, W = shapes["x"]
+    ph, pw, s = config["pool_height"], config["pool_width"], config["stride"]
+    return ph == pw == s and H % ph == 0 and W % pw == 0
+
+
+def ones(case):
+    return replace(case, dout="ones")
 
 
 # ---- the shapes and configs every correct entry of a layer is checked on ----
@@ -145,7 +159,119 @@ CORRECT: list[Impl] = [
          "no max subtraction (fine for moderate logits), one-hot matrix", fn=va.softmax_loss_unshifted),
 ]
 
-BUGS: list[Impl] = []
+BUGS: list[Impl] = [
+    # ---- relu ----
+    Impl("relu_ignores_dout", "relu", lv.relu_forward, bd.relu_backward_ignores_dout, (c.relu((4, 6)), c.relu((2, 3, 4, 4))),
+         "returns the local derivative (x > 0) as if dout were all ones: upstream gradient ignored",
+         wrong=("dx",), passes=(ones(c.relu((4, 6))),)),
+    Impl("relu_ge_zero", "relu", lv.relu_forward, bd.relu_backward_ge, (c.relu((5, 7), inputs="zeros"),),
+         "dout * (x >= 0): gradient 1 at exactly x == 0 where torch and the course give 0; a convention at the kink",
+         wrong=("dx",), convention=True, passes=(c.relu((4, 6)),)),
+    # ---- affine ----
+    Impl("affine_row0", "affine", lp.affine_forward_loops, bd.affine_backward_row0, (c.affine(4, 5, 3), c.affine(3, (2, 3, 2), 4)),
+         "loops: every sample's dx written into row 0 (dx_rows[0] += ... for every n); batch 1 is unaffected",
+         style="loops", wrong=("dx",), passes=(c.affine(1, 3, 2),)),
+    Impl("affine_dw_mean", "affine", lv.affine_forward, bd.affine_backward_dw_mean, (c.affine(4, 5, 3), c.affine(5, 4, 4)),
+         "dw divided by N (the batch size) where it should not be: only wrong for batch >= 2",
+         wrong=("dw",), passes=(c.affine(1, 3, 2),)),
+    Impl("affine_dw_transposed", "affine", lv.affine_forward, bd.affine_backward_dw_transposed,
+         (c.affine(4, 5, 5), c.affine(3, (2, 2), 4), c.affine(4, 5, 3)),
+         "dw = dout.T @ x, the transpose: shape (M, D), which is the right shape when D == M (first two cases)",
+         wrong=("dw",)),
+    Impl("affine_dw_first_sample", "affine", lp.affine_forward_loops, bd.affine_backward_dw_first_sample,
+         (c.affine(4, 5, 3), c.affine(3, (2, 3, 2), 4)),
+         "loops: dw accumulates outer(x[0], dout[n]), x[0] for x[n]; only wrong for batch >= 2",
+         style="loops", wrong=("dw",), passes=(c.affine(1, 3, 2),)),
+    # ---- dropout ----
+    Impl("dropout_no_inv_p", "dropout", bd.dropout_forward_keep, bd.dropout_backward_no_scale,
+         (c.dropout((4, 6)), c.dropout((2, 3, 4, 4), p=0.5, seed=3)),
+         "forward scales by 1/p, backward returns dout * keep: the 1/p missing", wrong=("dx",),
+         passes=(c.dropout((4, 6), p=1.0),)),
+    Impl("dropout_new_mask", "dropout", lv.dropout_forward, bd.dropout_backward_new_mask,
+         (c.dropout((4, 6)), c.dropout((5, 5), p=0.9, seed=11)),
+         "backward draws a fresh mask from the global RNG instead of the cached one (hidden state)", wrong=("dx",),
+         passes=(c.dropout((4, 6), p=1.0),)),
+    # ---- softmax_loss ----
+    Impl("softmax_loss_dx_not_averaged", "softmax_loss", None, None, (c.softmax(5, 4), c.softmax(8, 10)),
+         "loss is the batch mean, dx is not divided by N", fn=bd.softmax_loss_not_averaged, wrong=("dx",),
+         passes=(c.softmax(1, 3),)),
+    Impl("softmax_loss_label_columns", "softmax_loss", None, None, (c.softmax(5, 4), c.softmax(8, 10)),
+         "dx[:, y] -= 1 for dx[arange(N), y] -= 1: each row loses 1 in every labelled column; batch 1 is unaffected",
+         fn=bd.softmax_loss_label_columns, wrong=("dx",), passes=(c.softmax(1, 3),)),
+    # ---- conv2d ----
+    Impl("conv_kernel_flipped", "conv2d", lp.conv_forward_naive, bc.conv_backward_kernel_flipped,
+         (c.conv(2, 3, 5, 5, 4, 3, 3, 1, 1), c.conv(2, 2, 7, 7, 3, 3, 3, 2, 1), c.conv(1, 1, 4, 5, 2, 2, 3, 1, 0)),
+         "dw accumulated from the window flipped in both spatial axes (convolution vs the forward's correlation)",
+         style="loops", wrong=("dw",), passes=(c.conv(2, 3, 4, 4, 2, 1, 1, 1, 0),)),
+    Impl("conv_crop_top_left", "conv2d", lp.conv_forward_naive, bc.conv_backward_crop_top_left,
+         (c.conv(2, 3, 5, 5, 4, 3, 3, 1, 1), c.conv(2, 2, 5, 4, 3, 3, 2, 1, 2)),
+         "padding not removed correctly: dx_pad[:, :, :H, :W] for [pad:pad + H, pad:pad + W] (off by pad; pad 0 is fine)",
+         style="loops", wrong=("dx",), passes=(c.conv(1, 1, 4, 5, 2, 2, 3, 1, 0),)),
+    Impl("conv_crop_negative_pad", "conv2d", lp.conv_forward_naive, bc.conv_backward_crop_negative_pad,
+         (c.conv(1, 1, 4, 5, 2, 2, 3, 1, 0), c.conv(3, 2, 6, 6, 2, 3, 3, 2, 0)),
+         "dx_pad[:, :, pad:-pad, pad:-pad]: right for pad >= 1, an empty dx for pad 0 (only one config fails)",
+         style="loops", wrong=("dx",), passes=(c.conv(2, 3, 5, 5, 4, 3, 3, 1, 1), c.conv(2, 2, 5, 4, 3, 3, 2, 1, 2))),
+    Impl("conv_ignores_stride", "conv2d", lp.conv_forward_naive, bc.conv_backward_ignores_stride,
+         (c.conv(2, 2, 7, 7, 3, 3, 3, 2, 1), c.conv(3, 2, 6, 6, 2, 3, 3, 2, 0)),
+         "backward windows at (i, j), not (i * stride, j * stride): only stride 2 and up fail",
+         style="loops", wrong=("dx", "dw"), passes=(c.conv(2, 3, 5, 5, 4, 3, 3, 1, 1), c.conv(1, 1, 4, 5, 2, 2, 3, 1, 0))),
+    Impl("conv_db_wrong_axes", "conv2d", lv.conv_forward_im2col, bc.conv_backward_im2col_db_axes,
+         (c.conv(2, 2, 5, 5, 5, 3, 3, 1, 1), c.conv(2, 3, 5, 5, 4, 3, 3, 1, 1)),
+         "db summed over axes (0, 1, 2) for (0, 2, 3): shape (W_out,), the right shape when F == W_out (first case)",
+         wrong=("db",)),
+    Impl("conv_im2col_fancy_add", "conv2d", lv.conv_forward_im2col, bc.conv_backward_im2col_fancy_add,
+         (c.conv(2, 3, 5, 5, 4, 3, 3, 1, 1), c.conv(2, 2, 7, 7, 3, 3, 3, 2, 1)),
+         "col2im by dx_pad[:, k, i, j] += dcols: repeated indices keep one write, overlapping windows lose gradient",
+         wrong=("dx",), passes=(c.conv(2, 2, 6, 6, 3, 2, 2, 2, 0), c.conv(2, 3, 4, 4, 2, 1, 1, 1, 0))),
+    # ---- maxpool2d ----
+    Impl("maxpool_all_ties", "maxpool2d", lp.max_pool_forward_naive, bc.max_pool_backward_all_ties,
+         (c.pool(2, 3, 4, 4, 2, 2, 2, inputs="ties"), c.pool(2, 2, 5, 5, 3, 3, 1, inputs="ties")),
+         "mask = (window == max): every tied maximum gets the whole gradient (x drawn from 5 integers for ties)",
+         style="loops", wrong=("dx",), passes=(c.pool(2, 3, 4, 4, 2, 2, 2), c.pool(2, 2, 5, 5, 2, 2, 1))),
+    Impl("maxpool_first_element", "maxpool2d", lp.max_pool_forward_naive, bc.max_pool_backward_first_element,
+         (c.pool(2, 3, 4, 4, 2, 2, 2), c.pool(2, 2, 5, 5, 2, 2, 1)),
+         "the gradient always to the window's top-left element, never to its maximum", style="loops", wrong=("dx",)),
+    Impl("maxpool_pool_as_stride", "maxpool2d", lp.max_pool_forward_naive, bc.max_pool_backward_pool_as_stride,
+         (c.pool(2, 2, 8, 8, 2, 2, 3), c.pool(2, 2, 7, 6, 3, 2, 2)),
+         "backward steps windows by the pool size, not the stride: only configs with stride != pool size fail",
+         style="loops", wrong=("dx",), passes=(c.pool(2, 3, 4, 4, 2, 2, 2), c.pool(1, 2, 6, 6, 3, 3, 3))),
+    Impl("maxpool_overwrite", "maxpool2d", lp.max_pool_forward_naive, bc.max_pool_backward_overwrite,
+         (c.pool(2, 2, 5, 5, 2, 2, 1), c.pool(2, 2, 5, 5, 3, 3, 1)),
+         "dx[argmax] = dout, not +=: a maximum shared by overlapping windows keeps one window's gradient",
+         style="loops", wrong=("dx",), passes=(c.pool(2, 3, 4, 4, 2, 2, 2), c.pool(1, 2, 6, 6, 3, 3, 3))),
+    Impl("maxpool_split_ties", "maxpool2d", bc.max_pool_forward_reshape, bc.max_pool_backward_reshape_split_ties,
+         (c.pool(2, 3, 4, 4, 2, 2, 2, inputs="ties"), c.pool(1, 2, 6, 6, 3, 3, 3, inputs="ties")),
+         "the reshape trick with tied maxima sharing the gradient equally: a valid subgradient, torch's convention is "
+         "the first maximum; differs only at ties", wrong=("dx",), convention=True, fits=tiling_pool,
+         passes=(c.pool(2, 3, 4, 4, 2, 2, 2), c.pool(1, 2, 6, 6, 3, 3, 3))),
+    # ---- batchnorm ----
+    Impl("batchnorm_no_mean_term", "batchnorm", lv.batchnorm_forward, bn.batchnorm_backward_no_mean_term,
+         (c.batchnorm((6, 4)), c.batchnorm((3, 5))), "compact formula without the - sum(dxhat) term (the mean's path)",
+         wrong=("dx",), fits=two_d),
+    Impl("batchnorm_unbiased_var", "batchnorm", lv.batchnorm_forward, bn.batchnorm_backward_unbiased_var,
+         (c.batchnorm((6, 4)), c.batchnorm((3, 5))),
+         "backward recomputes the variance unbiased (N - 1) while the forward used the biased one", wrong=("dx",),
+         fits=two_d),
+    Impl("batchnorm_dgamma_no_xhat", "batchnorm", lv.batchnorm_forward, bn.batchnorm_backward_dgamma_no_xhat,
+         (c.batchnorm((6, 4)), c.batchnorm((3, 5))), "dgamma = sum(dout): the xhat factor missing",
+         wrong=("dgamma",), fits=two_d),
+    Impl("batchnorm_square_factor", "batchnorm", lv.batchnorm_forward, bn.batchnorm_backward_square_factor,
+         (c.batchnorm((6, 4)), c.batchnorm((3, 5))),
+         "step-by-step graph: the factor 2 of d(xmu**2) dropped", wrong=("dx",), fits=two_d),
+    # ---- layernorm ----
+    Impl("layernorm_ones_only", "layernorm", va.layernorm_forward_transposed, bn.layernorm_backward_transposed_reshape,
+         (c.layernorm((4, 6)), c.layernorm((6, 3))),
+         "dout.reshape(D, N) for dout.T: right for a ones (any constant) cotangent and for batch 1, wrong otherwise",
+         wrong=("dx",), fits=two_d, passes=(ones(c.layernorm((3, 5))), ones(c.layernorm((4, 6))), c.layernorm((1, 5)))),
+    Impl("layernorm_batch_axis", "layernorm", lv.layernorm_forward, bn.layernorm_backward_batch_axis,
+         (c.layernorm((4, 6)), c.layernorm((6, 3))),
+         "batchnorm's backward kept: the mean terms summed over axis 0 (the batch), not axis 1", wrong=("dx",),
+         fits=two_d),
+    Impl("layernorm_dgamma_first_row", "layernorm", lp.layernorm_forward_loops, bn.layernorm_backward_loops_first_row,
+         (c.layernorm((4, 6)), c.layernorm((6, 3))),
+         "loops: dgamma += dout[n] * xhat[0], xhat[0] for xhat[n]; only wrong for batch >= 2", style="loops",
+         wrong=("dgamma",), fits=two_d, passes=(c.layernorm((1, 5)),)),
+]
 
 
 def by_name(name: str) -> Impl:
