@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.layer_corpus.manifest import BUGS, CORRECT
+from tests.layer_corpus.manifest import AUTOGRAD_BUGS, AUTOGRAD_CORRECT, BUGS, CORRECT
 
 pytest.importorskip("torch", reason="the layer corpus is judged against torch: pip install torch==2.13.0")
 
-from tests.layer_corpus.truth import errors  # noqa: E402
+from tests.layer_corpus.truth import autograd_errors, errors  # noqa: E402
 
 SEEDS = (0, 1)
 AGREE = {"float64": 1e-10, "float32": 1e-4}
@@ -26,7 +26,7 @@ def _ids(impls):
 
 
 def test_names_are_unique_and_complete():
-    names = [i.name for i in CORRECT + BUGS]
+    names = [i.name for i in CORRECT + BUGS + AUTOGRAD_CORRECT + AUTOGRAD_BUGS]
     assert len(names) == len(set(names))
     assert {i.layer for i in CORRECT} == {"affine", "relu", "conv2d", "maxpool2d", "batchnorm", "layernorm",
                                           "dropout", "softmax_loss"}
@@ -48,6 +48,7 @@ def test_bug_differs_from_torch_where_the_manifest_says(bug):
     assert bug.wrong and set(bug.wrong) <= set(bug.grads), (bug.name, bug.wrong, bug.grads)
     assert bug.cases, bug.name
     for case in bug.cases:
+        assert bug.fits is None or bug.fits(case.shapes, case.config), (bug.name, case)
         for seed in SEEDS:
             errs = errors(bug, case, seed)
             for name in bug.grads:
@@ -81,3 +82,23 @@ def test_cs231n_gradcheck_copy_reads_a_correct_layer_as_correct_and_a_wrong_one_
     dw_num = eval_numerical_gradient_array(lambda w: lv.affine_forward(x, w, b)[0], w, dout)
     assert rel_error(dx, dx_num) < 1e-7 and rel_error(dw, dw_num) < 1e-7
     assert rel_error(2 * dw, dw_num) > 1e-2
+
+
+AUTOGRAD = [(e, "correct") for e in AUTOGRAD_CORRECT] + [(e, "bug") for e in AUTOGRAD_BUGS]
+
+
+@pytest.mark.parametrize("entry,role", AUTOGRAD, ids=[e.name for e, _ in AUTOGRAD])
+def test_autograd_function_against_torch_autograd(entry, role):
+    pytest.importorskip(entry.framework, reason=f"{entry.name} is a {entry.framework} function: install {entry.framework}")
+    for case in entry.cases:
+        for seed in SEEDS:
+            errs = autograd_errors(entry, case, seed)
+            assert errs["out"] <= AGREE["float64"], (entry.name, case, seed, errs)
+            for name in entry.grads:
+                if name in entry.wrong:
+                    assert errs[name] > DIFFER, (entry.name, name, case, seed, errs)
+                else:
+                    assert errs[name] <= AGREE["float64"], (entry.name, name, case, seed, errs)
+    for case in entry.passes:
+        assert max(autograd_errors(entry, case, 0).values()) <= AGREE["float64"], (entry.name, case)
+    assert (role == "bug") == bool(entry.wrong)

@@ -16,7 +16,7 @@ import numpy as np
 ARGS = {
     "affine": ("x", "w", "b"), "relu": ("x",), "conv2d": ("x", "w", "b"), "maxpool2d": ("x",),
     "batchnorm": ("x", "gamma", "beta"), "layernorm": ("x", "gamma", "beta"), "dropout": ("x",),
-    "softmax_loss": ("x",),
+    "softmax_loss": ("x",), "tanh": ("x",),
 }
 
 
@@ -37,6 +37,10 @@ def affine(N, d, M):
 
 def relu(shape, inputs="normal"):
     return Case({"x": tuple(shape)}, inputs=inputs)
+
+
+def tanh(shape):
+    return Case({"x": tuple(shape)})
 
 
 def conv(N, C, H, W, F, HH, WW, stride=1, pad=0):

@@ -18,11 +18,16 @@ Each entry is an Impl:
     style       "vectorised" or "loops"
     what        one line: how it is written, or what the bug is
 
+AUTOGRAD_CORRECT and AUTOGRAD_BUGS: torch.autograd.Function subclasses and jax.custom_vjp functions, as Autograd
+entries (framework "torch" or "jax", `target` "module:attr" imported by load(), so this file needs neither).
+A torch entry is called as `Fn.apply(*arrays)`, a jax one as `fn(*arrays)`, arrays in the order of `args`.
+
 tests/test_layer_corpus.py checks every entry against torch autograd (never against bpcheck).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -35,7 +40,8 @@ from . import layers_vectorised as lv
 from . import variants as va
 
 KIND = {"affine": "dense", "relu": "activation", "conv2d": "conv2d", "maxpool2d": "maxpool2d",
-        "batchnorm": "batchnorm", "layernorm": "layernorm", "dropout": "dropout", "softmax_loss": "softmax_loss"}
+        "batchnorm": "batchnorm", "layernorm": "layernorm", "dropout": "dropout", "softmax_loss": "softmax_loss",
+        "tanh": "activation"}
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,7 @@ class Impl:
 
     @property
     def kind_config(self) -> dict:
-        return {"fn": "relu"} if self.layer == "relu" else {}
+        return {"fn": self.layer} if self.kind == "activation" else {}
 
     @property
     def args(self) -> tuple:
@@ -274,8 +280,54 @@ BUGS: list[Impl] = [
 ]
 
 
-def by_name(name: str) -> Impl:
-    for impl in CORRECT + BUGS:
+@dataclass(frozen=True)
+class Autograd:
+    name: str
+    framework: str
+    target: str
+    layer: str
+    cases: tuple
+    what: str
+    wrong: tuple = ()
+    passes: tuple = ()
+
+    kind = Impl.kind
+    kind_config = Impl.kind_config
+    args = Impl.args
+    grads = Impl.grads
+
+    def load(self):
+        module, attr = self.target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+LINEAR = (c.affine(4, 5, 3), c.affine(6, 3, 3), c.affine(2, 4, 6))
+TANH = (c.tanh((4, 6)), c.tanh((2, 3, 4, 4)))
+_T, _J = "tests.layer_corpus.torch_functions:", "tests.layer_corpus.jax_vjp:"
+
+AUTOGRAD_CORRECT: list[Autograd] = [
+    Autograd("torch_linear", "torch", _T + "Linear", "affine", LINEAR, "ctx.save_for_backward(x, w), x @ w + b"),
+    Autograd("torch_tanh", "torch", _T + "Tanh", "tanh", TANH, "setup_context style, 1 - y**2 from the saved output"),
+    Autograd("jax_affine", "jax", _J + "affine", "affine", LINEAR, "custom_vjp, residuals (x, w)"),
+    Autograd("jax_tanh", "jax", _J + "tanh", "tanh", TANH, "custom_vjp, residual y = tanh(x)"),
+]
+
+AUTOGRAD_BUGS: list[Autograd] = [
+    Autograd("torch_linear_bias_mean", "torch", _T + "LinearBiasMean", "affine", LINEAR,
+             "grad of b is grad_out.mean(0), not .sum(0): only wrong for batch >= 2", wrong=("db",),
+             passes=(c.affine(1, 4, 3),)),
+    Autograd("torch_tanh_from_input", "torch", _T + "TanhFromInput", "tanh", TANH,
+             "backward 1 - x**2 where 1 - tanh(x)**2 was meant", wrong=("dx",)),
+    Autograd("jax_affine_dw_mean", "jax", _J + "affine_dw_mean", "affine", LINEAR,
+             "dw = x.T @ g / N: only wrong for batch >= 2", wrong=("dw",), passes=(c.affine(1, 4, 3),)),
+    Autograd("jax_tanh_ignores_g", "jax", _J + "tanh_ignores_g", "tanh", TANH,
+             "the rule returns 1 - y**2 and never uses the cotangent g", wrong=("dx",),
+             passes=(ones(c.tanh((4, 6))),)),
+]
+
+
+def by_name(name: str):
+    for impl in CORRECT + BUGS + AUTOGRAD_CORRECT + AUTOGRAD_BUGS:
         if impl.name == name:
             return impl
     raise KeyError(name)

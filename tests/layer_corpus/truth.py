@@ -31,6 +31,8 @@ def torch_forward(layer: str, t: dict, config: dict | None):
         return x.reshape(x.shape[0], -1) @ t["w"] + t["b"]
     if layer == "relu":
         return torch.relu(x)
+    if layer == "tanh":
+        return torch.tanh(x)
     if layer == "conv2d":
         return F.conv2d(x, t["w"], t["b"], stride=config["stride"], padding=config["pad"])
     if layer == "maxpool2d":
@@ -91,4 +93,33 @@ def errors(impl, case: Case, seed: int = 0) -> dict:
     errs = {"out": rel(out, ref_out)}
     for i, name in enumerate(names[1:]):
         errs[name] = rel(grads[i], ref_grads[i]) if i < len(grads) else float("inf")
+    return errs
+
+
+def _run_autograd(entry, arrays: dict, case: Case, seed: int):
+    fn = entry.load()
+    inputs = [arrays[a] for a in entry.args]
+    if entry.framework == "torch":
+        import torch
+
+        t = [torch.tensor(a, requires_grad=True) for a in inputs]
+        out = fn.apply(*t)
+        dout = cotangent(case, tuple(out.shape), seed)
+        grads = torch.autograd.grad(out, t, grad_outputs=torch.from_numpy(dout))
+        return dout, out.detach().numpy(), [g.numpy() for g in grads]
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # process-wide, as bpcheck's own jax reference does
+    out, vjp = jax.vjp(fn, *[jax.numpy.asarray(a) for a in inputs])
+    dout = cotangent(case, tuple(out.shape), seed)
+    return dout, np.asarray(out), [np.asarray(g) for g in vjp(jax.numpy.asarray(dout))]
+
+
+def autograd_errors(entry, case: Case, seed: int = 0) -> dict:
+    """errors() for a torch.autograd.Function or jax.custom_vjp entry (manifest.Autograd), in float64."""
+    arrays = draw(case, seed)
+    dout, out, grads = _run_autograd(entry, arrays, case, seed)
+    ref_out, ref_grads = reference(entry.layer, arrays, case.config, dout)
+    errs = {"out": rel(out, ref_out)}
+    errs.update({name: rel(g, r) for name, g, r in zip(entry.grads, grads, ref_grads)})
     return errs
