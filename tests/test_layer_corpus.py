@@ -102,3 +102,22 @@ def test_autograd_function_against_torch_autograd(entry, role):
     for case in entry.passes:
         assert max(autograd_errors(entry, case, 0).values()) <= AGREE["float64"], (entry.name, case)
     assert (role == "bug") == bool(entry.wrong)
+
+
+@pytest.mark.parametrize("impl", [i for i in CORRECT if i.fn is None], ids=_ids([i for i in CORRECT if i.fn is None]))
+def test_upcasts_lists_exactly_what_comes_back_float64_from_float32_inputs(impl):
+    import copy
+
+    import numpy as np
+
+    from tests.layer_corpus.cases import cotangent, draw
+
+    seen = set()
+    for case in impl.cases:
+        arrays = {k: v.astype(np.float32) for k, v in draw(case, 0).items()}
+        config = [copy.deepcopy(case.config)] if case.config is not None else []
+        out, cache = impl.forward(*[arrays[a] for a in impl.args], *config)
+        grads = impl.backward(cotangent(case, out.shape, 0).astype(np.float32), cache)
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        seen |= {name for name, v in zip(("out",) + impl.grads, (out, *grads)) if v.dtype == np.float64}
+    assert seen == set(impl.upcasts), (impl.name, seen)

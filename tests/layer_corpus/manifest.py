@@ -15,6 +15,8 @@ Each entry is an Impl:
     convention  (bugs) True when the difference is a convention at a kink (relu at exactly 0, split ties), not an error
     fits        None, or a predicate (shapes, config) -> bool: the only inputs the code handles (e.g. 2-D x only)
     precision   "float32" for a layer that computes in float32 inside (compare with float32 tolerances)
+    upcasts     what comes back float64 from float32 inputs ("out", "dx", ...), as course code does with np.zeros(shape)
+                or np.ones((N, D)) or rand() / p: everything else keeps the input's dtype
     style       "vectorised" or "loops"
     what        one line: how it is written, or what the bug is
 
@@ -59,6 +61,7 @@ class Impl:
     wrong: tuple = ()
     convention: bool = False
     passes: tuple = ()
+    upcasts: tuple = ()
 
     @property
     def kind(self) -> str:
@@ -118,7 +121,7 @@ CORRECT: list[Impl] = [
     Impl("affine", "affine", lv.affine_forward, lv.affine_backward, AFFINE,
          "x reshaped to (N, D) in forward and backward, x kept unflattened in the cache"),
     Impl("affine_loops", "affine", lp.affine_forward_loops, lp.affine_backward_loops, AFFINE,
-         "one sample at a time, dw accumulated from outer products", style="loops"),
+         "one sample at a time, dw accumulated from outer products", style="loops", upcasts=("out",)),
     Impl("affine_flat_cache", "affine", va.affine_forward_flat, va.affine_backward_flat, AFFINE,
          "the cache keeps the flattened x and x.shape"),
     Impl("affine_f32", "affine", va.affine_forward_f32, va.affine_backward_f32, AFFINE,
@@ -129,18 +132,18 @@ CORRECT: list[Impl] = [
     Impl("relu_mask", "relu", va.relu_forward_inplace_mask, va.relu_backward_mask, RELU,
          "a boolean mask cached, dout copied and zeroed where the mask is off"),
     Impl("conv_naive", "conv2d", lp.conv_forward_naive, lp.conv_backward_naive, CONV,
-         "four nested loops over (n, f, i, j); padding cropped with pad:pad + H", style="loops"),
+         "four nested loops over (n, f, i, j); padding cropped with pad:pad + H", style="loops", upcasts=("out",)),
     Impl("conv_im2col", "conv2d", lv.conv_forward_im2col, lv.conv_backward_im2col, CONV,
          "im2col by fancy indexing, col2im with np.add.at"),
     Impl("conv_f32", "conv2d", va.conv_forward_f32, va.conv_backward_f32, CONV,
          "the im2col layer run in float32, the caller's dtype handed back", precision="float32"),
     Impl("maxpool_naive", "maxpool2d", lp.max_pool_forward_naive, lp.max_pool_backward_naive, POOL,
-         "loops; the gradient to the window's first maximum (np.argmax), as torch", style="loops"),
+         "loops; the gradient to the window's first maximum (np.argmax), as torch", style="loops", upcasts=("out",)),
     Impl("maxpool_fast", "maxpool2d", lv.max_pool_forward_fast, lv.max_pool_backward_fast, POOL,
-         "the reshape trick for non-overlapping tiling windows (first maximum), the naive loops otherwise"),
+         "the reshape trick for non-overlapping tiling windows (first maximum), the naive loops otherwise", upcasts=("out",)),
     Impl("batchnorm_graph", "batchnorm", lv.batchnorm_forward, lv.batchnorm_backward, BATCHNORM,
          "the step-by-step computational-graph backward; forward writes running_mean/var into the config",
-         fits=two_d),
+         fits=two_d, upcasts=("dx",)),
     Impl("batchnorm_compact", "batchnorm", lv.batchnorm_forward, lv.batchnorm_backward_alt, BATCHNORM,
          "the one-line simplified formula; same forward", fits=two_d),
     Impl("spatial_batchnorm", "batchnorm", va.spatial_batchnorm_forward, va.spatial_batchnorm_backward, SPATIAL_BN,
@@ -154,7 +157,7 @@ CORRECT: list[Impl] = [
     Impl("layernorm_any", "layernorm", va.layernorm_forward_any, va.layernorm_backward_any, LAYERNORM_ANY,
          "normalises over every per-sample axis; gamma and beta of the per-sample shape"),
     Impl("dropout", "dropout", lv.dropout_forward, lv.dropout_backward, DROPOUT,
-         "np.random.seed(seed); mask = (rand < p) / p kept in the cache; dx = dout * mask"),
+         "np.random.seed(seed); mask = (rand < p) / p kept in the cache; dx = dout * mask", upcasts=("dx",)),
     Impl("dropout_bool", "dropout", va.dropout_forward_bool, va.dropout_backward_bool, DROPOUT,
          "a boolean mask and p cached, dx = dout * keep / p"),
     Impl("softmax_loss", "softmax_loss", None, None, SOFTMAX, "max-shifted log-softmax, mean over the batch",
