@@ -13,7 +13,7 @@ import pytest
 from bpcheck.layers import LAYERS
 from bpcheck.spec import SpecError
 
-KINDS = ("conv2d",)
+KINDS = ("conv2d", "maxpool2d", "avgpool2d", "flatten")
 N_CONFIGS = 50
 # jax compiles every new shape (~0.5 s a config here, most of this file's time), so it sees fewer configs; torch and
 # the central differences see all N_CONFIGS.
@@ -222,3 +222,88 @@ def test_conv2d_config_defaults_and_bad_values():
         with pytest.raises(SpecError, match=message):
             layer.check_config(config, in_shape)
     assert layer.draw_config(np.random.default_rng(0), (16,)) is None
+
+
+def _tied_windows(config, x) -> int:
+    """How many windows of x hold their maximum more than once."""
+    (kh, kw), (sh, sw) = (np.broadcast_to(config[k], 2) for k in ("kernel", "stride"))
+    w = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(-2, -1))[..., ::sh, ::sw, :, :]
+    w = w.reshape(*w.shape[:-2], -1)
+    return int(((w == w.max(axis=-1, keepdims=True)).sum(axis=-1) > 1).sum())
+
+
+def test_maxpool2d_ties_follow_torch(torch):
+    """On inputs from {0, 1, 2} (ties in most windows), the gradient goes where torch autograd puts it: to the first
+    maximum in row-major window order, exactly one per window."""
+    layer = LAYERS["maxpool2d"]
+    ties = 0
+    for config, _, params, x, dy in draw_cases("maxpool2d", 8, tied=True):
+        ties += _tied_windows(config, x)
+        y, cache = layer.forward(config, params, x)
+        dx, _ = layer.backward(config, params, cache, dy)
+        ty, tdx, _ = torch_grads(layer, config, params, x, dy, torch)
+        assert err(y, ty) <= EXACT and err(dx, tdx) <= EXACT, config
+    assert ties > 100  # the ties were really there
+    # the rule written down, on one window of four equal maxima and one where the last two tie
+    x = np.array([[[[1.0, 1.0], [1.0, 1.0]]], [[[0.0, -1.0], [3.0, 3.0]]]])
+    y, cache = layer.forward({"kernel": 2, "stride": 2}, {}, x)
+    dx, _ = layer.backward({"kernel": 2, "stride": 2}, {}, cache, np.array([[[[5.0]]], [[[7.0]]]]))
+    assert dx.tolist() == [[[[5.0, 0.0], [0.0, 0.0]]], [[[0.0, 0.0], [7.0, 0.0]]]]
+    assert err(dx, torch_grads(layer, {"kernel": 2, "stride": 2}, {}, x, np.array([[[[5.0]]], [[[7.0]]]]), torch)[1]) == 0
+
+
+def test_maxpool2d_ties_follow_jax_too(jax):
+    layer = LAYERS["maxpool2d"]
+    for config, _, params, x, dy in draw_cases("maxpool2d", 8, n=12, tied=True):
+        _, cache = layer.forward(config, params, x)
+        dx, _ = layer.backward(config, params, cache, dy)
+        assert err(dx, jax_grads(layer, config, params, x, dy, jax)[1]) <= EXACT, config
+
+
+def test_maxpool2d_pattern_names_the_argmax_and_moves_across_a_tie():
+    layer = LAYERS["maxpool2d"]
+    for config, _, params, x, _ in draw_cases("maxpool2d", 9, n=20):
+        _, (_, _, first_max) = layer.forward(config, params, x)
+        assert np.array_equal(layer.pattern(config, params, x), first_max)
+        xs = np.stack([x, x + 1e-3])
+        assert np.array_equal(layer.pattern(config, params, xs)[1], layer.pattern(config, params, x + 1e-3))
+    x = np.array([[[[1.0, 1.0]]]])
+    up, down = x.copy(), x.copy()
+    up[0, 0, 0, 1] += 1e-9
+    down[0, 0, 0, 1] -= 1e-9
+    config = {"kernel": [1, 2], "stride": [1, 2]}
+    assert layer.pattern(config, {}, up).item() == 1 and layer.pattern(config, {}, down).item() == 0
+    for kind in ("conv2d", "avgpool2d", "flatten"):
+        assert LAYERS[kind].pattern is None  # smooth: no kinks to avoid
+
+
+@pytest.mark.parametrize("kind", ["maxpool2d", "avgpool2d"])
+def test_pool_config_defaults_and_bad_values(kind):
+    layer = LAYERS[kind]
+    assert layer.check_config({"kernel": 2}, (3, 5, 4)) == {"kernel": 2, "stride": 2}
+    assert layer.check_config({"kernel": [3, 1], "stride": 1}, (3, 5, 4)) == {"kernel": [3, 1], "stride": 1}
+    assert layer.out_shape({"kernel": 2, "stride": 2}, (3, 5, 4)) == (3, 2, 2)
+    assert layer.param_shapes({"kernel": 2, "stride": 2}, (3, 5, 4)) == {}
+    assert layer.init({"kernel": 2, "stride": 2}, (3, 5, 4), np.random.default_rng(0), np.float64) == {}
+    bad = [({"kernel": 6}, (1, 5, 9), r"kernel 6 is larger than the input height 5: use a kernel of at most 5"),
+           ({"kernel": [2, 5]}, (1, 5, 4), r"kernel 5 is larger than the input width 4"),
+           ({"kernel": 2, "stride": 0}, (1, 4, 4), r"stride 0 is not an integer >= 1"),
+           ({"kernel": 2, "padding": 1}, (1, 4, 4), r"unknown config key 'padding'"),
+           ({}, (1, 4, 4), r"config needs 'kernel'"),
+           ({"kernel": 2}, (16,), r"needs an image input")]
+    for config, in_shape, message in bad:
+        with pytest.raises(SpecError, match=f"{kind}: {message}"):
+            layer.check_config(config, in_shape)
+
+
+def test_flatten_config_and_order():
+    layer = LAYERS["flatten"]
+    assert layer.check_config({}, (2, 3, 4)) == {} and layer.out_shape({}, (2, 3, 4)) == (24,)
+    with pytest.raises(SpecError, match=r"flatten: needs an image input \(C, H, W\) per sample, got shape \(24,\)"):
+        layer.check_config({}, (24,))
+    with pytest.raises(SpecError, match=r"flatten: unknown config key 'n'"):
+        layer.check_config({"n": 3}, (2, 3, 4))
+    x = np.arange(24.0).reshape(1, 2, 3, 4)
+    y, cache = layer.forward({}, {}, x)
+    assert y[0, :5].tolist() == [0, 1, 2, 3, 4]  # row-major: w fastest, then h, then c
+    assert np.array_equal(layer.backward({}, {}, cache, y)[0], x)

@@ -105,3 +105,57 @@ def draw_pair(rng: np.random.Generator, square: bool, highs: Pair, low: int = 1)
         return int(rng.integers(low, min(highs) + 1))
     rows, cols = (int(rng.integers(low, high + 1)) for high in highs)
     return rows if rows == cols else [rows, cols]
+
+
+def overwrite_windows(dpatches: np.ndarray, shape: tuple[int, ...], stride: Pair) -> np.ndarray:
+    """add_windows written the way a bug writes it: each output pixel's window gradient is ASSIGNED to its input
+    window (a loop over the pixels, as hand-written pools do), so where windows overlap the later one wins."""
+    _, _, oh, ow, kh, kw = dpatches.shape
+    sh, sw = stride
+    dx = np.zeros(shape, dtype=dpatches.dtype)
+    for h in range(oh):
+        for w in range(ow):
+            dx[:, :, h * sh:h * sh + kh, w * sw:w * sw + kw] = dpatches[:, :, h, w]
+    return dx
+
+
+# --- what the two pools share: config {"kernel", "stride" (default: the kernel)}, no params -------------------
+
+def check_pool_config(kind: str, config: Mapping[str, Any], in_shape: tuple[int, ...]) -> dict[str, Any]:
+    check_keys(kind, config, ("kernel",), ("stride",))
+    kernel = check_pair(kind, "kernel", config["kernel"], 1)
+    checked = {"kernel": kernel, "stride": check_pair(kind, "stride", config.get("stride", kernel), 1)}
+    pool_out_shape(kind, checked, in_shape)  # a kernel larger than the input is a SpecError
+    return checked
+
+
+def pool_out_shape(kind: str, config: Mapping[str, Any], in_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    c, h, w = image_shape(kind, in_shape)
+    return (c, *out_size(kind, (h, w), pair(config["kernel"]), pair(config["stride"])))
+
+
+def draw_pool_config(kind: str, rng: np.random.Generator, in_shape: tuple[int, ...]) -> dict[str, Any] | None:
+    """Kernels up to 3 that fit the input; the stride left to its default (the kernel) half the time, else 1..3
+    (stride < kernel: overlapping windows)."""
+    if len(in_shape) != 3:
+        return None
+    square = rng.random() < 0.6
+    config = {"kernel": draw_pair(rng, square, (min(in_shape[1], 3), min(in_shape[2], 3)))}
+    if rng.random() < 0.5:
+        config["stride"] = draw_pair(rng, square, (3, 3))
+    return check_pool_config(kind, config, in_shape)
+
+
+def overlaps(config: Mapping[str, Any], in_shape: tuple[int, ...]) -> bool:
+    """Some input pixel lies in two windows: stride < kernel along an axis with two or more windows on it."""
+    out = out_size("pool", tuple(in_shape[1:]), pair(config["kernel"]), pair(config["stride"]),
+                   pair(config.get("padding", 0)))
+    return any(s < k and o > 1 for s, k, o in zip(pair(config["stride"]), pair(config["kernel"]), out))
+
+
+def no_params(config: Mapping[str, Any], in_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    return {}
+
+
+def init_nothing(config: Mapping[str, Any], in_shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> dict:
+    return {}
