@@ -140,12 +140,18 @@ def test_random_stacks_match_torch_within_the_estimate(seed):
     want = {**grads, "x": dx}
     got = {**fd.grads, "x": fd.dx}
     assert set(got) == set(want)
+    whole = np.sqrt(sum(np.vdot(g, g) for g in want.values()))
     for key, g in want.items():
         keep = ~fd.kink[key]
         diff = np.abs(got[key] - g)[keep]
         where = [kind for kind, _ in layers]
         assert np.all(diff <= fd.error[key][keep]), (key, where, float((diff - fd.error[key][keep]).max()))
-        assert norm_rel(got[key][keep], g[keep]) <= RELATIVE, (key, where)
+        # norm-relative to the tensor where it carries >= 1% of the gradient; a tensor that is ~0 by cancellation
+        # (gamma or beta before a second norm, a bias before batchnorm) to 1e-7 of the whole gradient
+        # (a flat loss, whole gradient < 1e-4 (1 + |L|), is below what FD in float64 resolves to 1e-7 -- its
+        # rounding alone is ~1e-11 |L| -- and only the estimate is checked)
+        scale = np.linalg.norm(g) if np.linalg.norm(g) >= 1e-2 * whole else whole
+        assert whole < 1e-4 * (1 + abs(value)) or np.linalg.norm(got[key][keep] - g[keep]) <= RELATIVE * scale, (key, where)
         assert keep.mean() >= 0.5, (key, where, "kinks marked on most coordinates")
 
 
@@ -179,13 +185,14 @@ def test_maxpool_near_tie_is_a_kink():
     layers = [("conv2d", {"out_channels": 1, "kernel": 1, "stride": 1, "padding": 0}),
               ("maxpool2d", {"kernel": 2, "stride": 2}), ("flatten", {}), ("dense", {"n": 1, "activation": "identity"})]
     layers = [(k, LAYERS[k].check_config(c, s)) for (k, c), s in zip(layers, [(1, 2, 4), (1, 2, 4), (1, 1, 2), (2,)])]
-    x = np.array([[[[1.0, -1.0, 0.3, 0.7], [0.2, 0.1, 0.5, 0.5 + 1e-9]]]])
+    x = np.array([[[[1.0, -1.0, 0.3, 0.5], [0.2, 0.1, 0.1, 0.5 + 1e-9]]]])
     params = {"W1": np.full((1, 1, 1, 1), 1e-9), "b1": np.array([0.1]), "W4": np.array([[1.5], [-0.5]]),
               "b4": np.array([0.2])}
     fd = fd_of(layers, (1, 2, 4), "mse", params, x, np.array([[0.3]]))
-    assert fd.kink["W1"].all()  # W = 1e-9: 1e-9 against -1e-9 in the first window, swapped by +-h
-    # the second window's near tie (0.5 against 0.5 + 1e-9, scaled by W) moves with x[0, 0, 1, 2] and [1, 3]
-    assert fd.kink["x"][0, 0, 0, 0] and fd.kink["x"][0, 0, 0, 1]
+    assert fd.kink["W1"].all()  # W = 1e-9: 1e-9 against -1e-9 in the first window, swapped by -h
+    # the second window's tie (0.5 and 0.5 + 1e-9, times W, round to one value) is broken by +-h on either
+    assert fd.kink["x"][0, 0, 0, 3] and fd.kink["x"][0, 0, 1, 3]
+    assert not fd.kink["x"][0, 0, :, 2].any()
     assert not fd.kink["b1"].any() and not fd.kink["W4"].any()
 
 

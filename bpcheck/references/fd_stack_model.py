@@ -31,6 +31,7 @@ from .loss_change import LossChange
 
 # Kinds whose output channel c depends only on input channel c (params sliced by channel where they have one).
 CHANNEL_WISE = frozenset({"activation", "maxpool2d", "avgpool2d", "batchnorm"})
+LINEAR = frozenset({"dense", "conv2d"})  # affine in their input: a change in one channel moves the output linearly
 ROW_COUPLED_FNS = frozenset({"softmax"})  # an activation that mixes the entries of a row
 # Kinds whose reference depends on the batch's shape (dropout's mask is drawn for x.shape): never sliced.
 SHAPE_DRAWN = frozenset({"dropout"})
@@ -41,12 +42,15 @@ class Moved:
     """K perturbed copies of one layer's input or output, holding only the part that can differ.
 
     values (K, B', C', ...): B' = B, or 1 when rows (K,) names the one sample copy k moved; C' = C, or 1
-    when ch (K,) names the one channel (axis 2; the feature of a 1-D shape) copy k moved.
+    when ch (K,) names the one channel (axis 2; the feature of a 1-D shape) copy k moved. split: the
+    per-sample shape seen as (C, ...) for that cut, where it is not the natural one (a flattened image:
+    (C, H*W), so channel c is the block of features c*H*W..(c+1)*H*W).
     """
 
     values: np.ndarray
     rows: np.ndarray | None = None
     ch: np.ndarray | None = None
+    split: tuple[int, ...] | None = None
 
 
 def logits_head(layers: list[tuple[str, dict]], loss: str) -> list[tuple[str, dict]]:
@@ -125,16 +129,21 @@ class Stack:
             self._home[i] = self.pattern(i, self.shared(i, 1), self.acts[i][None])
         return self._home[i]
 
-    def channel_wise(self, i: int) -> bool:
+    def channel_wise(self, i: int, split: bool = False) -> bool:
+        """Does layer i map channel c to channel c alone? With split (a flattened image's blocks), only an
+        elementwise layer does."""
         fn = self.configs[i].get("fn")
-        return self.kinds[i] in CHANNEL_WISE and fn not in ROW_COUPLED_FNS
+        kinds = ("activation",) if split else CHANNEL_WISE
+        return self.kinds[i] in kinds and fn not in ROW_COUPLED_FNS
 
     def sample_wise(self, i: int) -> bool:
         return self.layers[i].per_sample and self.kinds[i] not in SHAPE_DRAWN
 
     # -- moving between sliced and full copies ----------------------------------------------------------------
     def gather(self, arr: np.ndarray, mv: Moved) -> np.ndarray:
-        """The unperturbed arr (B, C, ...) cut like mv: (1 or K, B', C', ...)."""
+        """The unperturbed arr (B, ...) cut like mv: (1 or K, B', C', ...), in mv's split."""
+        if mv.ch is not None and mv.split is not None:
+            arr = arr.reshape(len(arr), *mv.split)
         if mv.rows is None:
             return arr[None] if mv.ch is None else np.moveaxis(arr[:, mv.ch], 1, 0)[:, :, None]
         return arr[mv.rows][:, None] if mv.ch is None else arr[mv.rows, mv.ch][:, None, None]
@@ -146,18 +155,25 @@ class Stack:
             base = self.gather(arr, Moved(mv.values, mv.rows))
             full = np.array(np.broadcast_to(base, (k, *base.shape[1:])))
             full[np.arange(k), :, mv.ch] = mv.values[:, :, 0]
-            mv = Moved(full, mv.rows)
+            mv = Moved(full.reshape(k, full.shape[1], *arr.shape[1:]), mv.rows)
         if rows and mv.rows is not None:
-            full = np.array(np.broadcast_to(arr[None] if mv.ch is None else self.gather(arr, Moved(arr, None, mv.ch)),
-                                            (k, self.B, *mv.values.shape[2:])))
+            base = arr[None] if mv.ch is None else self.gather(arr, Moved(arr, None, mv.ch, mv.split))
+            full = np.array(np.broadcast_to(base, (k, self.B, *mv.values.shape[2:])))
             full[np.arange(k), mv.rows] = mv.values[:, 0]
-            mv = Moved(full, None, mv.ch)
+            mv = Moved(full, None, mv.ch, mv.split)
         return mv
 
     # -- climbing ---------------------------------------------------------------------------------------------
     def step(self, i: int, mv: Moved, crossed: np.ndarray) -> Moved:
         """Layer i on mv (its input), kinks of the first len(crossed) copies or'ed into crossed."""
-        mv = self.widen(self.acts[i], mv, channels=not self.channel_wise(i), rows=not self.sample_wise(i))
+        mv = self.widen(self.acts[i], mv, channels=False, rows=not self.sample_wise(i))
+        if mv.ch is not None and self.kinds[i] in LINEAR:
+            return self._linear_step(i, mv, crossed)
+        if mv.ch is not None and self.kinds[i] == "flatten" and mv.split is None:
+            # channel c of (C, H, W) is the block c of the flattened features: the cut survives flatten
+            flat = self.reference(i, {}, mv.values)
+            return Moved(flat[:, :, None, :], mv.rows, mv.ch, (self.shapes[i][0], flat.shape[-1]))
+        mv = self.widen(self.acts[i], mv, channels=not self.channel_wise(i, mv.split is not None), rows=False)
         params = self.shared(i, len(mv.values), mv.ch)
         n = len(crossed)
         if n and self.layers[i].pattern is not None:
@@ -166,7 +182,37 @@ class Stack:
                 if sliced else self.home_pattern(i)
             new = self.pattern(i, {k: v[:n] for k, v in params.items()}, mv.values[:n])
             crossed |= _differs(new, home)
-        return Moved(self.reference(i, params, mv.values), mv.rows, mv.ch)
+        return Moved(self.reference(i, params, mv.values), mv.rows, mv.ch, mv.split)
+
+    def _linear_step(self, i: int, mv: Moved, crossed: np.ndarray) -> Moved:
+        """A dense or conv layer whose input moved in one channel (block of features): its affine part is
+        linear, so the output moves by the layer's reference applied to that change alone, with the weights
+        that channel meets and no bias; a dense layer's activation then runs on the moved z (the activation
+        kind's reference and pattern)."""
+        k = len(mv.values)
+        change = mv.values - self.gather(self.acts[i], mv)
+        w = self.p[i]["W"]
+        if self.kinds[i] == "dense":
+            config = {**self.configs[i], "activation": "identity"}
+            blocks = w.reshape(*(mv.split or (w.shape[0], 1)), w.shape[1])[mv.ch]  # (K, block, n)
+            moved = self.layers[i].reference(config, {"W": blocks, "b": np.zeros((k, w.shape[1]))},
+                                             change.reshape(k, change.shape[1], -1))
+            z_base = self.cached(("z", i), lambda: self.reference_as(i, {"activation": "identity"}))[0]
+            home = self.gather(z_base, Moved(None, mv.rows))
+            return Moved(self._activate(self.configs[i]["activation"], home + moved, home, crossed), mv.rows)
+        weights = np.moveaxis(w[:, mv.ch], 1, 0)[:, :, None]  # (K, F, 1, kh, kw)
+        moved = self.layers[i].reference(self.configs[i], {"W": weights, "b": np.zeros((k, w.shape[0]))}, change)
+        return Moved(self.gather(self.acts[i + 1], Moved(None, mv.rows)) + moved, mv.rows)
+
+    def _activate(self, fn: str, z: np.ndarray, home_z: np.ndarray, crossed: np.ndarray) -> np.ndarray:
+        """act(z) by the activation kind's reference; kinks: its pattern on the first len(crossed) copies."""
+        if fn == "identity":
+            return z
+        act, config = LAYERS["activation"], {"fn": fn}
+        n = len(crossed)
+        if n and act.pattern is not None:
+            crossed |= _differs(act.pattern(config, {}, z[:n]), act.pattern(config, {}, home_z[:n]))
+        return np.asarray(act.reference(config, {}, z), dtype=np.float64)
 
     def climb(self, start: int, mv: Moved, crossed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """mv is the input of layer start: run it and every layer above, then the loss. Returns
@@ -222,14 +268,8 @@ class Stack:
         n_out = z.shape[1]
         j = idx % n_out if name == "W" else idx
         z_col = z[:, j].T + (s[:, None] * self.acts[i][:, idx // n_out].T if name == "W" else s[:, None])
-        fn = self.configs[i].get("activation", "identity")
-        if fn == "identity":
-            return Moved(z_col[:, :, None], None, j)
-        act, config = LAYERS["activation"], {"fn": fn}
-        n = len(crossed)
-        if n and act.pattern is not None:
-            crossed |= _differs(act.pattern(config, {}, z_col[:n]), act.pattern(config, {}, z[:, j[:n]].T))
-        return Moved(np.asarray(act.reference(config, {}, z_col[:, :, None]), dtype=np.float64), None, j)
+        home = z[:, j].T[:, :, None]
+        return Moved(self._activate(self.configs[i]["activation"], z_col[:, :, None], home, crossed), None, j)
 
     def _conv(self, i: int, name: str, idx: np.ndarray, s: np.ndarray) -> Moved:
         """Output channel f moves by s times the input slice that weight (f, c, u, v) multiplies (by s for b[f])."""
@@ -255,13 +295,19 @@ class Stack:
     # -- sizes, for chunking ----------------------------------------------------------------------------------
     def per_copy(self, start: int, rows: bool, ch: bool) -> int:
         """Entries of the largest array one copy needs when a change cut by (rows, ch) enters layer start."""
-        biggest = 0
-        for i in range(start, self.n + 1):
-            if i < self.n:
-                ch, rows = ch and self.channel_wise(i), rows and self.sample_wise(i)
-            size = math.prod(self.shapes[i]) // (self.shapes[i][0] if ch else 1)
-            biggest = max(biggest, size * (1 if rows else self.B))
-        return biggest
+        parts, split, biggest = (self.shapes[start][0] if ch else 1), False, 0
+        for i in range(start, self.n):
+            rows = rows and self.sample_wise(i)
+            size_in = math.prod(self.shapes[i]) // parts
+            if ch and self.kinds[i] in LINEAR:
+                ch, parts = False, 1
+            elif ch and self.kinds[i] == "flatten" and not split:
+                split = True
+            elif ch and not self.channel_wise(i, split):
+                ch, parts, size_in = False, 1, math.prod(self.shapes[i])
+            size_out = math.prod(self.shapes[i + 1]) // parts
+            biggest = max(biggest, max(size_in, size_out) * (1 if rows else self.B))
+        return max(biggest, math.prod(self.shapes[self.n]) * self.B)
 
 
 def _pair(v) -> tuple[int, int]:
