@@ -307,3 +307,35 @@ def test_flatten_config_and_order():
     y, cache = layer.forward({}, {}, x)
     assert y[0, :5].tolist() == [0, 1, 2, 3, 4]  # row-major: w fastest, then h, then c
     assert np.array_equal(layer.backward({}, {}, cache, y)[0], x)
+
+
+def worst_errors() -> dict[str, dict[str, float]]:
+    """The largest error of each kind against each witness, over the configs the tests above draw (same seeds)."""
+    import jax as jax_module
+    import torch as torch_module
+
+    jax_module.config.update("jax_enable_x64", True)
+    table = {}
+    for kind in KINDS:
+        layer, worst = LAYERS[kind], {}
+        for witness, seed, n in (("torch", 4, N_CONFIGS), ("jax", 5, N_JAX), ("fd", 3, N_CONFIGS), ("reference", 1, N_CONFIGS)):
+            for config, _, params, x, dy in draw_cases(kind, seed, n=n):
+                y, cache = layer.forward(config, params, x)
+                dx, grads = layer.backward(config, params, cache, dy)
+                if witness == "reference":
+                    pairs = [(y, layer.reference(config, params, x))]
+                elif witness == "fd":
+                    fdx, fgrads = central_differences(layer, config, params, x, dy)
+                    pairs = [(dx, fdx)] + [(grads[k], fgrads[k]) for k in grads]
+                else:
+                    oy, odx, ograds = (torch_grads(layer, config, params, x, dy, torch_module) if witness == "torch"
+                                       else jax_grads(layer, config, params, x, dy, jax_module))
+                    pairs = [(y, oy), (dx, odx)] + [(grads[k], ograds[k]) for k in grads]
+                worst[witness] = max([worst.get(witness, 0.0)] + [err(a, b) for a, b in pairs])
+        table[kind] = worst
+    return table
+
+
+if __name__ == "__main__":  # python -m tests.test_layers_cnn: the README's table of errors
+    for kind, worst in worst_errors().items():
+        print(kind, "  ".join(f"{w} {e:.1e}" for w, e in worst.items()))
