@@ -166,6 +166,19 @@ def test_forward_and_backward_match_jax_vjp(kind, jax):
             assert err(grads[name], jgrads[name]) <= EXACT, (config, name)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_float32_stays_float32_and_near_float64(kind):
+    layer = LAYERS[kind]
+    for config, _, params, x, dy in draw_cases(kind, 10, n=10):
+        p32 = {k: v.astype(np.float32) for k, v in params.items()}
+        y32, cache = layer.forward(config, p32, x.astype(np.float32))
+        dx32, grads32 = layer.backward(config, p32, cache, dy.astype(np.float32))
+        y, cache = layer.forward(config, params, x)
+        dx, grads = layer.backward(config, params, cache, dy)
+        assert y32.dtype == dx32.dtype == np.float32 and all(g.dtype == np.float32 for g in grads32.values())
+        assert err(y32, y) < 1e-5 and err(dx32, dx) < 1e-5 and all(err(grads32[k], grads[k]) < 1e-5 for k in grads)
+
+
 def _differs(a: np.ndarray, b: np.ndarray) -> bool:
     return np.abs(a - b).max(initial=0.0) > 1e-6 * max(1.0, np.abs(b).max(initial=0.0))
 
