@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.layer_corpus.manifest import AUTOGRAD_BUGS, AUTOGRAD_CORRECT, BUGS, CORRECT
+from tests.layer_corpus.manifest import AUTOGRAD_BUGS, AUTOGRAD_CORRECT, BUGS, CORRECT, SIDE_EFFECTS
 
 pytest.importorskip("torch", reason="the layer corpus is judged against torch: pip install torch==2.13.0")
 
@@ -26,7 +26,7 @@ def _ids(impls):
 
 
 def test_names_are_unique_and_complete():
-    names = [i.name for i in CORRECT + BUGS + AUTOGRAD_CORRECT + AUTOGRAD_BUGS]
+    names = [i.name for i in CORRECT + BUGS + SIDE_EFFECTS + AUTOGRAD_CORRECT + AUTOGRAD_BUGS]
     assert len(names) == len(set(names))
     assert {i.layer for i in CORRECT} == {"affine", "relu", "conv2d", "maxpool2d", "batchnorm", "layernorm",
                                           "dropout", "softmax_loss"}
@@ -121,3 +121,30 @@ def test_upcasts_lists_exactly_what_comes_back_float64_from_float32_inputs(impl)
         grads = grads if isinstance(grads, tuple) else (grads,)
         seen |= {name for name, v in zip(("out",) + impl.grads, (out, *grads)) if v.dtype == np.float64}
     assert seen == set(impl.upcasts), (impl.name, seen)
+
+
+@pytest.mark.parametrize("impl", SIDE_EFFECTS, ids=_ids(SIDE_EFFECTS))
+def test_side_effect_bugs_are_right_once_and_change_what_they_say(impl):
+    import copy
+
+    import numpy as np
+
+    from tests.layer_corpus.cases import cotangent, draw
+
+    assert impl.mutates and not impl.wrong
+    for case in impl.cases:
+        assert max(errors(impl, case, 0).values()) <= AGREE["float64"], (impl.name, case)  # first answer right
+        arrays = draw(case, 0)
+        config = [copy.deepcopy(case.config)] if case.config is not None else []
+        out, cache = impl.forward(*[arrays[a] for a in impl.args], *config)
+        dout = cotangent(case, out.shape, 0)
+        dout_before, cache_before = dout.copy(), copy.deepcopy(cache)
+        first = impl.backward(dout, cache)
+        first = np.copy(first[0] if isinstance(first, tuple) else first)
+        changed_dout = not np.array_equal(dout, dout_before)
+        assert changed_dout == ("dout" in impl.mutates), impl.name
+        if "cache" in impl.mutates:
+            again = impl.backward(dout_before.copy(), cache)
+            again = again[0] if isinstance(again, tuple) else again
+            assert not np.allclose(again, first), impl.name  # the same call twice, two answers
+            assert not all(np.array_equal(a, b) for a, b in zip(cache, cache_before) if isinstance(a, np.ndarray))

@@ -106,3 +106,16 @@ def softmax_loss_label_columns(x, y):
     dx[:, y] -= 1                                # BUG: every row loses 1 in every labelled column, not its own
     dx /= N
     return loss, dx
+
+
+def relu_backward_inplace(dout, cache):
+    x = cache
+    dx = dout                                    # BUG (side effect): dx is dout itself, zeroed in place
+    dx[x <= 0] = 0
+    return dx
+
+
+def dropout_backward_into_mask(dout, cache):
+    dropout_param, mask = cache
+    mask *= dout                                 # BUG (side effect): the cached mask becomes dx; a 2nd call is wrong
+    return mask

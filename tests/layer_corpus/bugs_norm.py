@@ -94,3 +94,14 @@ def layernorm_backward_loops_first_row(dout, cache):
         g = dout[n] * gamma
         dx[n] = inv_std[n] * (g - np.mean(g) - xhat[n] * np.mean(g * xhat[n]))
     return dx, dgamma, dbeta
+
+
+def layernorm_backward_scales_dout(dout, cache):
+    """Cache of layers_vectorised.layernorm_forward."""
+    xhat, gamma, ivar = cache
+    D = dout.shape[1]
+    dbeta = dout.sum(axis=0)
+    dgamma = np.sum(dout * xhat, axis=0)
+    dout *= gamma                                # BUG (side effect): the caller's dout scaled in place
+    dx = ivar / D * (D * dout - dout.sum(axis=1, keepdims=True) - xhat * np.sum(dout * xhat, axis=1, keepdims=True))
+    return dx, dgamma, dbeta

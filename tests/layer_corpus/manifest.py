@@ -20,6 +20,10 @@ Each entry is an Impl:
     style       "vectorised" or "loops"
     what        one line: how it is written, or what the bug is
 
+SIDE_EFFECTS: backwards whose first answer is right but which write into what they were given (`mutates`: "dout" or
+"cache"); a second call with the same cache is then wrong for the "cache" ones. Kept apart from BUGS, whose every
+entry has a wrong gradient.
+
 AUTOGRAD_CORRECT and AUTOGRAD_BUGS: torch.autograd.Function subclasses and jax.custom_vjp functions, as Autograd
 entries (framework "torch" or "jax", `target` "module:attr" imported by load(), so this file needs neither).
 A torch entry is called as `Fn.apply(*arrays)`, a jax one as `fn(*arrays)`, arrays in the order of `args`.
@@ -62,6 +66,7 @@ class Impl:
     convention: bool = False
     passes: tuple = ()
     upcasts: tuple = ()
+    mutates: tuple = ()
 
     @property
     def kind(self) -> str:
@@ -283,6 +288,19 @@ BUGS: list[Impl] = [
 ]
 
 
+SIDE_EFFECTS: list[Impl] = [
+    Impl("relu_inplace", "relu", lv.relu_forward, bd.relu_backward_inplace, (c.relu((4, 6)), c.relu((2, 3, 4, 4))),
+         "dx = dout; dx[x <= 0] = 0: the right gradient, written into the caller's dout", mutates=("dout",)),
+    Impl("dropout_into_mask", "dropout", lv.dropout_forward, bd.dropout_backward_into_mask,
+         (c.dropout((4, 6)), c.dropout((2, 3, 4, 4), p=0.5, seed=3)),
+         "mask *= dout; return mask: right once, then the cached mask is gone (a second call returns dout**2 * mask)",
+         mutates=("cache",)),
+    Impl("layernorm_scales_dout", "layernorm", lv.layernorm_forward, bn.layernorm_backward_scales_dout,
+         (c.layernorm((4, 6)), c.layernorm((6, 3))), "dout *= gamma in place: the right gradient, the caller's dout changed",
+         fits=two_d, mutates=("dout",)),
+]
+
+
 @dataclass(frozen=True)
 class Autograd:
     name: str
@@ -330,7 +348,7 @@ AUTOGRAD_BUGS: list[Autograd] = [
 
 
 def by_name(name: str):
-    for impl in CORRECT + BUGS + AUTOGRAD_CORRECT + AUTOGRAD_BUGS:
+    for impl in CORRECT + BUGS + SIDE_EFFECTS + AUTOGRAD_CORRECT + AUTOGRAD_BUGS:
         if impl.name == name:
             return impl
     raise KeyError(name)
