@@ -92,8 +92,7 @@ def _registry_config(kind: CourseKind, rng: np.random.Generator, in_shape: tuple
         reg = layer.draw_config(rng, in_shape)
         if reg is None:
             return None
-        if kind.name == "affine":
-            reg = dict(reg, activation="identity")
+        reg = dict(reg, **kind.overrides)
         if user:
             reg = dict(reg, **_fixed(kind, reg, user))
         if not _valid(layer, reg, in_shape):

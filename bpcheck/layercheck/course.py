@@ -11,7 +11,7 @@ courses (CS231n's layers.py): x first, then the layer's params, then one config 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ class CourseKind:
     to_registry: Callable[[dict, dict[str, Shape]], dict] | None = None
     to_course: Callable[[dict], dict] | None = None
     fixed: tuple[str, ...] = ()         # course config keys that fix shapes (strides, pads, pool sizes)
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # registry config the course kind always has
 
     @property
     def configured(self) -> bool:
@@ -69,9 +70,9 @@ def _pool_course(reg: dict) -> dict:
 
 KINDS: dict[str, CourseKind] = {k.name: k for k in (
     CourseKind("affine", "dense", ("x", "w", "b"), {"w": "W", "b": "b"},
-               to_registry=lambda c, s: {"n": s["w"][1], "activation": "identity"}),
+               to_registry=lambda c, s: {"n": s["w"][1], "activation": "identity"}, overrides={"activation": "identity"}),
     CourseKind("relu", "activation", ("x",), {},
-               to_registry=lambda c, s: {"fn": "relu"}),
+               to_registry=lambda c, s: {"fn": "relu"}, overrides={"fn": "relu"}),
     CourseKind("conv2d", "conv2d", ("x", "w", "b"), {"w": "W", "b": "b"}, ("stride", "pad"), (3, 3), True,
                to_registry=_conv_registry,
                to_course=lambda reg: {"stride": int(reg.get("stride", 1)), "pad": int(reg.get("padding", 0))},

@@ -133,12 +133,25 @@ def _torch_vjp(layer, config, params, x, dout):
     return arrays[0], dict(zip(tp, arrays[1:]))
 
 
+_JITTED: dict = {}
+
+
 def _jax_vjp(layer, config, params, x, dout):
+    """One jitted VJP per (kind, config, shapes): jax's op-by-op dispatch compiles every primitive per shape,
+    0.6 s a case on a small affine; one compile of the whole VJP costs a fraction of that."""
+    import json
+
     import jax
 
     jax.config.update("jax_enable_x64", True)
     jnp = jax.numpy
-    out, pullback = jax.vjp(lambda xx, pp: layer.jax(config, pp, xx, jax), jnp.asarray(x),
-                            {k: jnp.asarray(v) for k, v in params.items()})
-    dx, grads = pullback(jnp.asarray(np.reshape(dout, out.shape)))
+    key = (layer.kind, json.dumps(config, sort_keys=True), x.shape, tuple((k, v.shape) for k, v in params.items()))
+    fn = _JITTED.get(key)
+    if fn is None:
+        def vjp(xx, pp, dd):
+            out, pullback = jax.vjp(lambda a, b: layer.jax(config, b, a, jax), xx, pp)
+            return pullback(jnp.reshape(dd, out.shape))
+
+        fn = _JITTED[key] = jax.jit(vjp)
+    dx, grads = fn(jnp.asarray(x), {k: jnp.asarray(v) for k, v in params.items()}, jnp.asarray(dout))
     return np.asarray(dx), {k: np.asarray(v) for k, v in grads.items()}

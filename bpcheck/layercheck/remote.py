@@ -119,7 +119,7 @@ def _user_modules(*fns: Any) -> list:
         if module is not None and module.__name__ not in ("__main__", "builtins") and \
                 module.__name__.split(".")[0] not in ("bpcheck", "numpy", "torch", "jax", "jaxlib"):
             out.append(module)
-    return out
+    return list({id(m): m for m in out}.values())
 
 
 class UserLayer:

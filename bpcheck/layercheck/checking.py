@@ -1,0 +1,192 @@
+"""check_layer: check a course-style layer's backward (or a torch Function / jax custom_vjp) on drawn cases.
+
+    result = bpcheck.check_layer(conv_forward, conv_backward, layer="conv2d", cases=50, seed=0)
+    print(result); assert result.ok
+
+Per case (one round trip to the worker, bpcheck.layercheck.remote): forward, then backward on a random
+cotangent d1, on another d2, on a d1 + b d2 and on zeros; the same call again; a call on other arrays
+(B) and on A once more; the batch permuted (per-sample layers). Back here: the interface (how many
+gradients, their shapes and dtypes), the forward's output against the registry's independent
+reference, every gradient against FD of <reference(theta), dout>, torch and jax (blame as everywhere),
+and the reference-free properties (properties.py). A failing case is diagnosed (diagnose.py) and the
+first kind of failure shrunk to its smallest shape (shrinking.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import references as refs
+from ..byo.isolation import DEFAULT_TIMEOUT, Worker
+from ..byo.loading import UserCallError
+from ..spec import BpcheckError, UsageError
+from .cases import LayerCase, draw_cases
+from .course import CourseKind, checked_config, checked_shapes, course_kind
+from .diagnose import diagnose
+from .frameworks import form_of
+from .judge import PASSING, judge, worst
+from .properties import RTOL, RTOL32
+from .remote import UserLayer
+from .result import Finding, LayerOutcome, LayerResult, common
+from .run_case import CaseRun, run_case
+
+DEFAULT_CASES = 20
+PRECISIONS = ("float64", "float32")
+
+
+def check_layer(forward: Callable | str, backward: Callable | str | None = None, *, layer: str,
+                config: dict | None = None, shapes: dict | None = None, cases: int = DEFAULT_CASES, seed: int = 0,
+                references: str | list | None = None, timeout: float | None = DEFAULT_TIMEOUT,
+                in_process: bool = False, precision: str = "float64", shrink: bool = True) -> LayerResult:
+    """Check forward/backward in the course contract for layer kind `layer` (bpcheck.layercheck.course.KINDS).
+
+    forward(*arrays[, config]) -> (out, cache) and backward(dout, cache) -> the gradients of the arrays in
+    order; for a loss layer (softmax_loss) forward is f(x, y) -> (loss, dx) and backward is None; a
+    torch.autograd.Function subclass or a jax.custom_vjp function is passed as forward alone. Functions may
+    be "path/to/file.py:name". config: fixed course config values (e.g. {"stride": 2}); shapes: for
+    layer="none", the forward's arrays {"x": [4, 3], "w": [3, 5]}. precision="float32" for a layer that
+    computes in float32 inside (its rounding is then held to float32's, not float64's). The user's code
+    runs in a worker process (timeout seconds per call), or here with in_process=True.
+    """
+    kind = course_kind(layer)
+    form = _form(kind, forward, backward)
+    user_config = checked_config(kind, config)
+    fixed_shapes = checked_shapes(shapes) if kind.name == "none" else _no_shapes(shapes)
+    n = _cases(cases)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UsageError(f"seed={seed!r} is not a whole number >= 0: give e.g. seed=0")
+    if precision not in PRECISIONS:
+        raise UsageError(f"precision={precision!r}: give 'float64', or 'float32' for a layer that computes in float32")
+    names = _references(kind, references)
+    drawn = draw_cases(kind, n, int(seed), user_config, fixed_shapes)
+    worker = Worker()
+    try:
+        user = UserLayer(forward, backward, form=form, timeout=timeout, in_process=in_process, worker=worker)
+        outcomes, findings, first_bad = _run(kind, user, drawn, names, precision)
+        smallest = ""
+        if shrink and first_bad is not None and not any(f.check in ("raises", "timeout", "interface") for f in findings):
+            from .shrinking import smallest_failing
+
+            smallest = smallest_failing(kind, user, first_bad, names, precision, user_config, fixed_shapes)
+    finally:
+        worker.stop()
+    failing = [o for o in outcomes if not o.ok]
+    diagnosis = common([o.diagnosis for o in failing])
+    ok = bool(outcomes) and not failing and not findings
+    ran = ("finite", "dtype", "forward", "mutation", "stale", "twice") + (
+        () if kind.loss else ("linearity", "zero")) + (("permutation",) if _per_sample(kind) else ())
+    return LayerResult(user.name, kind.name, tuple(names), int(seed), tuple(outcomes), tuple(findings), diagnosis,
+                       ok, smallest, {"ran": ran, "precision": precision, "form": form, "cases": n})
+
+
+def _form(kind: CourseKind, forward: Any, backward: Any) -> str:
+    framework = None if isinstance(forward, str) else form_of(forward)
+    if framework:
+        if backward is not None:
+            raise UsageError(f"a {framework} {'autograd.Function' if framework == 'torch' else 'custom_vjp'} brings its "
+                             "own backward: pass it alone, check_layer(fn, layer=...)")
+        if kind.loss or kind.name == "none":
+            raise UsageError(f"a {framework} function is checked as a known layer kind: give layer= one of affine, relu, "
+                             "conv2d, maxpool2d, avgpool2d, batchnorm, spatial_batchnorm, layernorm, dropout")
+        return framework
+    if kind.loss:
+        if backward is not None:
+            raise UsageError(f"{kind.name} is one function, loss, dx = f(x, y): give it alone (no backward)")
+        return "loss"
+    if backward is None:
+        raise UsageError(f"--layer {kind.name} needs a forward and a backward (FILE.py:FORWARD FILE.py:BACKWARD)")
+    return "course"
+
+
+def _no_shapes(shapes: Any) -> None:
+    if shapes is not None:
+        raise UsageError("--shapes is for --layer none; a known kind draws its own shapes: leave --shapes out")
+    return None
+
+
+def _cases(cases: Any) -> int:
+    if isinstance(cases, bool) or not isinstance(cases, (int, np.integer)) or cases < 1:
+        raise UsageError(f"cases={cases!r}: give a number of cases >= 1")
+    return int(cases)
+
+
+def _references(kind: CourseKind, references: Any) -> list[str]:
+    names = refs.require(references)
+    if kind.name == "dropout" or kind.name == "none":
+        return ["fd"] if "fd" in names else names[:0]
+    return [n for n in names if refs.status(n).available]
+
+
+def _per_sample(kind: CourseKind) -> bool:
+    if kind.registry is None:
+        return kind.loss
+    from ..layers import LAYERS
+
+    return kind.name != "dropout" and LAYERS[kind.registry].per_sample
+
+
+def _run(kind: CourseKind, user: UserLayer, drawn: list[LayerCase], names: list[str], precision: str):
+    outcomes: list[LayerOutcome] = []
+    findings: list[Finding] = []
+    first_bad = None
+    rtol = RTOL if precision == "float64" else RTOL32
+    for case in drawn:
+        index = case.meta["index"]
+        try:
+            run = run_case(kind, user, case, _per_sample(kind))
+        except UserCallError as exc:
+            findings.append(Finding("timeout" if "did not return" in exc.headline else "raises", str(exc), index))
+            break
+        except BpcheckError as exc:
+            findings.append(Finding("interface", str(exc), index))
+            break
+        outcome, found = judge_case(kind, run, index, names, precision, rtol)
+        outcomes.append(outcome)
+        for f in found:
+            if not any(g.check == f.check for g in findings):
+                findings.append(f)
+        if (not outcome.ok or found) and first_bad is None:
+            first_bad = case
+    return outcomes, findings, first_bad
+
+
+def judge_case(kind: CourseKind, run: CaseRun, index: int, names: list[str], precision: str,
+               rtol: float) -> tuple[LayerOutcome, list[Finding]]:
+    """The verdicts and property findings of one case that ran."""
+    from .properties import linearity, permutation, same_twice, zero_dout
+
+    case, oracle = run.case, run.oracle
+    findings = [Finding(check, message, index, arg) for check, arg, message in run.problems]
+    arg_names = list(run.grads)
+    e = run.rounding if precision == "float64" else {k: v * 2.0**29 for k, v in run.rounding.items()}
+    verdicts = []
+    if oracle is not None:
+        ran = {n: oracle.gradients(n, run.dout) for n in names if n != "fd"}
+        fd = oracle.fd(run.dout) if "fd" in names else None
+        verdicts = judge(run.grads, ran, fd, e, pool=kind.name == "maxpool2d")
+        right = next(iter(ran.values()), None) or ({k: v.grad for k, v in fd.items()} if fd else None)
+    elif run.fd is not None:
+        verdicts = judge(run.grads, {}, run.fd, e)
+        right = {k: v.grad for k, v in run.fd.items()}
+    else:
+        right = None
+    checks = []
+    if run.linear is not None:
+        g1, g2, g12, a, b, zeros = run.linear
+        checks.append(("zero",) + zero_dout(kind.name, arg_names, zeros))
+        checks.append(("linearity",) + linearity(kind.name, arg_names, g1, g2, g12, a, b, e, rtol))
+    if run.permuted is not None:
+        perm, gp = run.permuted
+        checks.append(("permutation",) + permutation(kind.name, arg_names, list(run.grads.values()), gp, perm, e, rtol))
+    checks.append(("twice",) + same_twice(kind.name, arg_names, list(run.grads.values()), run.again, False, rtol))
+    checks.append(("stale",) + same_twice(kind.name, arg_names, list(run.grads.values()), run.after_other, True, rtol))
+    findings += [Finding(check, message, index, arg) for check, arg, message in checks if message]
+    label = worst([v.label for v in verdicts]) if verdicts else ("AGREE" if not findings else "ERROR")
+    wrong = tuple(dict.fromkeys(v.arg for v in verdicts if v.label not in PASSING))
+    text = diagnose(kind, oracle, run.grads, right, wrong, run.dout) if wrong and oracle is not None and right else ""
+    ok = label in PASSING
+    outcome = LayerOutcome(index, label, ok, case.describe(), case.batch, tuple(verdicts), text)
+    return outcome, findings

@@ -1,0 +1,137 @@
+"""What check_layer found: per case, per argument and reference, a label; the failed checks; a diagnosis."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..results import LABELS
+from .judge import PASSING, ArgVerdict
+
+# Findings that keep the layer from being checked at all: the CLI's exit 2.
+INPUT_CHECKS: tuple[str, ...] = ("interface", "raises", "timeout")
+CHECK_NAMES: dict[str, str] = {
+    "interface": "what forward and backward return", "raises": "calls", "timeout": "calls",
+    "finite": "finite values", "dtype": "gradients in the arrays' dtype", "forward": "the forward's output",
+    "mutation": "arrays, dout and cache left unmodified", "stale": "no hidden state (A, B, A gives A twice)",
+    "twice": "the same answer twice", "linearity": "linear in dout", "zero": "zero dout gives zero gradients",
+    "permutation": "permuting the batch permutes dx and leaves the parameter gradients alone",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A failed check beyond the comparison: check is a key of CHECK_NAMES; arg the argument it names ('' none)."""
+
+    check: str
+    message: str
+    case: int | None = None
+    arg: str = ""
+
+
+PROPERTIES = ("finite", "dtype", "forward", "mutation", "stale", "twice", "linearity", "zero", "permutation")
+
+
+@dataclass(frozen=True)
+class LayerOutcome:
+    """One case: its verdicts (one per argument and reference), label, and the diagnosis of a failure."""
+
+    index: int
+    label: str
+    ok: bool
+    describe: str
+    batch: int
+    verdicts: tuple[ArgVerdict, ...] = ()
+    diagnosis: str = ""
+
+    @property
+    def bad_args(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(v.arg for v in self.verdicts if v.label not in PASSING))
+
+    def message(self, kind: str) -> str:
+        bad = [v for v in self.verdicts if v.label not in PASSING]
+        if not bad:
+            return f"{self.label}: {self.describe}"
+        parts = []
+        for arg in self.bad_args:
+            vs = [v for v in bad if v.arg == arg]
+            m = vs[0].metrics
+            at = f" (worst at {m.worst.index}: yours {m.worst.engine:.6g}, {vs[0].reference} {m.worst.reference:.6g})" \
+                if m.worst is not None else ""
+            parts.append(f"d{arg} of {kind} differs from {', '.join(v.reference for v in vs)}: relative error "
+                         f"{m.norm_rel:.3g}{at}; {vs[0].reason}")
+        diagnosis = f"\n    diagnosis: {self.diagnosis}" if self.diagnosis else ""
+        return f"{self.label} on {self.describe}\n    " + "\n    ".join(parts) + diagnosis
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """check_layer's answer. ok: every case passed (KINK, CONVENTION, FD_NOISE count as passes), no check failed."""
+
+    function: str
+    kind: str
+    references: tuple[str, ...]
+    seed: int
+    outcomes: tuple[LayerOutcome, ...]
+    findings: tuple[Finding, ...]
+    diagnosis: str
+    ok: bool
+    smallest: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_error(self) -> Finding | None:
+        return next((f for f in self.findings if f.check in INPUT_CHECKS), None)
+
+    @property
+    def labels(self) -> dict[str, int]:
+        counts = Counter(o.label for o in self.outcomes)
+        return {label: counts[label] for label in LABELS if counts[label]}
+
+    def failing(self) -> tuple[LayerOutcome, ...]:
+        return tuple(o for o in self.outcomes if not o.ok)
+
+    @property
+    def wrong_args(self) -> tuple[str, ...]:
+        """The arguments whose gradient some case or check found wrong ('x', 'w', ...), in the forward's order."""
+        args = [a for o in self.outcomes for a in o.bad_args]
+        args += [f.arg for f in self.findings if f.arg]
+        return tuple(dict.fromkeys(args))
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{n} {label}" for label, n in self.labels.items()) or "none compared"
+        lines = [f"{self.function} as {self.kind}, {len(self.outcomes)} case(s), seed {self.seed}, references "
+                 f"{', '.join(self.references) or 'none'}", f"{'ok' if self.ok else 'FAIL'}: {counts}"]
+        if self.diagnosis:
+            lines.append(f"diagnosis: {self.diagnosis}")
+        failed = {f.check for f in self.findings}
+        for f in self.findings:
+            where = f" (case {f.case})" if f.case is not None else ""
+            lines.append(f"check failed, {CHECK_NAMES.get(f.check, f.check)}{where}: {f.message}")
+        passed = [CHECK_NAMES[c] for c in PROPERTIES if c not in failed and c in self.meta.get("ran", ())]
+        if passed and not self.input_error:
+            lines.append("checks passed: " + "; ".join(passed))
+        first = next((o for o in self.outcomes if not o.ok), None)
+        if first is not None:
+            lines.append(f"first failing case, #{first.index}: {first.message(self.kind)}")
+        if self.smallest:
+            lines.append(f"smallest failing case (shrunk): {self.smallest}")
+        if self.failing() and all(o.batch >= 2 for o in self.failing()) and any(
+                o.ok and o.batch == 1 for o in self.outcomes):
+            lines.append("every case of batch 1 agrees: the bug shows only for batch >= 2")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def common(texts: list[str]) -> str:
+    """The diagnoses of the failing cases, most frequent first: 'X (in 6 of 8 failing cases); Y (in 2 of 8 ...)'."""
+    texts = [t for t in texts if t]
+    if not texts:
+        return ""
+    counts = Counter(texts).most_common()
+    if len(counts) == 1:
+        return counts[0][0]
+    return "; ".join(f"{t} (in {n} of {len(texts)} failing cases)" for t, n in counts[:3])
