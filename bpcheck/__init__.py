@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "Arch", "BpcheckError", "Case", "DataError", "Gradients", "SpecError",
-    "UsageError", "UserFunctionError", "init_params", "__version__", "replay", "check_gradients", "check_case",
+    "UsageError", "UserFunctionError", "init_params", "__version__", "replay", "check_gradients", "check_case", "check_layer",
 ]
 
 
@@ -32,6 +32,10 @@ def __getattr__(name: str):
         from .byo import check_gradients
 
         return check_gradients
+    if name == "check_layer":
+        from .layercheck import check_layer
+
+        return check_layer
     if name == "check_case":
         from .check import check_case
 

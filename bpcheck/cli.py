@@ -19,7 +19,7 @@ import threading
 from . import __version__
 from .spec import BpcheckError
 
-COMMANDS = ("xor", "mutants", "check", "report", "render", "replay")
+COMMANDS = ("xor", "mutants", "check", "check-layer", "report", "render", "replay")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bpcheck {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
-        module = importlib.import_module(f".commands.{name}", __package__)
+        module = importlib.import_module(f".commands.{name.replace('-', '_')}", __package__)
         p = sub.add_parser(name, help=module.HELP, description=module.__doc__)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)

@@ -74,13 +74,18 @@ def _values(rng: np.random.Generator, shape: tuple[int, ...], scale: float, regi
 
 
 def _fits(kind: CourseKind, reg: dict, in_shape: tuple[int, ...]) -> bool:
-    """Course code (CS231n's) assumes the window tiles the padded input exactly."""
-    if not kind.spatial:
+    """Course code (CS231n's) takes one stride and one pad for both axes, and assumes the windows tile the padded
+    input exactly."""
+    if not kind.spatial or "kernel" not in reg:
         return True
-    kh, kw = (reg["kernel"], reg["kernel"]) if not isinstance(reg["kernel"], (list, tuple)) else reg["kernel"]
-    stride, pad = int(reg.get("stride") or kh), int(reg.get("padding", 0))
+    kh, kw = _two(reg["kernel"])
+    (sh, sw), (ph, pw) = _two(reg.get("stride") or [kh, kw]), _two(reg.get("padding", 0))
     _, h, w = in_shape
-    return (h + 2 * pad - kh) % stride == 0 and (w + 2 * pad - kw) % stride == 0 and h + 2 * pad >= kh and w + 2 * pad >= kw
+    return sh == sw and ph == pw and (h + 2 * ph - kh) % sh == 0 and (w + 2 * pw - kw) % sw == 0
+
+
+def _two(value) -> tuple[int, int]:
+    return (int(value), int(value)) if not isinstance(value, (list, tuple)) else (int(value[0]), int(value[1]))
 
 
 def _registry_config(kind: CourseKind, rng: np.random.Generator, in_shape: tuple[int, ...], user: dict | None):
@@ -112,7 +117,7 @@ def _fixed(kind: CourseKind, reg: dict, user: dict) -> dict:
         out = {"kernel": [int(user.get("pool_height", kh)), int(user.get("pool_width", kw))]}
         out["stride"] = int(user.get("stride", reg.get("stride") or out["kernel"][0]))
         return out
-    if kind.name in ("batchnorm", "layernorm") and "eps" in user:
+    if kind.name in ("batchnorm", "spatial_batchnorm", "layernorm") and "eps" in user:
         return {"eps": float(user["eps"])}
     if kind.name == "dropout" and "p" in user:
         return {"p": 1.0 - float(user["p"])}
@@ -161,7 +166,7 @@ def _known(draw, kind: CourseKind, user: dict | None, regime: str) -> LayerCase:
     shapes = layer.param_shapes(reg, in_shape)
     for name, local in kind.params.items():
         arrays[name] = _values(rng, shapes[local], p_scale, regime)
-    if kind.name in ("batchnorm", "layernorm"):
+    if "gamma" in arrays:
         arrays["gamma"] = arrays["gamma"] + np.sign(arrays["gamma"]) * p_scale  # away from 0: a live scale
     out_shape = (batch, *layer.out_shape(reg, in_shape))
     dout = rng.standard_normal(out_shape) * x_scale

@@ -31,7 +31,7 @@ from .judge import PASSING, judge, worst
 from .properties import RTOL, RTOL32
 from .remote import UserLayer
 from .result import Finding, LayerOutcome, LayerResult, common
-from .run_case import CaseRun, run_case
+from .run_case import CaseRun, ShapeError, run_case
 
 DEFAULT_CASES = 20
 PRECISIONS = ("float64", "float32")
@@ -76,7 +76,7 @@ def check_layer(forward: Callable | str, backward: Callable | str | None = None,
     failing = [o for o in outcomes if not o.ok]
     diagnosis = common([o.diagnosis for o in failing])
     ok = bool(outcomes) and not failing and not findings
-    ran = ("finite", "dtype", "forward", "mutation", "stale", "twice") + (
+    ran = ("shapes", "finite", "dtype", "forward", "mutation", "stale", "twice") + (
         () if kind.loss else ("linearity", "zero")) + (("permutation",) if _per_sample(kind) else ())
     return LayerResult(user.name, kind.name, tuple(names), int(seed), tuple(outcomes), tuple(findings), diagnosis,
                        ok, smallest, {"ran": ran, "precision": precision, "form": form, "cases": n})
@@ -140,6 +140,14 @@ def _run(kind: CourseKind, user: UserLayer, drawn: list[LayerCase], names: list[
         except UserCallError as exc:
             findings.append(Finding("timeout" if "did not return" in exc.headline else "raises", str(exc), index))
             break
+        except ShapeError as exc:  # this case fails (a padding bug may show for one config only); the next may not
+            outcomes.append(LayerOutcome(index, "ENGINE", False, case.describe(), case.batch, (),
+                                         f"d{exc.arg} of {kind.name} comes back in the wrong shape", (exc.arg,),
+                                         _config(case)))
+            if not any(f.check == "shapes" for f in findings):
+                findings.append(Finding("shapes", str(exc), index, exc.arg))
+            first_bad = first_bad or case
+            continue
         except BpcheckError as exc:
             findings.append(Finding("interface", str(exc), index))
             break
@@ -151,6 +159,12 @@ def _run(kind: CourseKind, user: UserLayer, drawn: list[LayerCase], names: list[
         if (not outcome.ok or found) and first_bad is None:
             first_bad = case
     return outcomes, findings, first_bad
+
+
+def _config(case: LayerCase) -> tuple:
+    """What the 'fails only for' observation compares: the batch and each config value of the case."""
+    return (("batch", case.batch),) + tuple(sorted((k, v) for k, v in (case.config or {}).items()
+                                                   if k not in ("mode", "seed") and isinstance(v, (int, float))))
 
 
 def judge_case(kind: CourseKind, run: CaseRun, index: int, names: list[str], precision: str,
@@ -188,5 +202,5 @@ def judge_case(kind: CourseKind, run: CaseRun, index: int, names: list[str], pre
     wrong = tuple(dict.fromkeys(v.arg for v in verdicts if v.label not in PASSING))
     text = diagnose(kind, oracle, run.grads, right, wrong, run.dout) if wrong and oracle is not None and right else ""
     ok = label in PASSING
-    outcome = LayerOutcome(index, label, ok, case.describe(), case.batch, tuple(verdicts), text)
+    outcome = LayerOutcome(index, label, ok, case.describe(), case.batch, tuple(verdicts), text, (), _config(case))
     return outcome, findings

@@ -65,7 +65,7 @@ def _pool_registry(config: dict, shapes: dict[str, Shape]) -> dict:
 
 def _pool_course(reg: dict) -> dict:
     kh, kw = _pair(reg["kernel"])
-    return {"pool_height": kh, "pool_width": kw, "stride": int(reg.get("stride") or kh)}
+    return {"pool_height": kh, "pool_width": kw, "stride": _pair(reg.get("stride") or kh)[0]}
 
 
 KINDS: dict[str, CourseKind] = {k.name: k for k in (
@@ -75,7 +75,7 @@ KINDS: dict[str, CourseKind] = {k.name: k for k in (
                to_registry=lambda c, s: {"fn": "relu"}, overrides={"fn": "relu"}),
     CourseKind("conv2d", "conv2d", ("x", "w", "b"), {"w": "W", "b": "b"}, ("stride", "pad"), (3, 3), True,
                to_registry=_conv_registry,
-               to_course=lambda reg: {"stride": int(reg.get("stride", 1)), "pad": int(reg.get("padding", 0))},
+               to_course=lambda reg: {"stride": _pair(reg.get("stride", 1))[0], "pad": _pair(reg.get("padding", 0))[0]},
                fixed=("stride", "pad")),
     CourseKind("maxpool2d", "maxpool2d", ("x",), {}, ("pool_height", "pool_width", "stride"), (3, 3), True,
                to_registry=lambda c, s: _pool_registry(c, s), to_course=_pool_course,
@@ -85,6 +85,10 @@ KINDS: dict[str, CourseKind] = {k.name: k for k in (
                fixed=("pool_height", "pool_width", "stride")),
     CourseKind("batchnorm", "batchnorm", ("x", "gamma", "beta"), {"gamma": "gamma", "beta": "beta"},
                ("mode", "eps"), (1, 1), min_batch=2,
+               to_registry=lambda c, s: {"eps": float(c.get("eps", 1e-5))},
+               to_course=lambda reg: {"mode": "train", "eps": float(reg.get("eps", 1e-5))}),
+    CourseKind("spatial_batchnorm", "batchnorm", ("x", "gamma", "beta"), {"gamma": "gamma", "beta": "beta"},
+               ("mode", "eps"), (3, 3), True, min_batch=1,
                to_registry=lambda c, s: {"eps": float(c.get("eps", 1e-5))},
                to_course=lambda reg: {"mode": "train", "eps": float(reg.get("eps", 1e-5))}),
     CourseKind("layernorm", "layernorm", ("x", "gamma", "beta"), {"gamma": "gamma", "beta": "beta"},

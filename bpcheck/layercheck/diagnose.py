@@ -89,12 +89,13 @@ def _generic(kind, oracle, user, right, wrong, dout) -> str:
 
 
 def _factor(k: float, batch: int, oracle: Oracle) -> str:
-    names = {-1.0: "the negative of", float(batch): f"N = {batch} times", 1.0 / max(batch, 1): f"1/N (N = {batch}) times"}
+    names = {-1.0: "the negative of", float(batch): "N (the batch size) times",
+             1.0 / max(batch, 1): "1/N (a batch mean for a sum) times"}
     cfg = oracle.case.config or {}
     if oracle.kind.name == "dropout" and "p" in cfg:
         p = float(cfg["p"])
-        names.update({p: f"p = {p:g} times (the 1/p scaling missing)", p * p: f"p^2 = {p * p:g} times"})
+        names.update({p: "p times (the 1/p scaling missing)", p * p: "p^2 times"})
     for value, text in names.items():
         if abs(k - value) <= 1e-6 * max(abs(value), 1e-300):
             return text
-    return f"{k:.6g} times"
+    return "a constant factor times"

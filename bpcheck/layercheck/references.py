@@ -124,11 +124,16 @@ def _loss_grad(name: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _torch_vjp(layer, config, params, x, dout):
     import torch
 
-    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
-    tx = torch.tensor(x, requires_grad=True)
-    out = layer.torch(config, tp, tx, torch)
-    grads = torch.autograd.grad(out, [tx, *tp.values()], torch.tensor(np.reshape(dout, tuple(out.shape))),
-                                allow_unused=True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # these tensors are small: threads cost more than they save, and more on a busy machine
+    try:
+        tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+        tx = torch.tensor(x, requires_grad=True)
+        out = layer.torch(config, tp, tx, torch)
+        grads = torch.autograd.grad(out, [tx, *tp.values()], torch.tensor(np.reshape(dout, tuple(out.shape))),
+                                    allow_unused=True)
+    finally:
+        torch.set_num_threads(before)
     arrays = [np.zeros(t.shape) if g is None else g.numpy() for t, g in zip([tx, *tp.values()], grads)]
     return arrays[0], dict(zip(tp, arrays[1:]))
 

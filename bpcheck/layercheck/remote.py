@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from ..byo.isolation import RemoteFunction, Worker, isolate
-from ..byo.loading import call_user, load_function
+from ..byo.loading import UserCallError, call_user, load_function
+from ..spec import UserFunctionError
 
 MAX_CACHE_DEPTH = 4
 
@@ -97,8 +98,11 @@ def make_driver(forward: Any, backward: Any, form: str, name: str) -> Callable[[
 
     def drive(steps: list) -> list:
         if "fns" not in loaded:
-            fwd = load_function(forward) if isinstance(forward, str) else forward
-            bwd = load_function(backward) if isinstance(backward, str) else backward
+            try:
+                fwd = load_function(forward) if isinstance(forward, str) else forward
+                bwd = load_function(backward) if isinstance(backward, str) else backward
+            except UserFunctionError as exc:  # the file's own error, said once, not wrapped as the driver's
+                return [{"load_error": (type(exc).__name__, getattr(exc, "headline", str(exc)), getattr(exc, "frame", ""))}]
             if form in ("torch", "jax"):
                 from .frameworks import adapters
 
@@ -149,7 +153,11 @@ class UserLayer:
 
         calls: how many calls of the user's functions the steps make (the time limit is per call)."""
         timeout = None if self.timeout is None else self.timeout * max(calls, 1)
-        return call_user(self.driver, (steps,), name=self.name, timeout=timeout)
+        results = call_user(self.driver, (steps,), name=self.name, timeout=timeout)
+        if results and isinstance(results[0], dict) and "load_error" in results[0]:
+            kind, headline, frame = results[0]["load_error"]
+            raise UserCallError(headline, frame) if kind == "UserCallError" else UserFunctionError(headline)
+        return results
 
 
 def _isolated(driver: Callable, fns: list, timeout: float | None, in_process: bool, worker: Worker | None):

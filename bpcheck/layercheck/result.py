@@ -12,7 +12,7 @@ from .judge import PASSING, ArgVerdict
 # Findings that keep the layer from being checked at all: the CLI's exit 2.
 INPUT_CHECKS: tuple[str, ...] = ("interface", "raises", "timeout")
 CHECK_NAMES: dict[str, str] = {
-    "interface": "what forward and backward return", "raises": "calls", "timeout": "calls",
+    "interface": "what forward and backward return", "shapes": "gradient shapes", "raises": "calls", "timeout": "calls",
     "finite": "finite values", "dtype": "gradients in the arrays' dtype", "forward": "the forward's output",
     "mutation": "arrays, dout and cache left unmodified", "stale": "no hidden state (A, B, A gives A twice)",
     "twice": "the same answer twice", "linearity": "linear in dout", "zero": "zero dout gives zero gradients",
@@ -30,7 +30,7 @@ class Finding:
     arg: str = ""
 
 
-PROPERTIES = ("finite", "dtype", "forward", "mutation", "stale", "twice", "linearity", "zero", "permutation")
+PROPERTIES = ("shapes", "finite", "dtype", "forward", "mutation", "stale", "twice", "linearity", "zero", "permutation")
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,17 @@ class LayerOutcome:
     batch: int
     verdicts: tuple[ArgVerdict, ...] = ()
     diagnosis: str = ""
+    shape_args: tuple[str, ...] = ()   # arguments whose gradient came back in the wrong shape
+    traits: tuple = ()                 # (("batch", 3), ("stride", 2), ...): what 'fails only for' compares
 
     @property
     def bad_args(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(v.arg for v in self.verdicts if v.label not in PASSING))
+        return tuple(dict.fromkeys([*self.shape_args, *(v.arg for v in self.verdicts if v.label not in PASSING)]))
 
     def message(self, kind: str) -> str:
         bad = [v for v in self.verdicts if v.label not in PASSING]
+        if self.shape_args:
+            return f"{self.label} on {self.describe}\n    {self.diagnosis}: see the shapes check"
         if not bad:
             return f"{self.label}: {self.describe}"
         parts = []
@@ -117,13 +121,33 @@ class LayerResult:
             lines.append(f"first failing case, #{first.index}: {first.message(self.kind)}")
         if self.smallest:
             lines.append(f"smallest failing case (shrunk): {self.smallest}")
-        if self.failing() and all(o.batch >= 2 for o in self.failing()) and any(
-                o.ok and o.batch == 1 for o in self.outcomes):
-            lines.append("every case of batch 1 agrees: the bug shows only for batch >= 2")
+        only = only_for(self.outcomes)
+        if only:
+            lines.append(f"fails only for {only}: every other case agrees")
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def only_for(outcomes: tuple[LayerOutcome, ...]) -> str:
+    """'batch >= 2' or 'pad = 0' when the failing cases share a trait no passing case has, '' otherwise."""
+    bad = [dict(o.traits) for o in outcomes if not o.ok]
+    good = [dict(o.traits) for o in outcomes if o.ok]
+    if not bad or not good:
+        return ""
+    if all(t.get("batch", 0) >= 2 for t in bad) and any(t.get("batch") == 1 for t in good) and \
+            not any(t.get("batch", 0) >= 2 for t in good):
+        return "batch >= 2"
+    found = []
+    for key in bad[0]:
+        values = {t.get(key) for t in bad}
+        if key != "batch" and len(values) == 1 and not any(t.get(key) in values for t in good):
+            found.append(f"{key} = {next(iter(values))}")
+        elif key != "batch" and all(isinstance(v, (int, float)) and v >= 2 for v in values) and \
+                all(t.get(key) == 1 for t in good):
+            found.append(f"{key} >= 2")
+    return ", ".join(found)
 
 
 def common(texts: list[str]) -> str:

@@ -26,6 +26,14 @@ from .remote import UserLayer, forwards, losses, pair
 FORWARD_RTOL = {"float64": 1e-8, "float32": 1e-4}
 
 
+class ShapeError(UserFunctionError):
+    """A gradient of the wrong shape: a bug in the backward (this case fails), not an unusable interface."""
+
+    def __init__(self, message: str, arg: str) -> None:
+        super().__init__(message)
+        self.arg = arg
+
+
 @dataclass
 class CaseRun:
     case: LayerCase
@@ -60,8 +68,8 @@ def _grads(user: UserLayer, kind: CourseKind, names: list[str], shapes: list[tup
             raise UserFunctionError(f"{who} returned d{name} of type {getattr(g, 'type_name', type(g).__name__)}"
                                     f" ({arr.dtype}): return a float array for each of {order}")
         if arr.shape != tuple(shape):
-            raise UserFunctionError(f"{who} returned d{name} of shape {arr.shape}, but {name} is {tuple(shape)}: "
-                                    f"return {order} in the forward's order, each shaped like its array")
+            raise ShapeError(f"{who} returned d{name} of shape {arr.shape}, but {name} is {tuple(shape)}: "
+                                    f"return {order} in the forward's order, each shaped like its array", name)
         out.append(arr)
     return out
 
