@@ -15,6 +15,7 @@ first kind of failure shrunk to its smallest shape (shrinking.py).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from ..spec import BpcheckError, UsageError
 from .cases import LayerCase, draw_cases
 from .course import CourseKind, checked_config, checked_shapes, course_kind
 from .diagnose import diagnose
-from .frameworks import form_of
+from .frameworks import by_name, form_of
 from .judge import PASSING, judge, worst
 from .properties import RTOL, RTOL32
 from .remote import UserLayer
@@ -53,6 +54,8 @@ def check_layer(forward: Callable | str, backward: Callable | str | None = None,
     """
     kind = course_kind(layer)
     form = _form(kind, forward, backward)
+    if form in ("torch", "jax") and kind.name == "affine":
+        kind = replace(kind, dims=(1, 1))  # a framework's linear takes x (N, D); course code flattens any x
     user_config = checked_config(kind, config)
     fixed_shapes = checked_shapes(shapes) if kind.name == "none" else _no_shapes(shapes)
     n = _cases(cases)
@@ -62,6 +65,8 @@ def check_layer(forward: Callable | str, backward: Callable | str | None = None,
         raise UsageError(f"precision={precision!r}: give 'float64', or 'float32' for a layer that computes in float32")
     names = _references(kind, references)
     drawn = draw_cases(kind, n, int(seed), user_config, fixed_shapes)
+    if form == "jax" and not in_process:
+        forward = by_name(forward) or forward
     worker = Worker()
     try:
         user = UserLayer(forward, backward, form=form, timeout=timeout, in_process=in_process, worker=worker)

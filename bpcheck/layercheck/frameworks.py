@@ -52,18 +52,41 @@ def _torch(fn: Any) -> tuple[Callable, Callable]:
 
 
 def _jax(fn: Any) -> tuple[Callable, Callable]:
+    """Jitted once per shape and config: jax's op-by-op dispatch compiles every primitive for every new shape."""
+    import json
+
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    jitted: dict = {}
+
+    def compiled(rest: list, what: str) -> Callable:
+        key = (what, json.dumps(rest, sort_keys=True, default=repr))
+        if key not in jitted:
+            def apply(*a):
+                return fn(*a, *rest)
+
+            jitted[key] = jax.jit(apply) if what == "out" else jax.jit(lambda arrays, g: jax.vjp(apply, *arrays)[1](g))
+        return jitted[key]
 
     def forward(*args: Any):
-        arrays = [a for a in args if isinstance(a, np.ndarray)]
+        arrays = tuple(jax.numpy.asarray(a) for a in args if isinstance(a, np.ndarray))
         rest = [a for a in args if not isinstance(a, np.ndarray)]
-        out, pullback = jax.vjp(lambda *a: fn(*a, *rest), *(jax.numpy.asarray(a) for a in arrays))
-        return np.array(out), pullback
+        return np.array(compiled(rest, "out")(*arrays)), (arrays, rest)
 
-    def backward(dout: np.ndarray, pullback: Any):
-        grads = pullback(jax.numpy.asarray(dout))
-        return tuple(np.array(g) for g in grads)
+    def backward(dout: np.ndarray, cache: Any):
+        arrays, rest = cache
+        return tuple(np.array(g) for g in compiled(rest, "vjp")(arrays, jax.numpy.asarray(dout)))
 
     return forward, backward
+
+
+def by_name(obj: Any) -> str | None:
+    """'module:name' for an object its module holds under that name (a jax.custom_vjp, which cloudpickle cannot
+    send by value): the worker imports it instead."""
+    import sys
+
+    module, name = getattr(obj, "__module__", None), getattr(obj, "__name__", None)
+    if module and name and module != "__main__" and getattr(sys.modules.get(module), name, None) is obj:
+        return f"{module}:{name}"
+    return None
