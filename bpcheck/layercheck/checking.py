@@ -200,8 +200,10 @@ def judge_case(kind: CourseKind, run: CaseRun, index: int, names: list[str], pre
     if run.permuted is not None:
         perm, gp = run.permuted
         checks.append(("permutation",) + permutation(kind.name, arg_names, list(run.grads.values()), gp, perm, e, rtol))
-    checks.append(("twice",) + same_twice(kind.name, arg_names, list(run.grads.values()), run.again, False, rtol))
-    checks.append(("stale",) + same_twice(kind.name, arg_names, list(run.grads.values()), run.after_other, True, rtol))
+    if run.again is not None:
+        checks.append(("twice",) + same_twice(kind.name, arg_names, list(run.grads.values()), run.again, False, rtol))
+        checks.append(("stale",) + same_twice(kind.name, arg_names, list(run.grads.values()), run.after_other, True,
+                                              rtol))
     findings += [Finding(check, message, index, arg) for check, arg, message in checks if message]
     label = worst([v.label for v in verdicts]) if verdicts else ("AGREE" if not findings else "ERROR")
     wrong = tuple(dict.fromkeys(v.arg for v in verdicts if v.label not in PASSING))
