@@ -4,6 +4,9 @@
         gradcheck(my_grad_fn, Arch((3, 4, 2), ("tanh", "sigmoid"), "mse"))   # bpcheck.check_gradients, asserted
         gradcheck(my_grad_fn, case)          # on one Case; gradcheck(case): the engine on it
 
+    def test_my_conv(layercheck):
+        layercheck(conv_forward, conv_backward, layer="conv2d")               # bpcheck.check_layer, asserted
+
 Options: --bpcheck-refs (default all), --bpcheck-seed (default 0), --bpcheck-profile (a Hypothesis
 profile registered in a conftest.py). Every run gets one header line naming the seed and each
 reference found (with its version) or skipped (with the reason); nothing else changes unless a
@@ -146,6 +149,35 @@ def _skip_unavailable(names: Any) -> None:
 
     reasons = "; ".join(f"{n} ({status(n.split(':')[0]).reason})" for n in names)
     pytest.skip(f"bpcheck: no reference can run here: {reasons}")
+
+
+class LayerCheck:
+    """The layercheck fixture: layercheck(forward, backward, layer=..., **options) is bpcheck.check_layer with the
+    run's --bpcheck-refs and --bpcheck-seed, asserted (AssertionError carrying the summary: the argument, the
+    diagnosis, the smallest failing case). Returns the LayerResult."""
+
+    def __init__(self, references: list[str] | None, seed: int) -> None:
+        self.references = references
+        self.seed = seed
+
+    def __call__(self, forward: Any, backward: Any = None, *, layer: str, **options: Any) -> Any:
+        __tracebackhide__ = True
+        from .layercheck import check_layer
+
+        options.setdefault("references", self.references)
+        options.setdefault("seed", self.seed)
+        result = check_layer(forward, backward, layer=layer, **options)
+        if not result.ok:
+            raise AssertionError(str(result))
+        return result
+
+
+@pytest.fixture(scope="session")
+def layercheck(request: pytest.FixtureRequest) -> LayerCheck:
+    """Assert that a layer's backward agrees with the references and passes the reference-free checks."""
+    config = request.config
+    named = config.getoption("bpcheck_refs")
+    return LayerCheck(None if named == "all" else _references(config), config.getoption("bpcheck_seed"))
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,9 @@ from .course import CourseKind, course_config
 REGIMES: tuple[str, ...] = ("ordinary", "near_kink", "tiny", "huge")
 SCALES: dict[str, tuple[float, float]] = {  # (params, x and dout)
     "ordinary": (1.0, 2.0), "near_kink": (1.0, 2.0), "tiny": (1e-4, 1e-4), "huge": (10.0, 1e3)}
+# Logits of a loss layer in the huge regime: large enough that a softmax without the max shift is tested near its
+# limit, not past it (exp overflows float64 at 709; course code may leave the shift out for moderate logits).
+HUGE_LOGITS = 50.0
 MAX_BATCH = 4
 MAX_SIDE = 7          # largest H, W of a drawn image
 MAX_WIDTH = 5         # largest other per-sample dim
@@ -151,6 +154,8 @@ def _known(draw, kind: CourseKind, user: dict | None, regime: str) -> LayerCase:
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     p_scale, x_scale = SCALES[regime]
+    if kind.loss and regime == "huge":
+        x_scale = HUGE_LOGITS
     x = _values(rng, (batch, *dims), x_scale, regime)
     if kind.loss:
         y = rng.integers(0, dims[0], size=batch)

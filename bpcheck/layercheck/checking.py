@@ -175,7 +175,7 @@ def _config(case: LayerCase) -> tuple:
 def judge_case(kind: CourseKind, run: CaseRun, index: int, names: list[str], precision: str,
                rtol: float) -> tuple[LayerOutcome, list[Finding]]:
     """The verdicts and property findings of one case that ran."""
-    from .properties import linearity, permutation, same_twice, zero_dout
+    from .properties import linearity, permutation, same_for_other, same_twice, zero_dout
 
     case, oracle = run.case, run.oracle
     findings = [Finding(check, message, index, arg) for check, arg, message in run.problems]
@@ -202,8 +202,10 @@ def judge_case(kind: CourseKind, run: CaseRun, index: int, names: list[str], pre
         checks.append(("permutation",) + permutation(kind.name, arg_names, list(run.grads.values()), gp, perm, e, rtol))
     if run.again is not None:
         checks.append(("twice",) + same_twice(kind.name, arg_names, list(run.grads.values()), run.again, False, rtol))
-        checks.append(("stale",) + same_twice(kind.name, arg_names, list(run.grads.values()), run.after_other, True,
-                                              rtol))
+        stale = same_for_other(kind.name, arg_names, list(run.grads.values()), run.other)
+        if not stale[1]:
+            stale = same_twice(kind.name, arg_names, list(run.grads.values()), run.after_other, True, rtol)
+        checks.append(("stale",) + stale)
     findings += [Finding(check, message, index, arg) for check, arg, message in checks if message]
     label = worst([v.label for v in verdicts]) if verdicts else ("AGREE" if not findings else "ERROR")
     wrong = tuple(dict.fromkeys(v.arg for v in verdicts if v.label not in PASSING))

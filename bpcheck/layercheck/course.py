@@ -145,6 +145,9 @@ def checked_config(kind: CourseKind, config: Any) -> dict | None:
 
 def checked_shapes(shapes: Any) -> dict[str, Shape]:
     """--shapes for --layer none: {"x": [4, 3], "w": [3, 5]}, the forward's arrays in order."""
+    if shapes is None:
+        raise UsageError("--layer none needs --shapes: give the forward's arrays, e.g. --shapes '{\"x\": [4, 3], "
+                         "\"w\": [3, 5]}'")
     if not isinstance(shapes, dict) or not shapes:
         raise UsageError(f"--shapes {shapes!r:.60} is not a JSON object of shapes: give e.g. "
                          "'{\"x\": [4, 3], \"w\": [3, 5]}' (the forward's arrays, in order)")

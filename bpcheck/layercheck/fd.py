@@ -1,6 +1,6 @@
 """Finite differences of <forward(theta), dout> per argument, with the project's error model and kink flags.
 
-    fd = directional_fd(evaluate, theta, dout, pattern=None)     # {name: FDTensor(grad, err, kink)}
+    fd = fd_gradients(evaluate, theta, dout, pattern=None)     # {name: FDTensor(grad, err, kink)}
 
 evaluate(stacked) takes K perturbed copies of every array (name -> (K, *shape)) and returns the K outputs
 (K, *out_shape): a registry kind's independent numpy `reference` does it in one call, a user's own
@@ -33,12 +33,17 @@ class FDTensor:
 
 def fd_gradients(evaluate: Callable[[dict[str, np.ndarray]], np.ndarray], theta: dict[str, np.ndarray],
                  dout: np.ndarray, pattern: Callable[[dict[str, np.ndarray]], np.ndarray | None] | None = None,
-                 names: list[str] | None = None) -> dict[str, FDTensor]:
-    """FD of L(theta) = <evaluate(theta), dout> for each array in names (default: all), in float64."""
+                 names: list[str] | None = None, terms: float | None = None) -> dict[str, FDTensor]:
+    """FD of L(theta) = <evaluate(theta), dout> for each array in names (default: all), in float64.
+
+    terms: the rounding scale of one evaluation when the caller knows it better (a loss layer's logits)."""
     theta = {k: np.asarray(v, dtype=np.float64) for k, v in theta.items()}
     dout = np.asarray(dout, dtype=np.float64)
-    out0 = np.asarray(evaluate({k: v[None] for k, v in theta.items()}), dtype=np.float64)[0]
-    scale = float(np.sum(np.abs(out0 * dout)))
+    both = np.asarray(evaluate({k: np.stack([v, np.abs(v)]) for k, v in theta.items()}), dtype=np.float64)
+    out0 = both[0]
+    # The rounding of one evaluation is eps times its terms, not its result: the output at |theta| stands in for
+    # the terms (exact for affine and conv, whose terms it sums; a softmax loss near 0 is a difference of ~50s).
+    scale = float(np.sum((np.abs(out0) + np.abs(both[1])) * np.abs(dout))) if terms is None else terms
     base = pattern(theta) if pattern is not None else None
     chunk = max(1, BUDGET // (32 * max(out0.size, 1)))
     out = {}

@@ -35,6 +35,8 @@ def adapters(form: str, fn: Any) -> tuple[Callable, Callable]:
 def _torch(fn: Any) -> tuple[Callable, Callable]:
     import torch
 
+    torch.set_num_threads(1)  # the worker's own torch: small tensors, a busy machine
+
     def forward(*args: Any):
         given = [torch.tensor(a, requires_grad=True) if isinstance(a, np.ndarray) else a for a in args]
         tensors = [t for t in given if isinstance(t, torch.Tensor)]

@@ -85,6 +85,16 @@ def same_twice(kind: str, names: list[str], first: list, again: list, after_othe
     return "", ""
 
 
+def same_for_other(kind: str, names: list[str], first: list, other: list | None) -> tuple[str, str]:
+    """Other arrays and another dout (B) giving bit for bit A's gradients: a cache keyed on the shape, not on the
+    values (None: not run, as for a loss layer, whose saturated softmax may rightly give the same dx)."""
+    if other is not None and all(np.array_equal(a, b) for a, b in zip(first, other)) and any(np.any(a) for a in first):
+        name = next(n for n, a in zip(names, first) if np.any(a))
+        return name, (f"{kind} returned the same gradients, bit for bit, for other arrays of the same shapes: it keeps "
+                      "state between calls (a cache keyed on the shape, not the values); compute from dout and the cache")
+    return "", ""
+
+
 def mutated(kind: str, before: dict[str, np.ndarray], after: dict[str, np.ndarray], what: str) -> str:
     """'' or which array the calls changed in place (arrays, dout, or the cache across a backward)."""
     for label, old in before.items():

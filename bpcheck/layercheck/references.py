@@ -12,6 +12,8 @@ forward knows their RNG): read back from their output as out / x, so the layer i
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -51,13 +53,21 @@ class Oracle:
     def output(self) -> np.ndarray:
         return self.stacked_output({k: v[None] for k, v in self.arrays.items()})[0]
 
+    def terms(self) -> np.ndarray:
+        """The output at |arrays|: the size of the terms the output sums (its rounding scale)."""
+        if self.kind.loss:
+            return np.asarray(_loss_terms(self.arrays["x"]))
+        return self.stacked_output({k: np.abs(v)[None] for k, v in self.arrays.items()})[0]
+
     # --- gradients -------------------------------------------------------------------------------------
     def fd(self, dout: np.ndarray | None) -> dict[str, FDTensor]:
         pattern = None
         if self.layer is not None and self.layer.pattern is not None:
             def pattern(theta: dict[str, np.ndarray]) -> Any:
                 return self.layer.pattern(self.reg, registry_params(self.kind, theta), registry_x(self.kind, theta["x"]))
-        return fd_gradients(self.stacked_output, self.arrays, np.ones(()) if dout is None else dout, pattern)
+        terms = _loss_terms(self.arrays["x"]) if self.kind.loss else None
+        return fd_gradients(self.stacked_output, self.arrays, np.ones(()) if dout is None else dout, pattern,
+                            terms=terms)
 
     def gradients(self, name: str, dout: np.ndarray | None) -> dict[str, np.ndarray]:
         """torch's or jax's VJP of the registry's form (or of the softmax loss) with dout."""
@@ -87,8 +97,16 @@ class Oracle:
         computation's conditioning allows (large where its terms cancel, as batchnorm's dx does for N = 2)."""
         d = np.ones(()) if dout is None else dout
         g64, g32 = self.engine(d), self.engine(d, np.float32)
-        return {k: float(np.linalg.norm((g32[k].astype(np.float64) - g64[k]).ravel())) * EPS64 / EPS32
-                for k in g64}
+        out = {k: float(np.linalg.norm((g32[k].astype(np.float64) - g64[k]).ravel())) * EPS64 / EPS32 for k in g64}
+        if self.kind.loss:  # 1 - p at a saturated softmax is ~eps of 1 whatever float32 says: each entry of p and
+            x = self.arrays["x"]  # the one-hot row is <= 1, divided by N
+            out["x"] = max(out["x"], EPS64 * np.sqrt(x.size) / len(x))
+        return out
+
+
+def _loss_terms(x: np.ndarray) -> float:
+    """A softmax loss's rounding scale: log-sum-exp and the label's logit, each about max |x| of its row."""
+    return float(2.0 * np.mean(np.abs(x).max(axis=1)) + 1.0)
 
 
 def _softmax_loss(x: np.ndarray, y: np.ndarray) -> float:
@@ -102,8 +120,9 @@ def _loss_grad(name: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     if name == "torch":
         import torch
 
-        t = torch.tensor(x, requires_grad=True)
-        torch.nn.functional.cross_entropy(t, torch.tensor(y)).backward()
+        with _one_thread(torch):
+            t = torch.tensor(x, requires_grad=True)
+            torch.nn.functional.cross_entropy(t, torch.tensor(y)).backward()
         return t.grad.numpy()
     if name == "jax":
         import jax
@@ -121,19 +140,26 @@ def _loss_grad(name: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return p / len(y)
 
 
+@contextlib.contextmanager
+def _one_thread(torch: Any) -> Iterator[None]:
+    """A layer's tensors are small: torch's threads cost more than they save (50 ms a backward on a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _torch_vjp(layer, config, params, x, dout):
     import torch
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # these tensors are small: threads cost more than they save, and more on a busy machine
-    try:
+    with _one_thread(torch):
         tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
         tx = torch.tensor(x, requires_grad=True)
         out = layer.torch(config, tp, tx, torch)
         grads = torch.autograd.grad(out, [tx, *tp.values()], torch.tensor(np.reshape(dout, tuple(out.shape))),
                                     allow_unused=True)
-    finally:
-        torch.set_num_threads(before)
     arrays = [np.zeros(t.shape) if g is None else g.numpy() for t, g in zip([tx, *tp.values()], grads)]
     return arrays[0], dict(zip(tp, arrays[1:]))
 

@@ -44,6 +44,7 @@ class CaseRun:
     rounding: dict[str, float]
     again: list | None          # the same call again (None: not on this case)
     after_other: list | None    # the call again after one on other arrays
+    other: list | None = None   # the call on other arrays (B)
     linear: tuple | None = None
     permuted: tuple | None = None
     fd: dict[str, FDTensor] | None = None
@@ -99,7 +100,7 @@ def run_case(kind: CourseKind, user: UserLayer, case: LayerCase, per_sample: boo
     memory = case.meta.get("index", 0) % MEMORY_EVERY == 0
     steps = [pair(values, cfg, [dout, d2, a * dout + b * d2, np.zeros_like(dout)])]
     if memory:
-        steps += [pair(values, cfg, [dout]), pair(_other(case, rng), cfg, [dout]), pair(values, cfg, [dout])]
+        steps += [pair(values, cfg, [dout]), pair(_other(case, rng), cfg, [d2]), pair(values, cfg, [dout])]
     perm = None
     if per_sample and case.batch >= 2:
         perm = np.roll(np.arange(case.batch), 1)[rng.permutation(case.batch)]
@@ -123,13 +124,14 @@ def run_case(kind: CourseKind, user: UserLayer, case: LayerCase, per_sample: boo
             mask = np.asarray(results[-1]["outs"][0], dtype=np.float64)
             problems += _dropout_mask(kind, case, mask)
         oracle = Oracle(kind, case, mask)
-        problems += _forward_check(kind, out, oracle.output(), user.name)
+        problems += _forward_check(kind, out, oracle.output(), user.name, oracle.terms())
     grads = dict(zip(names, first[0]))
     problems += _values(kind, grads, values)
     run = CaseRun(case, grads, dout, oracle, oracle.rounding(dout) if oracle is not None else {},
                   _grads(user, kind, names, shapes, results[1]["grads"][0]) if memory else None,
                   _grads(user, kind, names, shapes, results[3]["grads"][0]) if memory else None,
-                  linear=(first[0], first[1], first[2], a, b, first[3]), problems=problems)
+                  linear=(first[0], first[1], first[2], a, b, first[3]), problems=problems,
+                  other=_grads(user, kind, names, shapes, results[2]["grads"][0]) if memory else None)
     if perm is not None:
         run.permuted = (perm, _grads(user, kind, names, shapes, results[at_perm]["grads"][0]))
     if oracle is None:
@@ -172,15 +174,16 @@ def _dropout_mask(kind: CourseKind, case: LayerCase, mask: np.ndarray) -> list:
     return []
 
 
-def _forward_check(kind: CourseKind, out: np.ndarray, ref: np.ndarray, name: str) -> list:
+def _forward_check(kind: CourseKind, out: np.ndarray, ref: np.ndarray, name: str, terms: np.ndarray) -> list:
     if out.shape != ref.shape:
         return [("forward", "", f"{name} returned out of shape {out.shape}, but {kind.name} gives {ref.shape}: "
                  "check the output's layout")]
-    denom = max(float(np.linalg.norm(ref.ravel())), 1e-300)
+    denom = max(float(np.linalg.norm(ref.ravel())), float(np.linalg.norm(np.ravel(terms))), 1e-300)
     with np.errstate(invalid="ignore", over="ignore"):
         rel = float(np.linalg.norm((out.astype(np.float64) - ref).ravel())) / denom
     if not rel <= FORWARD_RTOL["float32"]:
-        where = tuple(int(i) for i in np.unravel_index(int(np.nanargmax(np.abs(out - ref))), out.shape))
+        diff = np.abs(out.astype(np.float64) - ref)
+        where = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.where(np.isnan(diff), np.inf, diff))), out.shape))
         return [("forward", "", f"{name} computes another function than {kind.name}: out {out[where]:.6g} at {where}, "
                  f"the reference {ref[where]:.6g} (relative error {rel:.3g}); the gradients are checked against "
                  f"{kind.name}'s")]
@@ -211,7 +214,7 @@ def _run_loss(kind: CourseKind, user: UserLayer, case: LayerCase, per_sample: bo
     results = user.run(steps, calls=5)
     got = [_loss_pair(user, kind, r, x.shape) for r in results[0]["results"]]
     oracle = Oracle(kind, case)
-    problems = _forward_check(kind, np.asarray(got[0][0]), np.asarray(oracle.output()), user.name)
+    problems = _forward_check(kind, np.asarray(got[0][0]), np.asarray(oracle.output()), user.name, oracle.terms())
     grads = {"x": got[0][1]}
     problems += _values(kind, grads, (x,))
     run = CaseRun(case, grads, None, oracle, oracle.rounding(None), [got[1][1]], [got[3][1]], problems=problems)
