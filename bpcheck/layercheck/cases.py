@@ -84,14 +84,16 @@ def _fits(kind: CourseKind, reg: dict, in_shape: tuple[int, ...]) -> bool:
     kh, kw = _two(reg["kernel"])
     (sh, sw), (ph, pw) = _two(reg.get("stride") or [kh, kw]), _two(reg.get("padding", 0))
     _, h, w = in_shape
-    return sh == sw and ph == pw and (h + 2 * ph - kh) % sh == 0 and (w + 2 * pw - kw) % sw == 0
+    return sh == sw and ph == pw and h + 2 * ph >= kh and w + 2 * pw >= kw and \
+        (h + 2 * ph - kh) % sh == 0 and (w + 2 * pw - kw) % sw == 0
 
 
 def _two(value) -> tuple[int, int]:
     return (int(value), int(value)) if not isinstance(value, (list, tuple)) else (int(value[0]), int(value[1]))
 
 
-def _registry_config(kind: CourseKind, rng: np.random.Generator, in_shape: tuple[int, ...], user: dict | None):
+def _registry_config(kind: CourseKind, rng: np.random.Generator, in_shape: tuple[int, ...], user: dict | None,
+                     forced: dict):
     """A registry config that fits in_shape (and the user's fixed course keys); None when none is found."""
     from ..layers import LAYERS
 
@@ -102,7 +104,7 @@ def _registry_config(kind: CourseKind, rng: np.random.Generator, in_shape: tuple
             return None
         reg = dict(reg, **kind.overrides)
         if user:
-            reg = dict(reg, **_fixed(kind, reg, user))
+            reg = dict(reg, **_fixed(kind, reg, user), **forced)
         if not _valid(layer, reg, in_shape):
             continue
         reg = layer.check_config(reg, in_shape)
@@ -140,13 +142,30 @@ def _valid(layer, reg: dict, in_shape: tuple[int, ...]) -> bool:
     return True
 
 
+def _side(draw, kind: CourseKind, user: dict, axis: int) -> int:
+    """(side, window): a side the user's fixed window tiles exactly, k - 2 pad + stride * steps >= 1."""
+    stride = int(user.get("stride", 1))
+    if kind.name == "conv2d":
+        window, pad = draw(st.integers(1, 3)), int(user.get("pad", 0))
+    else:
+        window, pad = int(user.get("pool_height" if axis == 0 else "pool_width", 2)), 0
+    low = max(0, -((window - 2 * pad - 1) // stride))  # steps making the side >= 1
+    return window - 2 * pad + stride * draw(st.integers(low, low + 3)), window
+
+
 @st.composite
 def _known(draw, kind: CourseKind, user: dict | None, regime: str) -> LayerCase:
     from ..layers import LAYERS
 
     batch = draw(st.integers(kind.min_batch, MAX_BATCH))
     ndim = draw(st.integers(*kind.dims))
-    if kind.spatial:
+    forced: dict = {}
+    if kind.spatial and user and any(k in user for k in kind.fixed):
+        (h, kh), (w, kw) = (_side(draw, kind, user, axis) for axis in (0, 1))
+        dims = (draw(st.integers(1, 3)), h, w)
+        if kind.name == "conv2d":
+            forced["kernel"] = [kh, kw]
+    elif kind.spatial:
         dims = (draw(st.integers(1, 3)), draw(st.integers(1, MAX_SIDE)), draw(st.integers(1, MAX_SIDE)))
     else:
         dims = tuple(draw(st.integers(2 if kind.name in ("layernorm", "softmax_loss") else 1, MAX_WIDTH))
@@ -161,7 +180,7 @@ def _known(draw, kind: CourseKind, user: dict | None, regime: str) -> LayerCase:
         y = rng.integers(0, dims[0], size=batch)
         return LayerCase(kind.name, {"x": x}, None, None, regime, None, y, seed)
     in_shape = (int(np.prod(dims)),) if kind.name == "affine" else dims
-    reg = _registry_config(kind, rng, in_shape, user)
+    reg = _registry_config(kind, rng, in_shape, user, forced)
     if reg is None:
         from hypothesis import reject
 

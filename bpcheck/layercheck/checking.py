@@ -143,8 +143,16 @@ def _run(kind: CourseKind, user: UserLayer, drawn: list[LayerCase], names: list[
         try:
             run = run_case(kind, user, case, _per_sample(kind))
         except UserCallError as exc:
-            findings.append(Finding("timeout" if "did not return" in exc.headline else "raises", str(exc), index))
-            break
+            if "did not return" in exc.headline or not outcomes:  # nothing ran, or a hang: it cannot be checked
+                findings.append(Finding("timeout" if "did not return" in exc.headline else "raises", str(exc), index))
+                break
+            # it ran on earlier cases: raising on this one is a bug of the layer (an index past a border, say)
+            outcomes.append(LayerOutcome(index, "ERROR", False, case.describe(), case.batch, (),
+                                         f"{kind.name} raises on some inputs", (), _config(case)))
+            if not any(f.check == "crash" for f in findings):
+                findings.append(Finding("crash", str(exc), index))
+            first_bad = first_bad or case
+            continue
         except ShapeError as exc:  # this case fails (a padding bug may show for one config only); the next may not
             outcomes.append(LayerOutcome(index, "ENGINE", False, case.describe(), case.batch, (),
                                          f"d{exc.arg} of {kind.name} comes back in the wrong shape", (exc.arg,),

@@ -63,6 +63,36 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
+class _Raised(Exception):
+    """The user's function `name` raised `error` (the driver reports it under that name, not its own)."""
+
+    def __init__(self, name: str, error: BaseException) -> None:
+        super().__init__(name)
+        self.name, self.error = name, error
+
+
+def _frame(exc: BaseException) -> str:
+    """The innermost frame of the user's own code (not numpy's or bpcheck's), as loading.last_frame writes it."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if "site-packages" not in f.filename and "/bpcheck/" not in f.filename and "<frozen" not in f.filename]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f'File "{f.filename}", line {f.lineno}, in {f.name}' + (f" : {f.line.strip()}" if f.line else "")
+
+
+def _calling(fn: Callable, name: str) -> Callable:
+    def call(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:  # the user's code may fail in any way: named below, with its frame
+            raise _Raised(name, exc) from exc
+
+    return call
+
+
 def _step(fwd: Callable, bwd: Callable | None, step: tuple) -> dict:
     """One step in the worker (or here, in process): plain data back."""
     kind = step[0]
@@ -91,10 +121,13 @@ def _step(fwd: Callable, bwd: Callable | None, step: tuple) -> dict:
             "config": given}
 
 
-def make_driver(forward: Any, backward: Any, form: str, name: str) -> Callable[[list], list]:
+def make_driver(forward: Any, backward: Any, form: str, name: str, backward_name: str = "") -> Callable[[list], list]:
     """The function sent to the worker: resolves the user's functions there (a "file.py:fn" spec is loaded in
     the worker, never here), adapts torch and jax forms to the course form, and runs a list of steps."""
     loaded: dict[str, Any] = {}
+    # cloudpickle drops the file of code it sends by value; the worker puts it back so a frame names the user's file
+    files = {f.__module__: getattr(sys.modules.get(f.__module__), "__file__", None)
+             for f in (forward, backward) if not isinstance(f, str) and getattr(f, "__module__", None)}
 
     def drive(steps: list) -> list:
         if "fns" not in loaded:
@@ -103,13 +136,21 @@ def make_driver(forward: Any, backward: Any, form: str, name: str) -> Callable[[
                 bwd = load_function(backward) if isinstance(backward, str) else backward
             except UserFunctionError as exc:  # the file's own error, said once, not wrapped as the driver's
                 return [{"load_error": (type(exc).__name__, getattr(exc, "headline", str(exc)), getattr(exc, "frame", ""))}]
+            from ..byo.worker import _refile
+
+            for f in (fwd, bwd):
+                _refile(f, {k: v for k, v in files.items() if v})
             if form in ("torch", "jax"):
                 from .frameworks import adapters
 
                 fwd, bwd = adapters(form, fwd)
-            loaded["fns"] = (fwd, bwd)
+            loaded["fns"] = (_calling(fwd, name), _calling(bwd, backward_name or name) if bwd is not None else None)
         fwd, bwd = loaded["fns"]
-        return [_step(fwd, bwd, s) for s in steps]
+        try:
+            return [_step(fwd, bwd, s) for s in steps]
+        except _Raised as raised:
+            exc = raised.error
+            return [{"user_error": (f"{raised.name} raised {type(exc).__name__}: {exc}", _frame(exc))}]
 
     drive.__qualname__ = drive.__name__ = name
     return drive
@@ -140,7 +181,7 @@ class UserLayer:
         if in_process:
             forward = load_function(forward) if isinstance(forward, str) else forward
             backward = load_function(backward) if isinstance(backward, str) else backward
-        driver = make_driver(forward, backward, form, self.name)
+        driver = make_driver(forward, backward, form, self.name, self.backward_name)
         self.driver = _isolated(driver, [f for f in (forward, backward) if not isinstance(f, str)],
                                 timeout, in_process, worker)
 
@@ -154,6 +195,8 @@ class UserLayer:
         calls: how many calls of the user's functions the steps make (the time limit is per call)."""
         timeout = None if self.timeout is None else self.timeout * max(calls, 1)
         results = call_user(self.driver, (steps,), name=self.name, timeout=timeout)
+        if results and isinstance(results[0], dict) and "user_error" in results[0]:
+            raise UserCallError(*results[0]["user_error"])
         if results and isinstance(results[0], dict) and "load_error" in results[0]:
             kind, headline, frame = results[0]["load_error"]
             raise UserCallError(headline, frame) if kind == "UserCallError" else UserFunctionError(headline)

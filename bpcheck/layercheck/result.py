@@ -12,7 +12,8 @@ from .judge import PASSING, ArgVerdict
 # Findings that keep the layer from being checked at all: the CLI's exit 2.
 INPUT_CHECKS: tuple[str, ...] = ("interface", "raises", "timeout")
 CHECK_NAMES: dict[str, str] = {
-    "interface": "what forward and backward return", "shapes": "gradient shapes", "raises": "calls", "timeout": "calls",
+    "interface": "what forward and backward return", "shapes": "gradient shapes",
+    "crash": "no exception on any case", "raises": "calls", "timeout": "calls",
     "finite": "finite values", "dtype": "gradients in the arrays' dtype", "forward": "the forward's output",
     "mutation": "arrays, dout and cache left unmodified", "stale": "no hidden state (A, B, A gives A twice)",
     "twice": "the same answer twice", "linearity": "linear in dout", "zero": "zero dout gives zero gradients",

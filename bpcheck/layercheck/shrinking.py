@@ -74,4 +74,4 @@ def smallest_failing(kind, user, case: LayerCase, names: list[str], precision: s
     size = sum(v.size for v in small.arrays.values())
     if size >= sum(v.size for v in case.arrays.values()):
         return ""
-    return small.describe() + f" (seed {small.seed}, found in {min(calls[0], MAX_CALLS)} checks)"
+    return small.describe()
