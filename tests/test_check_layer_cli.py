@@ -206,3 +206,26 @@ def test_pytest_fixture_asserts(pytester):
     result = pytester.runpytest_subprocess("-q")
     result.assert_outcomes(passed=1, failed=1)
     assert any("db of affine differs from fd" in line for line in result.outlines)
+
+
+def test_torch_function_checked_in_its_own_float32():
+    torch = pytest.importorskip("torch")
+
+    class HalfInFloat32(torch.autograd.Function):
+        """tanh whose backward, given float32, computes in float16: right in float64, too coarse in float32."""
+
+        @staticmethod
+        def forward(ctx, x):
+            y = torch.tanh(x)
+            ctx.save_for_backward(y)
+            return y
+
+        @staticmethod
+        def backward(ctx, g):
+            (y,) = ctx.saved_tensors
+            work = torch.float16 if g.dtype == torch.float32 else g.dtype
+            return (g.to(work) * (1 - y.to(work) ** 2)).to(g.dtype)
+
+    result = check_layer(HalfInFloat32, layer="tanh", cases=4, references="fd", shrink=False, in_process=True)
+    assert not result.ok and [f.check for f in result.findings] == ["float32"], str(result)
+    assert "dx of tanh in float32" in result.findings[0].message

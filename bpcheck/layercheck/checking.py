@@ -82,6 +82,7 @@ def check_layer(forward: Callable | str, backward: Callable | str | None = None,
     diagnosis = common([o.diagnosis for o in failing])
     ok = bool(outcomes) and not failing and not findings
     ran = ("shapes", "finite", "dtype", "forward", "mutation", "stale", "twice") + (
+        ("float32",) if form in ("torch", "jax") else ()) + (
         () if kind.loss else ("linearity", "zero")) + (("permutation",) if _per_sample(kind) else ())
     return LayerResult(user.name, kind.name, tuple(names), int(seed), tuple(outcomes), tuple(findings), diagnosis,
                        ok, smallest, {"ran": ran, "precision": precision, "form": form, "cases": n})
@@ -183,7 +184,7 @@ def _config(case: LayerCase) -> tuple:
 def judge_case(kind: CourseKind, run: CaseRun, index: int, names: list[str], precision: str,
                rtol: float) -> tuple[LayerOutcome, list[Finding]]:
     """The verdicts and property findings of one case that ran."""
-    from .properties import linearity, permutation, same_for_other, same_twice, zero_dout
+    from .properties import linearity, permutation, precision32, same_for_other, same_twice, zero_dout
 
     case, oracle = run.case, run.oracle
     findings = [Finding(check, message, index, arg) for check, arg, message in run.problems]
@@ -208,6 +209,8 @@ def judge_case(kind: CourseKind, run: CaseRun, index: int, names: list[str], pre
     if run.permuted is not None:
         perm, gp = run.permuted
         checks.append(("permutation",) + permutation(kind.name, arg_names, list(run.grads.values()), gp, perm, e, rtol))
+    if run.float32 is not None and right is not None:
+        checks.append(("float32",) + precision32(kind.name, arg_names, run.float32, right, run.rounding))
     if run.again is not None:
         checks.append(("twice",) + same_twice(kind.name, arg_names, list(run.grads.values()), run.again, False, rtol))
         stale = same_for_other(kind.name, arg_names, list(run.grads.values()), run.other)

@@ -95,6 +95,24 @@ def same_for_other(kind: str, names: list[str], first: list, other: list | None)
     return "", ""
 
 
+def precision32(kind: str, names: list[str], grads32: list, right: dict[str, np.ndarray],
+                rounding: dict[str, float]) -> tuple[str, str]:
+    """A framework function run in float32 is within float32's rounding of the float64 reference: the probe's
+    float32 rounding (rounding is scaled to float64, so it is scaled back), PROBE_SAFETY times."""
+    for name, g in zip(names, grads32):
+        if np.asarray(g).dtype != np.float32:
+            return name, (f"d{name} of {kind} comes back as {np.asarray(g).dtype} for float32 inputs: keep the "
+                          "inputs' dtype")
+        ref = np.asarray(right[name], dtype=np.float64)
+        e32 = rounding.get(name, 0.0) * float(np.finfo(np.float32).eps / np.finfo(np.float64).eps)
+        if not close(g, ref, 0.0, e32 + 1e-7 * _norm(ref) / PROBE_SAFETY, 0.0):
+            err = _norm(np.asarray(g, dtype=np.float64) - ref) / max(_norm(ref), 1e-300)
+            return name, (f"d{name} of {kind} in float32 is {err:.3g} off the float64 reference, beyond float32's "
+                          "rounding for this case: it loses precision (a subtraction of near-equal terms, an "
+                          "accumulation in float16)")
+    return "", ""
+
+
 def mutated(kind: str, before: dict[str, np.ndarray], after: dict[str, np.ndarray], what: str) -> str:
     """'' or which array the calls changed in place (arrays, dout, or the cache across a backward)."""
     for label, old in before.items():

@@ -18,6 +18,7 @@ CHECK_NAMES: dict[str, str] = {
     "mutation": "arrays, dout and cache left unmodified", "stale": "no hidden state (A, B, A gives A twice)",
     "twice": "the same answer twice", "linearity": "linear in dout", "zero": "zero dout gives zero gradients",
     "permutation": "permuting the batch permutes dx and leaves the parameter gradients alone",
+    "float32": "in float32, within float32's rounding of the float64 reference",
 }
 
 
@@ -31,7 +32,8 @@ class Finding:
     arg: str = ""
 
 
-PROPERTIES = ("shapes", "finite", "dtype", "forward", "mutation", "stale", "twice", "linearity", "zero", "permutation")
+PROPERTIES = ("shapes", "finite", "dtype", "forward", "mutation", "stale", "twice", "linearity", "zero", "permutation",
+              "float32")
 
 
 @dataclass(frozen=True)

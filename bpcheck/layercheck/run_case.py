@@ -45,6 +45,7 @@ class CaseRun:
     again: list | None          # the same call again (None: not on this case)
     after_other: list | None    # the call again after one on other arrays
     other: list | None = None   # the call on other arrays (B)
+    float32: list | None = None  # a framework function's gradients on the case cast to float32
     linear: tuple | None = None
     permuted: tuple | None = None
     fd: dict[str, FDTensor] | None = None
@@ -106,6 +107,10 @@ def run_case(kind: CourseKind, user: UserLayer, case: LayerCase, per_sample: boo
         perm = np.roll(np.arange(case.batch), 1)[rng.permutation(case.batch)]
         steps.append(pair((values[0][perm], *values[1:]), cfg, [dout[perm]]))
     at_perm = len(steps) - 1
+    at_32 = None
+    if user.form in ("torch", "jax"):  # a framework function is also checked in its own dtype, float32
+        steps.append(pair(tuple(v.astype(np.float32) for v in values), cfg, [dout.astype(np.float32)]))
+        at_32 = len(steps) - 1
     if kind.name == "dropout":
         steps.append(forwards([(np.ones_like(values[0]),)], cfg))
     results = user.run(steps, calls=4 * len(steps) + 4)
@@ -134,6 +139,8 @@ def run_case(kind: CourseKind, user: UserLayer, case: LayerCase, per_sample: boo
                   other=_grads(user, kind, names, shapes, results[2]["grads"][0]) if memory else None)
     if perm is not None:
         run.permuted = (perm, _grads(user, kind, names, shapes, results[at_perm]["grads"][0]))
+    if at_32 is not None:
+        run.float32 = _grads(user, kind, names, shapes, results[at_32]["grads"][0])
     if oracle is None:
         run.fd = _user_fd(user, names, case, dout)
     return run
