@@ -24,7 +24,8 @@ import numpy as np
 from ..ops import weight_decay
 from ..spec import Case, Gradients
 from .fd_mlp import _float64, _loss_base
-from .fd_stack_model import Moved, Stack
+from .fd_stack_model import LINEAR, ROW_COUPLED_FNS, Moved, Stack
+from .fd_stack_perturb import perturb
 from .finite_diff import (
     CHUNK_BYTES,
     PASS_ARRAYS,
@@ -34,6 +35,7 @@ from .finite_diff import (
     rounding_error,
 )
 
+X_COORDS = 2048  # stack_gradients' default: dL/dx by FD up to this many input entries
 DIRECTIONS = 4  # random sign vectors per layer output for the rounding scale
 SAMPLING_SAFETY = 2.0  # the mean of DIRECTIONS squared projections can fall below ||g M||^2; this covers it
 REFINE = 1e-8  # a coordinate whose error estimate exceeds this of |its derivative| is redone at shorter steps
@@ -49,14 +51,19 @@ def stack_layers(arch) -> tuple[tuple[tuple[str, dict], ...], tuple[int, ...]]:
 
 
 def stack_gradients(case: Case, *, rel_step: float = REL_STEP, chunk_bytes: int = CHUNK_BYTES,
-                    include_x: bool = True) -> Gradients:
-    """The "fd" reference for a case whose arch is any stack (the MLP shorthand too, though fd_mlp is faster)."""
+                    include_x: bool | None = None) -> Gradients:
+    """The "fd" reference for a case whose arch is any stack (the MLP shorthand too, though fd_mlp is faster).
+
+    include_x None: dL/dx too when x has at most X_COORDS entries. Each x coordinate costs a forward of its
+    sample through every layer (no channel to cut it to), so a CNN's input (8 x 1 x 28 x 28) would take ~7x
+    the time of all its 10k params; above X_COORDS dx is None (meta['x'] says so) and torch/jax check it.
+    """
     case = _float64(case)
     layers, in_shape = stack_layers(case.arch)
     targets = getattr(case, "targets", case.y)
     return layered_gradients(layers, in_shape, case.arch.loss, case.params, case.x, targets,
                              getattr(case.arch, "weight_decay", 0.0), rel_step=rel_step, chunk_bytes=chunk_bytes,
-                             include_x=include_x)
+                             include_x=case.x.size <= X_COORDS if include_x is None else include_x)
 
 
 def layered_gradients(layers, in_shape, loss: str, params: dict[str, np.ndarray], x: np.ndarray,
@@ -103,13 +110,16 @@ def layered_gradients(layers, in_shape, loss: str, params: dict[str, np.ndarray]
         for name, theta in st.p[i].items():
             def run(idx, s, n_kink, i=i, name=name):
                 crossed = np.zeros(n_kink, dtype=bool)
-                return st.climb(i + 1, st.perturb(i, name, idx, s, crossed), crossed)
+                return st.climb(i + 1, perturb(st, i, name, idx, s, crossed), crossed)
 
-            sliced = st.kinds[i] in ("dense", "conv2d") and name in ("W", "b")
+            sliced = st.kinds[i] in LINEAR and name in ("W", "b") and st.configs[i].get("activation") not in ROW_COUPLED_FNS
             key = st.keys[i][name]
             grads[key], error[key], kink[key] = family(theta, run, st.per_copy(i + 1, False, sliced), above[i + 1])
     dx = None
-    if include_x:
+    if not include_x:
+        meta_x = f"dL/dx left out: {st.x.size} coordinates (include_x=False, or above {X_COORDS})"
+    else:
+        meta_x = "dL/dx by FD"
         per = math.prod(st.shapes[0])
 
         def run_x(idx, s, n_kink):
@@ -123,11 +133,11 @@ def layered_gradients(layers, in_shape, loss: str, params: dict[str, np.ndarray]
     lam = weight_decay_lambda
     if lam:
         # lambda/2 ||W||^2 is separable and quadratic per coordinate: its central difference lambda w is exact.
-        value, decay = weight_decay(lam, grads and {k: np.asarray(params[k], dtype=np.float64) for k in grads})
+        value, decay = weight_decay(lam, {k: np.asarray(params[k], dtype=np.float64) for k in grads})
         loss += value
         grads.update({k: grads[k] + g for k, g in decay.items()})
     meta = {"rel_step": rel_step, "richardson": True, "evaluations": counts[0], "retried": counts[1],
-            "rounding_scale": tuple(float(v) for v in above), "seconds": time.perf_counter() - start}
+            "rounding_scale": tuple(float(v) for v in above), "x": meta_x, "seconds": time.perf_counter() - start}
     return Gradients(loss, grads, dx, dz=None, da=None, error=error, kink=kink, source="fd", meta=meta)
 
 

@@ -7,11 +7,11 @@ code with the judged. fd_stack.py runs finite_diff.family_difference over every 
 
 Speed comes from carrying up only what a perturbation can move:
  - the unperturbed activations are cached, so the layers below a perturbed one never run again;
- - a dense weight W[i, j] (bias b[j]) moves column j of z by s a[:, i] (by s), and a conv weight W[f, c, u, v]
-   (bias b[f]) moves output channel f by s times one shifted slice of the padded input (by s): exact, so the
-   perturbed layer costs one slice per copy instead of a forward;
+ - a dense or conv weight moves one column or channel of the layer's output by a known slice (fd_stack_perturb);
  - a change confined to one channel stays one channel through layers that act per channel (activations but
-   softmax, pools, batchnorm), and is scattered into full copies at the first layer that mixes channels;
+   softmax, pools, batchnorm) and through flatten (as a block of features); a dense or conv layer fed such a
+   change moves by its reference applied to the change alone (affine: linear in it, bias left out); any
+   other layer gets full copies, the channel scattered into the unperturbed values;
  - a change confined to one sample (an x coordinate) stays one sample through per-sample layers.
 Kinks: a copy at +-h whose input to some layer gives another `pattern` (relu's sign, max-pool's argmax) than
 the unperturbed point there, or whose output moves the loss to another region (huber), crossed a kink.
@@ -195,7 +195,7 @@ class Stack:
         n = len(crossed)
         if n and self.layers[i].pattern is not None:
             new = self.pattern(i, {k: v[:n] for k, v in params.items()}, mv.values[:n])
-            crossed |= _differs(new, self.home_cut(i, _head(mv, n), {k: v[:n] for k, v in params.items()}))
+            crossed |= differs(new, self.home_cut(i, _head(mv, n), {k: v[:n] for k, v in params.items()}))
         return Moved(self.reference(i, params, mv.values), mv.rows, mv.ch, mv.split)
 
     def _linear_step(self, i: int, mv: Moved, crossed: np.ndarray) -> Moved:
@@ -213,19 +213,19 @@ class Stack:
                                              change.reshape(k, change.shape[1], -1))
             z_base = self.cached(("z", i), lambda: self.reference_as(i, {"activation": "identity"}))[0]
             home = self.gather(z_base, Moved(None, mv.rows))
-            return Moved(self._activate(self.configs[i]["activation"], home + moved, home, crossed), mv.rows)
+            return Moved(self.activate(self.configs[i]["activation"], home + moved, home, crossed), mv.rows)
         weights = np.moveaxis(w[:, mv.ch], 1, 0)[:, :, None]  # (K, F, 1, kh, kw)
         moved = self.layers[i].reference(self.configs[i], {"W": weights, "b": np.zeros((k, w.shape[0]))}, change)
         return Moved(self.gather(self.acts[i + 1], Moved(None, mv.rows)) + moved, mv.rows)
 
-    def _activate(self, fn: str, z: np.ndarray, home_z: np.ndarray, crossed: np.ndarray) -> np.ndarray:
+    def activate(self, fn: str, z: np.ndarray, home_z: np.ndarray, crossed: np.ndarray) -> np.ndarray:
         """act(z) by the activation kind's reference; kinks: its pattern on the first len(crossed) copies."""
         if fn == "identity":
             return z
         act, config = LAYERS["activation"], {"fn": fn}
         n = len(crossed)
         if n and act.pattern is not None:
-            crossed |= _differs(act.pattern(config, {}, z[:n]), act.pattern(config, {}, home_z[:n]))
+            crossed |= differs(act.pattern(config, {}, z[:n]), act.pattern(config, {}, home_z[:n]))
         return np.asarray(act.reference(config, {}, z), dtype=np.float64)
 
     def climb(self, start: int, mv: Moved, crossed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -253,53 +253,9 @@ class Stack:
         if self.rule.kink and n:
             y = self.y[None] if rows is None else self.y[rows[:n]]
             home = self.loss_regions[None] if rows is None else self.loss_regions[rows[:n]]
-            crossed |= _differs(self.rule.regions(out[:n], y), home)
+            crossed |= differs(self.rule.regions(out[:n], y), home)
         base = self.sample_loss[None] if rows is None else self.sample_loss[rows]
         return (self.per_sample(out, rows) - base).sum(axis=-1) / self.B, crossed
-
-    # -- the perturbed layer ----------------------------------------------------------------------------------
-    def perturb(self, i: int, name: str, idx: np.ndarray, s: np.ndarray, crossed: np.ndarray) -> Moved:
-        """Layer i's output for K copies whose param `name` moved at flat index idx[k] by s[k]."""
-        kind = self.kinds[i]
-        if kind == "dense" and name in ("W", "b") and self.configs[i].get("activation") not in ROW_COUPLED_FNS:
-            return self._dense(i, name, idx, s, crossed)
-        if kind == "conv2d" and name in ("W", "b") and self.layers[i].pattern is None:
-            return self._conv(i, name, idx, s)
-        theta = self.p[i][name]
-        moved = np.array(np.broadcast_to(theta.ravel(), (len(idx), theta.size)))
-        moved[np.arange(len(idx)), idx] += s
-        params = {**self.shared(i, len(idx)), name: moved.reshape(len(idx), *theta.shape)}
-        x = np.broadcast_to(self.acts[i], (len(idx), *self.acts[i].shape))
-        n = len(crossed)
-        if n and self.layers[i].pattern is not None:
-            crossed |= _differs(self.pattern(i, {k: v[:n] for k, v in params.items()}, x[:n]), self.home_pattern(i))
-        return Moved(self.reference(i, params, x))
-
-    def _dense(self, i: int, name: str, idx: np.ndarray, s: np.ndarray, crossed: np.ndarray) -> Moved:
-        """z = a @ W + b moves in column j only; the activation runs on that column (the activation kind's
-        reference and pattern, elementwise)."""
-        z = self.cached(("z", i), lambda: self.reference_as(i, {"activation": "identity"}))[0]
-        n_out = z.shape[1]
-        j = idx % n_out if name == "W" else idx
-        z_col = z[:, j].T + (s[:, None] * self.acts[i][:, idx // n_out].T if name == "W" else s[:, None])
-        home = z[:, j].T[:, :, None]
-        return Moved(self._activate(self.configs[i]["activation"], z_col[:, :, None], home, crossed), None, j)
-
-    def _conv(self, i: int, name: str, idx: np.ndarray, s: np.ndarray) -> Moved:
-        """Output channel f moves by s times the input slice that weight (f, c, u, v) multiplies (by s for b[f])."""
-        out = self.acts[i + 1]
-        f_count, c_count, kh, kw = self.p[i]["W"].shape
-        f = idx // (c_count * kh * kw) if name == "W" else idx
-        base = np.moveaxis(out[:, f], 1, 0)  # (K, B, Ho, Wo)
-        if name == "b":
-            return Moved((base + s[:, None, None, None])[:, :, None], None, f)
-        stride, pad = _pair(self.configs[i].get("stride", 1)), _pair(self.configs[i].get("padding", 0))
-        xp = self.cached(("pad", i), lambda: np.pad(self.acts[i], ((0, 0), (0, 0), (pad[0],) * 2, (pad[1],) * 2)))
-        c, u, v = np.unravel_index(idx % (c_count * kh * kw), (c_count, kh, kw))
-        rows = u[:, None] + stride[0] * np.arange(out.shape[2])  # (K, Ho)
-        cols = v[:, None] + stride[1] * np.arange(out.shape[3])  # (K, Wo)
-        patch = xp[:, c[:, None, None], rows[:, :, None], cols[:, None, :]]  # (B, K, Ho, Wo)
-        return Moved((base + s[:, None, None, None] * np.moveaxis(patch, 1, 0))[:, :, None], None, f)
 
     def cached(self, key: tuple, make) -> np.ndarray:
         if key not in self._cache:
@@ -324,15 +280,11 @@ class Stack:
         return max(biggest, math.prod(self.shapes[self.n]) * self.B)
 
 
-def _pair(v) -> tuple[int, int]:
-    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
-
-
 def _head(mv: Moved, n: int) -> Moved:
     return Moved(mv.values[:n], None if mv.rows is None else mv.rows[:n], None if mv.ch is None else mv.ch[:n], mv.split)
 
 
-def _differs(new: np.ndarray | None, home: np.ndarray | None) -> np.ndarray | bool:
+def differs(new: np.ndarray | None, home: np.ndarray | None) -> np.ndarray | bool:
     """Per copy: does the pattern differ from home anywhere? (new (n, ...), home (1 or n, ...))."""
     if new is None or home is None:
         return False
