@@ -1,8 +1,9 @@
 """The nets the speed cases share: float64 MLPs of about 1k, 10k and 100k params, batch 16, and the
 same loss written in torch and in jax as a function of the flattened parameter vector.
 
-Every net is n_in-h-n_out, tanh then softmax + cross-entropy (smooth: no kink can blur an accuracy
-figure), with biases drawn small and nonzero so that every coordinate of the gradient is exercised.
+Every net is tanh in its hidden layers then softmax + cross-entropy (smooth: no kink can blur an accuracy
+figure), with biases drawn small and nonzero so that every coordinate of the gradient is exercised:
+n_in-h-n_out for 1k, 10k and 100k, and two hidden layers for deep10k and deep100k (issue 15's deeper nets).
 The flat vector is W1, b1, ..., WL, bL in spec.param_names order, each row-major.
 """
 
@@ -16,11 +17,13 @@ BATCH = 16
 # torch's intra-op pool: 1 thread. On this 2-core machine, shared with other jobs, 2 threads made one
 # gradcheck of the 1k net 10-20 s instead of 0.8 s (each small op waits for a descheduled thread).
 TORCH_THREADS = 1
-# Parameter count (the label) -> sizes; n_params is (n_in + 1) h + (h + 1) n_out.
-SIZES: dict[str, tuple[int, int, int]] = {
+# Parameter count (the label) -> sizes; n_params is the sum over layers of (n_{l-1} + 1) n_l.
+SIZES: dict[str, tuple[int, ...]] = {
     "1k": (20, 40, 5),        # 1,045 params
     "10k": (100, 90, 10),     # 10,000 params
     "100k": (784, 128, 10),   # 101,770 params
+    "deep10k": (32, 85, 85, 2),     # 10,287 params
+    "deep100k": (64, 280, 280, 2),  # 97,442 params
 }
 
 
@@ -44,7 +47,7 @@ def make_case(label: str, seed: int = 0):
     from bpcheck.spec import Arch, Case, init_params
 
     sizes = SIZES[label]
-    arch = Arch(sizes, ("tanh", "softmax"), "cross_entropy")
+    arch = Arch(sizes, ("tanh",) * (len(sizes) - 2) + ("softmax",), "cross_entropy")
     rng = np.random.default_rng(seed)
     params = init_params(arch, rng)
     params.update({k: 0.1 * rng.standard_normal(v.shape) for k, v in params.items() if k.startswith("b")})

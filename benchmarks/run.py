@@ -1,10 +1,10 @@
 """The speed suite (issue 8): every case, one Markdown report and one log-log plot.
 
-    python -m benchmarks                          # cases a-f, gradcheck slow mode at 100k included (~1 min more)
-    python -m benchmarks --skip-slow              # leave out gradcheck slow mode at 100k
+    python -m benchmarks                          # cases a-f, gradcheck slow mode at 100k and deep100k included (~2 min more)
+    python -m benchmarks --skip-slow              # leave out gradcheck slow mode at 100k and deep100k
     python -m benchmarks --cases a,b --out /tmp   # some cases only
 
-a  full per-coordinate FD check vs torch gradcheck slow mode, 1k/10k/100k params, with accuracy
+a  full per-coordinate FD check vs torch gradcheck slow mode, 1k/10k/100k params and two deeper nets, with accuracy
 b  fast mode vs torch gradcheck fast_mode and jax check_grads, 10k/100k params
 c  the engine's training step vs torch and jax-jit, 784-256-256-10, batch 128, float32
 d  one three-reference check of a small case vs one torch gradcheck of it
@@ -95,7 +95,7 @@ def write_atomically(path: Path, text: str) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of a,b,c,d,e,f (default all)")
-    p.add_argument("--skip-slow", action="store_true", help="leave out torch gradcheck slow mode at 100k params")
+    p.add_argument("--skip-slow", action="store_true", help="leave out torch gradcheck slow mode at 100k params (both nets)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="reports", help="directory for bench.md and bench.png (default reports)")
     args = p.parse_args(argv)
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     load_before = _load()
     runners = {
-        "a": lambda: bench_full_fd.run(["1k", "10k", "100k"], args.skip_slow, args.seed),
+        "a": lambda: bench_full_fd.run(list(bench_full_fd.SIZES_ALL), args.skip_slow, args.seed),
         "b": lambda: bench_fast.run(["10k", "100k"], 10, args.seed),
         "c": lambda: engine_section(100, args.seed),
         "d": lambda: bench_three_refs.run(40, args.seed),

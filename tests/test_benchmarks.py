@@ -28,15 +28,17 @@ def test_flat_params_follow_param_names_row_major():
 
 
 def test_sizes_have_the_named_parameter_counts():
-    for label, n in (("1k", 1_000), ("10k", 10_000), ("100k", 100_000)):
+    for label, n in (("1k", 1_000), ("10k", 10_000), ("100k", 100_000), ("deep10k", 10_000), ("deep100k", 100_000)):
         assert 0.95 * n <= nets.make_case(label).arch.n_params <= 1.05 * n
+    assert nets.make_case("deep10k").arch.activations == ("tanh", "tanh", "softmax")
 
 
 @needs_torch
-def test_torch_net_is_the_engines_loss_and_gradient():
+@pytest.mark.parametrize("label", ["1k", "deep10k"])
+def test_torch_net_is_the_engines_loss_and_gradient(label):
     import torch
 
-    case = nets.make_case("1k", seed=3)
+    case = nets.make_case(label, seed=3)
     loss, flat = nets.torch_loss(case)
     flat.requires_grad_(True)
     value = loss(flat)

@@ -227,10 +227,13 @@ def _every_path(case, monkeypatch):
     return out
 
 
-@pytest.mark.parametrize("which", ["relu", "every arch"])
+@pytest.mark.parametrize("which", ["relu", "deep", "every arch"])
 def test_every_path_gives_the_same_answer_within_its_error_and_the_same_kinks(which, monkeypatch):
     if which == "relu":
         cases = [random_case(np.random.default_rng(11), Arch((5, 7, 6, 3), ("relu", "relu", "softmax"), "cross_entropy"), 9)]
+    elif which == "deep":  # several layers above a W_1 perturbation: the unit-major GEMMs and their two buffers
+        cases = [random_case(np.random.default_rng(12), Arch((4, 6, 5, 7, 3), ("tanh", "tanh", "tanh", "softmax"), "cross_entropy"), 8),
+                 random_case(np.random.default_rng(13), Arch((3, 5, 6, 4, 2), ("tanh", "sigmoid", "tanh", "identity"), "mse"), 7)]
     else:
         cases = [random_case_for(arch, batch, seed) for seed, (arch, batch) in enumerate(every_arch())]
     for case in cases:

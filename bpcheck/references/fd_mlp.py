@@ -70,6 +70,8 @@ class _Net:
         self.loss_regions = self.rule.regions(self.out, self.y) if self.rule.kink else None
         self.change = LossChange(case.arch.loss, self.out, self.y)
         self.yw = self.y @ self.p[f"W{self.L}"].T  # (B, n_{L-1}): y . W_L[j, :] per sample and unit j
+        self._tiles: dict[int, np.ndarray] = {}  # layer m -> z_m tiled over copies (_tiled)
+        self._buffers: dict[int, np.ndarray] = {}  # m % 2 -> the scratch of _unit_buffer
 
     @staticmethod
     def full(arr: np.ndarray, rows) -> np.ndarray:
@@ -122,15 +124,22 @@ class _Net:
                 crossed = crossed | _moved_region(act.regions(z_new[:n]), self.full(self.regions[m - 1], _head(rows, n)))
             if m == self.L and self.rule.from_logits:
                 return self.finish(z_new, rows, crossed)
-            a_new = act.forward(z_new)
+            # z_new is this pass's own array: a ufunc activation (tanh) overwrites it instead of allocating.
+            a_new = act.forward(z_new, out=z_new) if isinstance(act.forward, np.ufunc) else act.forward(z_new)
             if m == self.L:
                 return self.finish(a_new, rows, crossed)
             m += 1
-            w = self.p[f"W{m}"]
-            if a_new.shape[1] == 1:  # one sample per copy: one (K, n) @ W call beats K (1, n) @ W calls
-                z_new = (a_new.reshape(len(a_new), -1) @ w)[:, None, :] + self.p[f"b{m}"]
+            w, b = self.p[f"W{m}"], self.p[f"b{m}"]
+            flat = _unit_flat(a_new)
+            if flat is not None:  # unit-major: one (n_m, n) @ (n, K B') GEMM, and z_m stays unit-major
+                z_new = self._unit_buffer(m, (*a_new.shape[:2], w.shape[1]))
+                out = _unit_flat(z_new)
+                np.matmul(w.T, flat, out=out)
+                out += b[:, None]
+            elif a_new.shape[1] == 1:  # one sample per copy: one (K, n) @ W call beats K (1, n) @ W calls
+                z_new = (a_new.reshape(len(a_new), -1) @ w)[:, None, :] + b
             else:
-                z_new = a_new @ w + self.p[f"b{m}"]
+                z_new = a_new @ w + b
 
     def column_step(self, layer: int, j: np.ndarray, delta: np.ndarray, rows, n_kink: int):
         """Add delta (K, B') to column j (K,) of z_layer at the rows, then climb; see climb."""
@@ -152,18 +161,61 @@ class _Net:
             kept = np.flatnonzero((a_change != 0).any(axis=0))
             if len(kept) < SPARSE_BELOW * self.B:
                 rows, a_change = kept[None], a_change[:, kept]
-        # The rank-1 update, written through the unit-major view so every operand streams in order.
-        w_rows = self.p[f"W{layer + 1}"][j]  # (K, n_next)
-        z_next = _unit_outer((len(j), a_change.shape[1], w_rows.shape[1]))
-        np.multiply(w_rows.T[:, :, None], a_change[None], out=z_next.transpose(2, 0, 1))
+        z_next, w_rows = self._rank_one(layer + 1, j, a_change, rows)
         if layer + 1 == self.L and self.rule.from_logits and self.change.closed:
             # The logits' change is exactly the rank-1 term d = c w: its bound and sum_k y_k d_k = c (y . w)
             # come from (K, B') arrays instead of passes over d.
             bound = float(np.abs(a_change).max(initial=0.0) * np.abs(w_rows).max(initial=0.0))
             linear = a_change * self.column(self.yw, j, rows)
             return self.finish(None, rows, crossed, d=z_next, bound=bound, linear=linear)
-        z_next += self.full(self.z_unit[layer], rows)
+        flat = _unit_flat(z_next)
+        if rows is None and flat is not None:  # every sample: add z_m tiled over the copies, in memory order
+            flat += self._tiled(layer + 1, len(j))
+        else:
+            z_next += self.full(self.z[layer] if z_next.shape[1] == 1 else self.z_unit[layer], rows)
         return self.climb(layer + 1, z_next, rows, crossed)
+
+    def _rank_one(self, m: int, j: np.ndarray, c: np.ndarray, rows) -> tuple[np.ndarray, np.ndarray]:
+        """(c[k, b] W_m[j[k], :] as (K, B', n_m), the rows W_m[j] or the one row W_m[j[0]] they share).
+
+        Unit-major, so every operand streams in order; when every copy shares j (a chunk of one column
+        of W_{m-1}) it is one outer product over K B' contiguous entries, with one sample per copy (K, 1, n_m)
+        in C order. Each entry is the same single product in every layout, so the values are identical.
+        """
+        w = self.p[f"W{m}"]
+        shape = (*c.shape, w.shape[1])
+        if c.shape[1] == 1:
+            w_rows = w[j]
+            return np.multiply(c[:, :, None], w_rows[:, None, :]), w_rows
+        out = self._unit_buffer(m, shape)
+        if (j == j[0]).all():
+            w_rows = w[j[0]]
+            np.multiply(w_rows[:, None], c.reshape(1, -1), out=_unit_flat(out))
+        else:
+            w_rows = w[j]
+            np.multiply(w_rows.T[:, :, None], c[None], out=out.transpose(2, 0, 1))
+        return out, w_rows
+
+    def _unit_buffer(self, m: int, shape: tuple[int, int, int]) -> np.ndarray:
+        """A unit-major (K, B', n_m) array for z_m (as _unit_outer), in one of two buffers every pass reuses.
+
+        Fresh arrays of a few MiB cost page faults and cold caches each chunk; the buffer of z_m alternates
+        with m's parity, so the pass writing z_m never overwrites z_{m-1}, which it reads.
+        """
+        size = shape[0] * shape[1] * shape[2]
+        buf = self._buffers.get(m % 2)
+        if buf is None or buf.size < size:
+            buf = self._buffers[m % 2] = np.empty(size)
+        return buf[:size].reshape(shape[2], shape[0], shape[1]).transpose(1, 2, 0)
+
+    def _tiled(self, m: int, k: int) -> np.ndarray:
+        """z_m laid out as _unit_flat of (k, B, n_m) copies of it: (n_m, k B), a prefix of a cached tiling."""
+        cached = self._tiles.get(m)
+        if cached is None or cached.shape[1] < k * self.B:
+            z_t = self.z[m - 1].T
+            cached = np.ascontiguousarray(np.broadcast_to(z_t[:, None, :], (z_t.shape[0], k, self.B))).reshape(z_t.shape[0], -1)
+            self._tiles[m] = cached
+        return cached[:, :k * self.B]
 
 
 def _float64(case: Case) -> Case:
@@ -189,6 +241,14 @@ def _unit_outer(shape: tuple[int, ...], values: np.ndarray | None = None) -> np.
     if values is not None:
         arr[...] = values
     return arr
+
+
+def _unit_flat(arr: np.ndarray) -> np.ndarray | None:
+    """The (n, K B') view of a unit-major (K, B', n) array (see _unit_outer), or None if arr is not one."""
+    if arr.ndim != 3:
+        return None
+    t = arr.transpose(2, 0, 1)
+    return t.reshape(t.shape[0], -1) if t.flags.c_contiguous else None
 
 
 def _replace_column(base: np.ndarray, j: np.ndarray, col: np.ndarray) -> np.ndarray:
