@@ -1,7 +1,7 @@
 """Directional FD: the derivative of L along k directions over all params (and x), for the fast check.
 
 L(theta + s u) is evaluated for each direction u at the four Richardson steps, through the same net as
-fd_mlp's per-coordinate reference (fd_mlp._Net), so its changes, kink flags and rounding scale are
+fd_mlp's per-coordinate reference (fd_mlp_pass.Net), so its changes, kink flags and rounding scale are
 those of the full check; a direction costs one batched forward instead of one pass per coordinate.
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..spec import Case
-from .fd_mlp import _fd_run, _float64, _loss_base, _Net, _Scales
+from .fd_mlp import _fd_run, _float64, _loss_base, _Scales
+from .fd_mlp_pass import Net as _Net
 from .finite_diff import (
     CHUNK_BYTES,
     PASS_ARRAYS,
