@@ -1,5 +1,6 @@
 """bpcheck: check hand-written backprop against finite differences, PyTorch and JAX."""
 
+from . import layers  # noqa: E402,F401  registers every layer kind, so an Arch can be built from here on
 from .spec import (
     ACTIVATIONS,
     LOSSES,

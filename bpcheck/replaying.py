@@ -19,7 +19,7 @@ from typing import Any
 from . import engine, jsonfile
 from .check import Producer, check_case
 from .results import DEFAULT_FAIL_ON, CheckResult
-from .spec import SPEC_VERSION, Case, SpecError, UsageError
+from .spec import SPEC_VERSIONS, Case, SpecError, UsageError
 
 _FIX = "give a file written by bpcheck (cases/<id>.json from a report, or a Case JSON)"
 
@@ -36,9 +36,10 @@ def load_case(path: str | os.PathLike[str]) -> tuple[Case, dict[str, Any]]:
                         "report's directory (or re-render the report with `bpcheck render`)")
     is_result = isinstance(data, dict) and "verdicts" in data
     case = data.get("case") if is_result else data
-    if isinstance(case, dict) and case.get("spec_version") != SPEC_VERSION:  # before the layout it would explain
-        raise SpecError(f"case JSON has spec_version={jsonfile.short(case.get('spec_version'))}, but this bpcheck reads "
-                        f"{SPEC_VERSION}: re-create the case with this version")
+    version = case.get("spec_version") if isinstance(case, dict) else None
+    if isinstance(case, dict) and (isinstance(version, bool) or version not in SPEC_VERSIONS):  # before the layout it would explain
+        raise SpecError(f"case JSON has spec_version={jsonfile.short(version)}, but this bpcheck reads "
+                        f"{' and '.join(map(str, SPEC_VERSIONS))}: re-create the case with this version")
     jsonfile.validate(data, "case.schema.json", name, _FIX)
     if is_result:
         try:

@@ -16,9 +16,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import ops
-from .ops import LOSS_RULES, RULES, Activation, Loss, weight_decay
-from .spec import Arch, Case, Gradients, Params
+from bpcheck import ops
+from bpcheck.ops import LOSS_RULES, RULES, Activation, Loss, weight_decay
+from bpcheck.spec import Arch, Case, Gradients, Params
 
 
 class LayerCache(NamedTuple):

@@ -43,11 +43,12 @@ class Call:
 
 
 def user_targets(case: Case, labels: bool) -> np.ndarray:
-    """The y a user's function is handed: case.y, or with labels (--targets labels) the integer class index of
-    each one-hot row of a cross_entropy case, as CS231n's softmax_loss(x, y) takes them."""
+    """The y a user's function is handed: the target rows (case.targets), or with labels (--targets labels) the
+    integer class index of each row of a cross_entropy case, as CS231n's softmax_loss(x, y) takes them (a case
+    that holds integer labels hands them over as they are)."""
     if labels and case.arch.loss == "cross_entropy":
-        return np.argmax(case.y, axis=1)
-    return case.y
+        return case.y if case.labels else np.argmax(case.y, axis=1)
+    return case.targets
 
 
 def type_name(value: Any) -> str:

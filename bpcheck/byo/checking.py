@@ -303,6 +303,9 @@ def _around_data(arch: Arch, x: Any, y: Any, seed: int, dtypes: Sequence[str]) -
 def _numbers(name: str, value: Any) -> np.ndarray:
     """The user's fixed x or y as float64; text, objects or ragged rows are a DataError naming the value."""
     try:
+        arr = np.asarray(value)
+        if name == "y" and arr.ndim == 1 and np.issubdtype(arr.dtype, np.integer):
+            return arr  # class labels for cross_entropy: Case keeps them integers
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise DataError(f"{name} cannot be read as numbers ({exc}): give a 2-D array of floats") from None

@@ -25,7 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "without --arch: the activations random architectures may use")
     p.add_argument("--loss", help="the declared loss: mse, bce, cross_entropy or huber")
     p.add_argument("--losses", help="without --arch: the losses random architectures may use, comma-separated")
-    p.add_argument("--arch-json", metavar="FILE", help='the arch as JSON: {"sizes": [...], "activations": [...], "loss": ...}')
+    p.add_argument("--arch-json", metavar="FILE_OR_JSON",
+                   help='the arch as JSON, in a file or inline: any stack {"in_shape": [1, 8, 8], "layers": [["conv2d", '
+                   '{"out_channels": 2, "kernel": 3}], ["flatten", {}], ["dense", {"n": 3, "activation": "softmax"}]], '
+                   '"loss": "cross_entropy"}, or an MLP {"sizes": [2, 2, 1], "activations": ["sigmoid", "sigmoid"], "loss": "mse"}')
     p.add_argument("--loss-fn", metavar="FILE:FUNCTION",
                    help="your own loss(params, x, y) -> float: finite differences then differentiate it")
     p.add_argument("--cases", type=int_at_least(1), default=10, help="cases to draw (default %(default)s)")
@@ -42,21 +45,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def arch_from_args(args: argparse.Namespace):
     """The Arch from --arch/--activations/--loss or --arch-json; None when neither is given."""
-    from ..spec import Arch, SpecError, UsageError
+    from ..spec import Arch, UsageError
 
     given = [n for n in ("arch", "activations", "loss") if getattr(args, n)]
     if args.arch_json:
         if given:
             raise UsageError(f"--arch-json and --{given[0]} both give the arch: use one of them")
-        try:
-            with open(args.arch_json, encoding="utf-8") as f:
-                data = json.load(f)
-        except OSError as exc:
-            raise SpecError(f"cannot read --arch-json {args.arch_json!r} ({exc.strerror}): give an existing file") from None
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"--arch-json {args.arch_json!r} is not JSON ({exc.msg} at line {exc.lineno}): write "
-                            '{"sizes": [2, 2, 1], "activations": ["sigmoid", "sigmoid"], "loss": "mse"}') from None
-        return Arch.from_dict(data)
+        return Arch.from_dict(read_arch_json(args.arch_json))
     if not args.arch and (args.activations or args.loss or args.losses):
         return _pools(args)
     if args.losses:
@@ -68,6 +63,25 @@ def arch_from_args(args: argparse.Namespace):
         raise UsageError(f"--{' and --'.join(missing)} missing: give --arch, --activations and --loss together, "
                          "e.g. --arch 2-2-1 --activations sigmoid,sigmoid --loss mse")
     return Arch.parse(args.arch, args.activations, args.loss)
+
+
+def read_arch_json(text: str) -> object:
+    """The JSON that --arch-json gives: inline when it starts with '{' (or '['), else the file it names."""
+    from ..spec import SpecError
+
+    example = ('write {"sizes": [2, 2, 1], "activations": ["sigmoid", "sigmoid"], "loss": "mse"}, or a stack '
+               '{"in_shape": [2], "layers": [["dense", {"n": 1, "activation": "sigmoid"}]], "loss": "mse"}')
+    inline = text.lstrip().startswith(("{", "["))
+    try:
+        if inline:
+            return json.loads(text)
+        with open(text, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as exc:
+        raise SpecError(f"cannot read --arch-json {text!r} ({exc.strerror}): give an existing file, or the JSON itself") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" ({exc.msg} at line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise SpecError(f"--arch-json {text!r:.80} is not JSON{where}: {example}") from None
 
 
 def _parametrised(name: str) -> bool:

@@ -14,6 +14,7 @@ import re
 import shlex
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from ..results import LABELS, CheckResult, RunResult, Verdict
 
@@ -34,8 +35,16 @@ def references_of(run: RunResult) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _arch(result: CheckResult) -> dict[str, Any]:
+    arch = result.case.get("arch") if isinstance(result.case, dict) else None
+    return arch if isinstance(arch, dict) else {}
+
+
 def n_layers(result: CheckResult) -> int | None:
-    sizes = (result.case.get("arch") or {}).get("sizes") if isinstance(result.case, dict) else None
+    arch = _arch(result)
+    if isinstance(arch.get("layers"), list):  # spec_version 2
+        return len(arch["layers"]) or None
+    sizes = arch.get("sizes")  # spec_version 1
     return len(sizes) - 1 if sizes else None
 
 
@@ -50,12 +59,17 @@ def position(result: CheckResult, layer: int | None) -> str:
 
 
 def activations(result: CheckResult) -> list[str]:
-    acts = (result.case.get("arch") or {}).get("activations") if isinstance(result.case, dict) else None
+    """The activations the case's net applies (a dense layer's, an activation layer's), or ['?']."""
+    arch = _arch(result)
+    acts = arch.get("activations")
+    if isinstance(arch.get("layers"), list):
+        configs = [layer[1] for layer in arch["layers"] if isinstance(layer, list) and len(layer) == 2]
+        acts = [a for c in configs if isinstance(c, dict) for a in (c.get("activation"), c.get("fn")) if a]
     return sorted(set(acts or ["?"]))
 
 
 def loss(result: CheckResult) -> str:
-    return str(((result.case.get("arch") or {}) if isinstance(result.case, dict) else {}).get("loss", "?"))
+    return str(_arch(result).get("loss", "?"))
 
 
 def pairs(run: RunResult) -> list[tuple[CheckResult, str, Verdict | None]]:

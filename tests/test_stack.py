@@ -1,0 +1,214 @@
+"""The layered data model (issue 15): stacks, their validation, spec_version 2 files and the generic engine.
+
+The engine's MLP numbers are checked against tests/engine_v1.py, a frozen copy of the MLP-only engine
+bpcheck had before the layers (e684ffb): both run on the same drawn cases, nothing is hard-coded.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bpcheck import engine
+from bpcheck.ops import LOSS_RULES
+from bpcheck.spec import Arch, Case, DataError, SpecError, init_params, migrate_v1, split_key
+
+from . import engine_v1
+from .nets import random_case
+
+DATA = Path(__file__).parent / "data"
+V1_FILES = sorted(DATA.glob("case_v1_*.json"))
+DENSE_TANH_SOFTMAX = [("dense", {"n": 4, "activation": "tanh"}), ("dense", {"n": 2, "activation": "softmax"})]
+
+
+def test_the_mlp_shorthand_is_the_stack_of_dense_layers():
+    short = Arch((3, 4, 2), ("tanh", "softmax"), "cross_entropy", 0.5)
+    long = Arch.stack((3,), DENSE_TANH_SOFTMAX, "cross_entropy", weight_decay=0.5)
+    assert short == long and hash(short) == hash(long) and long.is_mlp
+    assert long.sizes == (3, 4, 2) and long.activations == ("tanh", "softmax") and long.n_layers == 2
+    assert long.label() == "3-4-2 tanh,softmax cross_entropy + weight_decay 0.5"
+    assert long.layers == (("dense", {"n": 4, "activation": "tanh"}), ("dense", {"n": 2, "activation": "softmax"}))
+    assert long.in_shape == (3,) and long.shapes == ((3,), (4,), (2,))
+    assert list(long.param_shapes()) == ["W1", "b1", "W2", "b2"]
+    assert Arch.stack(3, [("dense", {"n": 1})], "mse").layers[0][1]["activation"] == "identity"  # defaults filled
+    assert pickle.loads(pickle.dumps(long)) == long and copy.deepcopy(long) == long
+    with pytest.raises(AttributeError, match="immutable"):
+        long.loss = "mse"  # type: ignore[misc]
+
+
+def test_a_stack_that_is_not_an_mlp_keys_params_by_position_and_refuses_the_mlp_words():
+    arch = Arch.stack((3,), [("dense", {"n": 4}), ("activation", {"fn": "relu"}), ("dense", {"n": 2, "activation": "softmax"})],
+                      "cross_entropy")
+    assert not arch.is_mlp and list(arch.param_shapes()) == ["W1", "b1", "W3", "b3"]
+    assert arch.param_shapes()["W3"] == (4, 2) and arch.n_params == 3 * 4 + 4 + 4 * 2 + 2
+    assert split_key("W3") == ("W", 3) and split_key("gamma12") == ("gamma", 12)
+    for what in ("sizes", "activations", "n_layers"):
+        with pytest.raises(SpecError, match=f"arch.{what} is defined for dense MLPs only.*arch.layers"):
+            getattr(arch, what)
+    assert Arch.from_dict(json.loads(json.dumps(arch.to_dict()))) == arch
+    assert arch.label() == "3 dense(n=4,activation=identity)-activation(fn=relu)-dense(n=2,activation=softmax) cross_entropy"
+    with pytest.raises(SpecError, match="'W0'.*'gamma3'"):
+        split_key("W0")
+
+
+@pytest.mark.parametrize("in_shape, layers, loss, words", [
+    ((3,), [("dense", {"n": 4}), ("dense", {"n": 0})], "mse", ["layer 2 (dense)", "n=0", "{'n': 8}"]),
+    ((3,), [("dense", {"n": 4}), ("dnese", {"n": 1})], "mse", ["layer 2", "'dnese'", "did you mean 'dense'"]),
+    ((3,), [("dense", {"n": 4, "activation": "rleu"})], "mse", ["layer 1 (dense)", "'rleu'", "did you mean 'relu'"]),
+    ((3,), [("dense", {"n": 4, "widht": 2})], "mse", ["layer 1 (dense)", "'widht'"]),
+    ((3,), ["dense"], "mse", ["layer 1", "(kind, config) pair"]),
+    ((3,), [("dense", [4])], "mse", ["layer 1 (dense)", "not an object"]),
+    ((3,), [], "mse", ["non-empty list"]),
+    ((1, 4, 4), [("dense", {"n": 2})], "mse", ["layer 1 (dense)", "(1, 4, 4)", "flatten"]),
+    ((1, 4, 4), [("activation", {"fn": "tanh"})], "mse", ["ends in per-sample shape (1, 4, 4)", "flatten"]),
+    ((0, 4), [("dense", {"n": 2})], "mse", ["in_shape=(0, 4)", "(1, 8, 8)"]),
+    ((3,), [("dense", {"n": 2}), ("activation", {"fn": "softmax"})], "cross_entropy",
+     ["'cross_entropy'", "last layer (2) is activation", "dense with activation 'softmax'"]),
+    ((3,), [("dense", {"n": 2})], "hinge", ["'hinge'", "mse"]),
+])
+def test_a_bad_stack_is_one_spec_error_naming_the_position_the_value_and_the_fix(in_shape, layers, loss, words):
+    with pytest.raises(SpecError) as info:
+        Arch.stack(in_shape, layers, loss)
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message, message
+
+
+@pytest.mark.parametrize("path", V1_FILES, ids=lambda p: p.name)
+def test_a_spec_version_1_file_written_before_layers_loads_as_the_same_case(path):
+    raw = json.loads(path.read_text())
+    assert raw["spec_version"] == 1 and "sizes" in raw["arch"]
+    case = Case.from_dict(raw)
+    v1 = raw["arch"]
+    assert case.arch == Arch(tuple(v1["sizes"]), tuple(v1["activations"]), v1["loss"], v1.get("weight_decay", 0.0))
+    dt = np.dtype(raw["dtype"])
+    for k, v in raw["params"].items():
+        assert case.params[k].tobytes() == np.array(v, dtype=np.float64).astype(dt).tobytes()
+    assert case.x.tobytes() == np.array(raw["x"]).astype(dt).tobytes()
+    assert case.y.tobytes() == np.array(raw["y"]).astype(dt).tobytes()
+    migrated = migrate_v1(raw)
+    assert migrated["spec_version"] == 2 and migrated["arch"] == case.arch.to_dict() and raw["spec_version"] == 1
+    assert case.to_dict() == {**migrated, "regime": case.regime}
+    _same_gradients(engine.gradients(case), engine_v1.gradients(case))
+
+
+def test_a_broken_spec_version_1_arch_still_names_its_value():
+    raw = json.loads(V1_FILES[0].read_text())
+    raw["arch"]["sizes"][1] = 0
+    with pytest.raises(SpecError, match=r"sizes\[1\]=0"):
+        Case.from_dict(raw)
+
+
+def _labelled_case(dtype=np.float64, seed=3) -> Case:
+    rng = np.random.default_rng(seed)
+    arch = Arch.stack((3,), [("dense", {"n": 5}), ("activation", {"fn": "tanh"}), ("dense", {"n": 4, "activation": "softmax"})],
+                      "cross_entropy", 0.1)
+    params = {k: v + 0.2 * rng.standard_normal(v.shape) for k, v in init_params(arch, rng).items()}
+    return Case(arch, params, rng.standard_normal((6, 3)), rng.integers(0, 4, size=6)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_spec_version_2_case_round_trips_bit_for_bit(dtype):
+    for case in (_labelled_case(dtype), random_case(np.random.default_rng(11), dtype=dtype)):
+        text = json.dumps(case.to_dict())
+        back = Case.from_dict(json.loads(text))
+        assert json.dumps(back.to_dict()) == text and back.arch == case.arch and back.dtype == case.dtype
+        for k in case.params:
+            assert back.params[k].tobytes() == case.params[k].tobytes()
+        assert back.x.tobytes() == case.x.tobytes()
+        assert back.y.dtype == case.y.dtype and back.y.tobytes() == case.y.tobytes()
+
+
+def test_integer_labels_stay_integers_and_the_loss_reads_their_one_hot_rows():
+    case = _labelled_case()
+    assert case.y.dtype == np.int64 and case.y.shape == (6,) and case.labels
+    assert case.targets.dtype == np.float64 and case.targets.shape == (6, 4)
+    assert np.array_equal(case.targets.argmax(axis=1), case.y) and np.all(case.targets.sum(axis=1) == 1)
+    assert case.astype(np.float32).y.dtype == np.int64 and case.astype(np.float32).targets.dtype == np.float32
+    rows = Case(case.arch, case.params, case.x, case.targets)
+    assert not rows.labels and rows.targets is rows.y
+    _same_gradients(engine.gradients(case), engine.gradients(rows))
+    assert engine.loss(case.arch, case.params, case.x, case.y) == engine.gradients(rows).loss
+
+
+@pytest.mark.parametrize("y, words", [
+    (np.array([0, 1, 4, 0, 1, 2]), ["labels", "[0, 3]", "4"]),
+    (np.array([0, 1, -1, 0, 1, 2]), ["labels", "-1"]),
+    (np.array([0.0, 1, 2, 0, 1, 2]), ["y has shape (6,)", "(batch, 4)", "integer class labels"]),
+    (np.array([0, 1, 2]), ["6 rows", "3"]),
+])
+def test_bad_labels_are_one_data_error(y, words):
+    case = _labelled_case()
+    with pytest.raises(DataError) as info:
+        Case(case.arch, case.params, case.x, y)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_labels_are_for_cross_entropy_only():
+    arch = Arch((3, 2), ("identity",), "mse")
+    with pytest.raises(DataError, match=r"y has shape \(2,\).*\(batch, 2\)"):
+        Case(arch, init_params(arch, np.random.default_rng(0)), np.zeros((2, 3)), np.array([0, 1]))
+
+
+def _same_gradients(new, old):
+    """Bit for bit: the loss, every param gradient, dL/dx and the MLP trace dz/da."""
+    assert new.loss == old.loss
+    assert list(new.grads) == list(old.grads)
+    for k in old.grads:
+        assert new.grads[k].dtype == old.grads[k].dtype and new.grads[k].tobytes() == old.grads[k].tobytes(), k
+    for a, b in ((new.dx, old.dx), *zip(new.dz or (), old.dz or ()), *zip(new.da or (), old.da or ())):
+        assert (a is None and b is None) or a.tobytes() == b.tobytes()
+    assert len(new.dz or ()) == len(old.dz or ()) and len(new.da or ()) == len(old.da or ())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_generic_engine_is_the_mlp_engine_bit_for_bit(dtype):
+    rng = np.random.default_rng(2026)
+    for _ in range(150):
+        case = random_case(rng, dtype=dtype)
+        if rng.random() < 0.3:
+            case = Case(case.arch.with_weight_decay(float(rng.random())), case.params, case.x, case.y)
+        new, old = engine.gradients(case), engine_v1.gradients(case)
+        _same_gradients(new, old)
+        assert new.dout is not None and len(new.dout) == len(case.arch.layers)
+        assert all(a is b for a, b in zip(new.dout, new.da))  # dout[l-1] is da[l-1] on the hidden layers
+        fused = LOSS_RULES[case.arch.loss].from_logits
+        assert (new.dout[-1] is None) == fused
+        _, caches = engine.forward(case.arch, case.params, case.x)
+        _, old_caches = engine_v1.forward(case.arch, case.params, case.x)
+        assert all(c.a_prev.tobytes() == o.a_prev.tobytes() and c.z.tobytes() == o.z.tobytes()
+                   and c.a.tobytes() == o.a.tobytes() for c, o in zip(caches, old_caches))
+        assert engine.loss_of(case.arch, caches, case.y, case.params) == engine_v1.loss_of(case.arch, old_caches, case.y,
+                                                                                            case.params)
+        kw = dict(input_grad=False, loss_rule=LOSS_RULES["mse"] if not fused else None)
+        _same_gradients(engine.backward(case.arch, case.params, caches, case.y, **kw),
+                        engine_v1.backward(case.arch, case.params, old_caches, case.y, **kw))
+
+
+def test_training_is_the_mlp_engine_bit_for_bit():
+    case = random_case(np.random.default_rng(9), Arch((2, 3, 1), ("tanh", "sigmoid"), "bce", 0.01), batch=8)
+    new = engine.train(case.arch, dict(case.params), case.x, case.y, lr=0.5, epochs=30)
+    old = engine_v1.train(case.arch, dict(case.params), case.x, case.y, lr=0.5, epochs=30)
+    assert new[1] == old[1]
+    assert all(new[0][k].tobytes() == old[0][k].tobytes() for k in old[0])
+
+
+def test_a_dense_and_activation_stack_computes_what_the_fused_mlp_computes():
+    mlp = random_case(np.random.default_rng(4), Arch((3, 5, 2), ("tanh", "softmax"), "cross_entropy"), batch=7)
+    arch = Arch.stack((3,), [("dense", {"n": 5}), ("activation", {"fn": "tanh"}), ("dense", {"n": 2, "activation": "softmax"})],
+                      "cross_entropy")
+    rename = {"W1": "W1", "b1": "b1", "W2": "W3", "b2": "b3"}
+    stacked = Case(arch, {rename[k]: v for k, v in mlp.params.items()}, mlp.x, mlp.y)
+    a, b = engine.gradients(mlp), engine.gradients(stacked)
+    assert a.loss == b.loss and b.dz is None and b.da is None and len(b.dout) == 3
+    for k, v in a.grads.items():
+        np.testing.assert_allclose(b.grads[rename[k]], v, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(b.dx, a.dx, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(b.dout[1], a.da[0], rtol=1e-14, atol=1e-15)  # dL/d(tanh output) = dL/da_1
