@@ -111,7 +111,7 @@ class Arch:
     lambda W; 0 (the default) is no term. Immutable, hashable, and equal when the stacks are equal.
     """
 
-    __slots__ = ("in_shape", "loss", "weight_decay", "shapes", "_layers", "_params", "_mlp", "_key")
+    __slots__ = ("in_shape", "loss", "weight_decay", "shapes", "_layers", "_params", "_mlp", "_key", "_hash")
 
     def __init__(self, sizes: Sequence[int], activations: Sequence[str], loss: str, weight_decay: float = 0.0) -> None:
         n_in, layers = _mlp_layers(sizes, activations)
@@ -172,6 +172,7 @@ class Arch:
         set_(self, "_params", params)
         set_(self, "_mlp", len(shapes[0]) == 1 and all(k == "dense" for k, _ in checked))
         set_(self, "_key", (shapes[0], _frozen(checked), loss, float(lam)))
+        set_(self, "_hash", hash(self._key))  # once: the engine looks its plan up by arch on every call
 
     # -- what the stack is ------------------------------------------------------------------------------------
     @property
@@ -275,7 +276,7 @@ class Arch:
         return isinstance(other, Arch) and self._key == other._key
 
     def __hash__(self) -> int:
-        return hash(self._key)
+        return self._hash
 
     def __reduce__(self) -> tuple:
         return (Arch.stack, (self.in_shape, self._layers, self.loss, self.weight_decay))

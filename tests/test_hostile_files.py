@@ -183,7 +183,12 @@ REPORTS = [
 # A case file (a saved CheckResult, or a bare Case) with one field of the wrong type.
 CASES = [
     Row("case x of strings", lambda r, c, t: _json(t, _edit(c, _set("case.x", [["a", "b"]]))), "case.x[0][0] = 'a'"),
-    Row("case sizes a string", lambda r, c, t: _json(t, _edit(c, _set("case.arch.sizes", "2-2-1"))), "sizes = '2-2-1'"),
+    Row("case in_shape a string", lambda r, c, t: _json(t, _edit(c, _set("case.arch.in_shape", "2"))), "in_shape = '2'"),
+    Row("case layer kind a number", lambda r, c, t: _json(t, _edit(c, _set("case.arch.layers.0", [1, {}]))),
+        "layers[0][0] = 1"),
+    Row("case sizes a string (spec_version 1)", lambda r, c, t: _json(t, _edit(c, _set("case", {
+        **c["case"], "spec_version": 1, "arch": {"sizes": "2-2-1", "activations": ["tanh"], "loss": "mse"}}))),
+        "sizes = '2-2-1'"),
     Row("case params a list", lambda r, c, t: _json(t, _edit(c, _set("case.params", [1]))), "case.params = [1]"),
     Row("case param named ../x", lambda r, c, t: _json(t, _edit(c, _set("case.params", {"../x": [1.0]}))), "'../x'"),
     Row("case dtype float16", lambda r, c, t: _json(t, _edit(c, _set("case.dtype", "float16"))), "dtype = 'float16'"),

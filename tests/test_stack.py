@@ -212,3 +212,36 @@ def test_a_dense_and_activation_stack_computes_what_the_fused_mlp_computes():
         np.testing.assert_allclose(b.grads[rename[k]], v, rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(b.dx, a.dx, rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(b.dout[1], a.da[0], rtol=1e-14, atol=1e-15)  # dL/d(tanh output) = dL/da_1
+
+
+CNN = [("conv2d", {"out_channels": 3, "kernel": 3, "padding": 1}), ("activation", {"fn": "relu"}),
+       ("maxpool2d", {"kernel": 2}), ("conv2d", {"out_channels": 2, "kernel": [2, 3], "stride": 1}),
+       ("flatten", {}), ("dense", {"n": 4, "activation": "softmax"})]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_engine_on_a_conv_maxpool_flatten_dense_stack_matches_torch_autograd(seed):
+    torch = pytest.importorskip("torch", reason="torch is the independent judge here")
+    F = torch.nn.functional
+    arch = Arch.stack((2, 6, 7), CNN, "cross_entropy", weight_decay=0.05)
+    assert arch.shapes == ((2, 6, 7), (3, 6, 7), (3, 6, 7), (3, 3, 3), (2, 2, 1), (4,), (4,))
+    rng = np.random.default_rng(seed)
+    params = {k: rng.standard_normal(v.shape) * 0.5 for k, v in init_params(arch, rng).items()}
+    case = Case(arch, params, rng.standard_normal((5, 2, 6, 7)), rng.integers(0, 4, size=5))
+    ours = engine.gradients(case)
+
+    # The same net written directly in torch (nothing of bpcheck's layers), differentiated by autograd.
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in case.params.items()}
+    x = torch.tensor(case.x, requires_grad=True)
+    h = F.max_pool2d(torch.relu(F.conv2d(x, t["W1"], t["b1"], padding=1)), 2)
+    h = F.conv2d(h, t["W4"], t["b4"]).flatten(1)
+    loss = F.cross_entropy(h @ t["W6"] + t["b6"], torch.tensor(case.y))
+    loss = loss + 0.05 / 2 * sum((t[k] ** 2).sum() for k in ("W1", "W4", "W6"))
+    loss.backward()
+    assert abs(ours.loss - loss.item()) <= 1e-12 * max(1.0, abs(loss.item()))
+    assert list(ours.grads) == ["W1", "b1", "W4", "b4", "W6", "b6"] == list(arch.param_shapes())
+    for k, v in t.items():
+        np.testing.assert_allclose(ours.grads[k], v.grad.numpy(), rtol=1e-12, atol=1e-12, err_msg=k)
+    np.testing.assert_allclose(ours.dx, x.grad.numpy(), rtol=1e-12, atol=1e-12)
+    assert ours.dz is None and [d is None for d in ours.dout] == [False] * 5 + [True]  # the output is fused
+    assert [d.shape[1:] for d in ours.dout[:-1]] == list(arch.shapes[1:-1])

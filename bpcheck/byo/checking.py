@@ -100,6 +100,8 @@ def check_gradients(
     with_loss_arch = takes_arch(loss_fn, "loss_fn") if loss_fn is not None else False
     names = refs.resolve(references) if skip_missing else refs.require(references)
     drawn = build_cases(arch, cases, seed=seed, dtype=dtype, any_arch=user.with_arch, targets=targets)
+    for case_arch in {c.arch for c in drawn} if lay.shapes is not None else ():
+        lay.shapes(case_arch)  # a layout that cannot hold the arch (column on a conv stack) is a UsageError before any call
     if weight_decay is not None:
         Arch((1, 1), ("identity",), "mse", weight_decay)  # a bad lambda is Arch's SpecError, before any call
         drawn = [with_weight_decay(c, weight_decay) for c in drawn]

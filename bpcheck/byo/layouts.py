@@ -47,11 +47,19 @@ def _row_from_user(arch: Arch, grads: dict[str, Any]) -> dict[str, Any]:
     return dict(grads)
 
 
+def _dense_only(arch: Arch) -> None:
+    if not arch.is_mlp:
+        raise UsageError(f"the column layout transposes a dense MLP's W_l and x, but {arch.label()} is a stack of other "
+                         "layers: use the row layout (bpcheck's own: batch first, params as arch.param_shapes())")
+
+
 def _column_shapes(arch: Arch) -> dict[str, tuple[int, ...]]:
+    _dense_only(arch)
     return {k: (s[1], s[0]) if k.startswith("W") else (s[0], 1) for k, s in arch.param_shapes().items()}
 
 
 def _column_to_user(arch: Arch, params: Params, x: np.ndarray, y: np.ndarray):
+    _dense_only(arch)
     user = {k: np.array(v.T) if k.startswith("W") else np.array(v.reshape(-1, 1)) for k, v in params.items()}
     return user, np.array(x.T), np.array(y.T)
 
