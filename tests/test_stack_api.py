@@ -24,8 +24,8 @@ from bpcheck.spec import Arch, Case, UsageError, UserFunctionError, init_params
 STACK = Arch.stack((3,), [("dense", {"n": 5}), ("activation", {"fn": "tanh"}), ("dense", {"n": 4, "activation": "softmax"})],
                    "cross_entropy")
 MLP_JSON = {"sizes": [2, 3, 1], "activations": ["tanh", "sigmoid"], "loss": "mse"}
-MLP_STACK_JSON = {"in_shape": [2], "layers": [["dense", {"n": 3, "activation": "tanh"}], ["dense", {"n": 1, "activation": "sigmoid"}]],
-                  "loss": "mse"}
+MLP_STACK_JSON = {"in_shape": [2], "loss": "mse",
+                  "layers": [["dense", {"n": 3, "activation": "tanh"}], ["dense", {"n": 1, "activation": "sigmoid"}]]}
 USER = """
 import numpy as np
 
