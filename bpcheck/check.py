@@ -240,14 +240,15 @@ def _fast_fd(ctx: CaseContext, produced: Gradients, name: str, digest: str,
     """
     if ctx.kinks:
         return None, 0.0, "fast check not used: pre-activations within rounding of a kink"
-    from .references import fd_directional, finite_diff
+    from .references import fd_directional, fd_stack_directional, finite_diff
 
     include_x = produced.dx is not None
     rng = np.random.default_rng(int(digest[:16], 16))
     dirs = finite_diff.random_directions(case64, FAST_DIRECTIONS, rng, include_x=include_x)
     try:
         fd, seconds = _cached((f"{name}:directional:{int(include_x)}", digest),
-                              lambda: fd_directional.DirectionalFD(case64, dirs))
+                              lambda: (fd_directional.DirectionalFD if getattr(case64.arch, "is_mlp", True)
+                                       else fd_stack_directional.StackDirectionalFD)(case64, dirs))
     except Exception as exc:  # the full check will report it
         return None, 0.0, f"fast check failed to run ({type(exc).__name__}: {exc})"
     mine = produced.tensors()

@@ -316,3 +316,52 @@ def test_dx_is_left_out_above_x_coords():
     fd = fd_stack.stack_gradients(case)
     assert fd.dx is None and "left out" in fd.meta["x"] and "x" not in fd.error
     assert fd_stack.stack_gradients(case, include_x=True).dx.shape == case.x.shape
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_directional_fd_of_a_stack_matches_torch(seed):
+    """The fast check's FD along 3 random directions (params and x) of a random stack: torch's g . u within the
+    estimate, the lower estimate below the full one."""
+    from types import SimpleNamespace
+
+    from bpcheck.references.fd_stack_directional import StackDirectionalFD
+
+    need_torch()
+    rng = np.random.default_rng(100 + seed)
+    layers, in_shape, loss = draw_stack(rng)
+    params, x, y = draw_case(rng, layers, in_shape, loss)
+    lam = 0.01 if seed % 2 else 0.0
+    _, grads, dx = torch_gradients(layers, in_shape, loss, params, x, y, lam)
+    # a duck-typed case: StackDirectionalFD reads only arch.layers/in_shape/loss/weight_decay, params, x, targets
+    arch = SimpleNamespace(layers=layers, in_shape=in_shape, loss=loss, weight_decay=lam, is_mlp=False)
+    case = SimpleNamespace(arch=arch, params=params, x=x, y=y, targets=y, dtype=np.float64)
+    dirs = {key: rng.uniform(-1, 1, (3, *v.shape)) for key, v in {**params, "x": x}.items()}
+    fd = StackDirectionalFD(case, dirs)
+    want = sum(dirs[key].reshape(3, -1) @ {**grads, "x": dx}[key].ravel() for key in dirs)
+    assert np.all(np.abs(want - fd.values) <= fd.errors()), [kind for kind, _ in layers]
+    assert np.all(fd.errors(full=False) <= fd.errors())
+
+
+@STACKED
+def test_fast_check_of_a_stack_runs_its_own_directional_fd():
+    """check_case(fast=True) on a smooth conv stack: AGREE by the directional FD (not escalated), and a db-as-mean
+    bug is caught (by the fast check, then the full one)."""
+    from bpcheck import engine
+    from bpcheck.check import check_case
+
+    need_stacked_checks()
+    arch = Arch.stack((2, 4, 4), [("conv2d", {"out_channels": 2, "kernel": 3, "padding": 1}),
+                                  ("avgpool2d", {"kernel": 2}), ("flatten", {}), ("dense", {"n": 2, "activation": "tanh"})],
+                      "mse")
+    rng = np.random.default_rng(2)
+    case = Case(arch, {k: rng.standard_normal(s) for k, s in arch.param_shapes().items()},
+                rng.standard_normal((3, 2, 4, 4)), rng.standard_normal((3, 2)))
+    result = check_case(case, "fd", fast=True)
+    verdict = result.verdict("fd")
+    assert verdict.label == "AGREE" and "fast check along" in verdict.reason and "escalated" not in verdict.reason
+
+    def db_mean(c):
+        g = engine.gradients(c)
+        return replace(g, grads={**g.grads, "b4": g.grads["b4"] / c.batch})
+
+    assert check_case(case, "fd", fast=True, producer=db_mean).labels()["fd"] == "ENGINE"

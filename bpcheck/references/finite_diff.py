@@ -324,6 +324,11 @@ def gradients(case: Case) -> Gradients:
 
 def directional(case: Case, directions: dict[str, np.ndarray], *, rel_step: float = REL_STEP):
     """(values, errors), each (k,): Richardson FD of L along each unit direction; see fd_directional.directional."""
+    if not getattr(case.arch, "is_mlp", True):
+        from .fd_stack_directional import StackDirectionalFD
+
+        fd = StackDirectionalFD(case, directions, rel_step=rel_step)
+        return fd.values, fd.errors()
     from .fd_directional import directional as _directional
 
     return _directional(case, directions, rel_step=rel_step)
