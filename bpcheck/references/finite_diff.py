@@ -232,29 +232,37 @@ def family_difference(h: np.ndarray, run: Callable, chunk: int, group: int = 0):
     keep kink=True. Returns (R, truncation estimate plus changes_rounding, kink, h used), each (n,).
     """
     h = np.array(h, dtype=np.float64)
-    grad, trunc, kink = np.empty(len(h)), np.empty(len(h)), np.zeros(len(h), dtype=bool)
-    curved = np.zeros(len(h), dtype=bool)
+    changes, kink = np.empty((4, len(h))), np.zeros(len(h), dtype=bool)
 
     def evaluate(idx: np.ndarray) -> None:
         steps = STEP_FACTORS[:, None] * h[idx][None, :]  # (4, C)
         change, crossed = run(np.tile(idx, 4), steps.ravel(), 2 * len(idx))
-        c = change.reshape(4, -1)
-        grad[idx], trunc[idx] = richardson(c, steps)
+        changes[:, idx] = change.reshape(4, -1)
+        kink[idx] = crossed.reshape(2, -1).any(axis=0)
+
+    def combine(at) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(R, truncation estimate plus changes_rounding, curved) at the coordinates `at`, from their changes.
+
+        Elementwise, so one call over a whole family gives the same bits as one call per chunk, for less Python.
+        """
+        c, hs = changes[:, at], h[at]
+        grad, trunc = richardson(c, STEP_FACTORS[:, None] * hs[None, :])
         # Long next to the curvature: the estimate says so itself, or the step moved the slope by a good part
         # of itself (the even part of L(theta +- h) against the odd part), where the estimate can be small by
         # coincidence (a sigmoid pushed 2.25 either side: D(h) and D(h/2) agreed to 0.2% and both were 4% off).
-        curved[idx] = (trunc[idx] > CURVED * np.abs(grad[idx])) | (np.abs(c[0] + c[1]) > SLOPE_MOVED * np.abs(c[0] - c[1]))
-        trunc[idx] += changes_rounding(c, h[idx])
-        kink[idx] = crossed.reshape(2, -1).any(axis=0)
+        curved = (trunc > CURVED * np.abs(grad)) | (np.abs(c[0] + c[1]) > SLOPE_MOVED * np.abs(c[0] - c[1]))
+        return grad, trunc + changes_rounding(c, hs), curved
 
     group = group or len(h)
     for g in range(0, len(h), group):
         for lo in range(g, min(g + group, len(h)), chunk):
             evaluate(np.arange(lo, min(lo + chunk, g + group, len(h))))
+    grad, trunc, curved = combine(slice(None))
     retry = np.flatnonzero(kink | curved)
     h[retry] *= KINK_RETRY
     for lo in range(0, len(retry), chunk):
         evaluate(retry[lo:lo + chunk])
+    grad[retry], trunc[retry], _ = combine(retry)
     return grad, trunc, kink, h
 
 
