@@ -164,6 +164,16 @@ def _db_channels_last(config, params, cache, dy):
     return dx, {**grads, "b": dy.reshape(-1, dy.shape[1]).sum(axis=0)}
 
 
+def _strided(config: Config, in_shape: Shape) -> bool:
+    """A stride > 1 along an axis with two or more output pixels (with one, the stride never moves a window)."""
+    return any(s > 1 and n > 1 for s, n in zip(pair(config["stride"]), out_shape(config, in_shape)[1:]))
+
+
+def _several_channels_and_pixels(config: Config, in_shape: Shape) -> bool:
+    """Reshaping dy to rows of F only mixes things up with F > 1 and more than one output pixel."""
+    return config["out_channels"] > 1 and np.prod(out_shape(config, in_shape)[1:]) > 1
+
+
 BUG_SHAPES = (
     BugShape("kernel_flipped",
              "conv2d's dW has the kernel flipped (rows and columns reversed), as for a true convolution, while the "
@@ -176,11 +186,11 @@ BUG_SHAPES = (
     BugShape("stride_ignored",
              "conv2d's dx ignores the stride: each window's gradient is added back as if the windows were one pixel "
              "apart, so it lands on the wrong input pixels; output pixel (h, w) read rows from h*stride",
-             _stride_ignored, lambda config, in_shape: pair(config["stride"]) != (1, 1)),
+             _stride_ignored, _strided),
     BugShape("db_channels_last",
              "conv2d's db sums dy over the wrong axes: dy (N, F, OH, OW) is reshaped to rows of F values as if the "
              "channels came last; db[f] must sum channel f over the batch and every output position",
-             _db_channels_last, lambda config, in_shape: np.prod(out_shape(config, in_shape)[1:]) > 1),
+             _db_channels_last, _several_channels_and_pixels),
 )
 
 CONV2D = register(Layer(KIND, check_config, param_shapes, out_shape, init, forward, backward, torch_form, jax_form,

@@ -28,15 +28,11 @@ def check_keys(kind: str, config: Mapping[str, Any], required: tuple[str, ...], 
             raise SpecError(f"{kind}: config needs {key!r}: add it, e.g. {{{key!r}: 3}}")
 
 
-def _int(kind: str, name: str, value: Any, low: int) -> int:
+def check_int(kind: str, name: str, value: Any, low: int) -> int:
+    """An integer setting >= low (out_channels, and each entry of a pair)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise SpecError(f"{kind}: {name} {value!r} is not an integer >= {low}: give one, e.g. {name} {max(low, 1)}")
     return int(value)
-
-
-def check_int(kind: str, name: str, value: Any, low: int) -> int:
-    """An integer setting >= low (out_channels)."""
-    return _int(kind, name, value, low)
 
 
 def check_pair(kind: str, name: str, value: Any, low: int) -> int | list[int]:
@@ -44,8 +40,8 @@ def check_pair(kind: str, name: str, value: Any, low: int) -> int | list[int]:
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
             raise SpecError(f"{kind}: {name} {list(value)!r} does not have 2 entries: give an int or [rows, cols]")
-        return [_int(kind, name, v, low) for v in value]
-    return _int(kind, name, value, low)
+        return [check_int(kind, name, v, low) for v in value]
+    return check_int(kind, name, value, low)
 
 
 def pair(value: int | list[int]) -> Pair:
