@@ -32,7 +32,8 @@ HUGE_LOGITS = 50.0
 MAX_BATCH = 4
 MAX_SIDE = 7          # largest H, W of a drawn image
 MAX_WIDTH = 5         # largest other per-sample dim
-CONFIG_TRIES = 30     # draw_config draws per case until the config fits the course's exact-fit convention
+CONFIG_TRIES = 30
+REDRAWS = 20          # draws of a case before giving up on a config that fits no drawn shape     # draw_config draws per case until the config fits the course's exact-fit convention
 
 
 @dataclass
@@ -158,7 +159,7 @@ def _known(draw, kind: CourseKind, user: dict | None, regime: str) -> LayerCase:
     from ..layers import LAYERS
 
     batch = draw(st.integers(kind.min_batch, MAX_BATCH))
-    ndim = draw(st.integers(*kind.dims))
+    ndim = draw(st.sampled_from(kind.dims))
     forced: dict = {}
     if kind.spatial and user and any(k in user for k in kind.fixed):
         (h, kh), (w, kw) = (_side(draw, kind, user, axis) for axis in (0, 1))
@@ -224,9 +225,19 @@ def draw_cases(kind: CourseKind, n: int, seed: int, user: dict | None = None, sh
     """n cases, case i a pure function of (seed, i); regimes in turn."""
     from ..draw import draw
 
+    from hypothesis.errors import UnsatisfiedAssumption
+
     out = []
     for i in range(n):
-        case = draw(case_strategy(kind, user, shapes, regimes[i % len(regimes)]), (seed, i))
+        strategy = case_strategy(kind, user, shapes, regimes[i % len(regimes)])
+        for attempt in range(REDRAWS):
+            try:  # a draw whose shapes no config fits is redrawn from the next sub-seed
+                case = draw(strategy, (seed, i, attempt) if attempt else (seed, i))
+                break
+            except UnsatisfiedAssumption:
+                continue
+        else:
+            raise UsageError(f"no {kind.name} case fits the config {user} in {REDRAWS} draws: relax --config")
         case.meta["index"] = i
         out.append(case)
     return out

@@ -55,7 +55,7 @@ def check_layer(forward: Callable | str, backward: Callable | str | None = None,
     kind = course_kind(layer)
     form = _form(kind, forward, backward)
     if form in ("torch", "jax") and kind.name == "affine":
-        kind = replace(kind, dims=(1, 1))  # a framework's linear takes x (N, D); course code flattens any x
+        kind = replace(kind, dims=(1,))  # a framework's linear takes x (N, D); course code flattens any x
     user_config = checked_config(kind, config)
     fixed_shapes = checked_shapes(shapes) if kind.name == "none" else _no_shapes(shapes)
     n = _cases(cases)

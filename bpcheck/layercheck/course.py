@@ -36,7 +36,7 @@ class CourseKind:
     arrays: tuple[str, ...]
     params: Mapping[str, str]
     config_keys: tuple[str, ...] = ()
-    dims: tuple[int, int] = (1, 3)      # how many per-sample dims x may have
+    dims: tuple[int, ...] = (1, 2, 3)   # how many per-sample dims x may have
     spatial: bool = False               # x is (N, C, H, W)
     min_batch: int = 1
     loss: bool = False
@@ -76,33 +76,33 @@ KINDS: dict[str, CourseKind] = {k.name: k for k in (
     CourseKind("tanh", "activation", ("x",), {}, to_registry=lambda c, s: {"fn": "tanh"}, overrides={"fn": "tanh"}),
     CourseKind("sigmoid", "activation", ("x",), {}, to_registry=lambda c, s: {"fn": "sigmoid"},
                overrides={"fn": "sigmoid"}),
-    CourseKind("conv2d", "conv2d", ("x", "w", "b"), {"w": "W", "b": "b"}, ("stride", "pad"), (3, 3), True,
+    CourseKind("conv2d", "conv2d", ("x", "w", "b"), {"w": "W", "b": "b"}, ("stride", "pad"), (3,), True,
                to_registry=_conv_registry,
                to_course=lambda reg: {"stride": _pair(reg.get("stride", 1))[0], "pad": _pair(reg.get("padding", 0))[0]},
                fixed=("stride", "pad")),
-    CourseKind("maxpool2d", "maxpool2d", ("x",), {}, ("pool_height", "pool_width", "stride"), (3, 3), True,
+    CourseKind("maxpool2d", "maxpool2d", ("x",), {}, ("pool_height", "pool_width", "stride"), (3,), True,
                to_registry=lambda c, s: _pool_registry(c, s), to_course=_pool_course,
                fixed=("pool_height", "pool_width", "stride")),
-    CourseKind("avgpool2d", "avgpool2d", ("x",), {}, ("pool_height", "pool_width", "stride"), (3, 3), True,
+    CourseKind("avgpool2d", "avgpool2d", ("x",), {}, ("pool_height", "pool_width", "stride"), (3,), True,
                to_registry=lambda c, s: _pool_registry(c, s), to_course=_pool_course,
                fixed=("pool_height", "pool_width", "stride")),
     CourseKind("batchnorm", "batchnorm", ("x", "gamma", "beta"), {"gamma": "gamma", "beta": "beta"},
-               ("mode", "eps"), (1, 1), min_batch=2,
+               ("mode", "eps"), (1,), min_batch=2,
                to_registry=lambda c, s: {"eps": float(c.get("eps", 1e-5))},
                to_course=lambda reg: {"mode": "train", "eps": float(reg.get("eps", 1e-5))}),
     CourseKind("spatial_batchnorm", "batchnorm", ("x", "gamma", "beta"), {"gamma": "gamma", "beta": "beta"},
-               ("mode", "eps"), (3, 3), True, min_batch=1,
+               ("mode", "eps"), (3,), True, min_batch=1,
                to_registry=lambda c, s: {"eps": float(c.get("eps", 1e-5))},
                to_course=lambda reg: {"mode": "train", "eps": float(reg.get("eps", 1e-5))}),
     CourseKind("layernorm", "layernorm", ("x", "gamma", "beta"), {"gamma": "gamma", "beta": "beta"},
-               ("eps",), (1, 1),
+               ("eps",), (1,),
                to_registry=lambda c, s: {"eps": float(c.get("eps", 1e-5))},
                to_course=lambda reg: {"eps": float(reg.get("eps", 1e-5))}),
     # p is the KEEP probability in the courses, the drop probability in the registry
-    CourseKind("dropout", "dropout", ("x",), {}, ("p", "mode", "seed"),
+    CourseKind("dropout", "dropout", ("x",), {}, ("p", "mode", "seed"), (1, 3),
                to_registry=lambda c, s: {"p": 1.0 - float(c["p"]), "seed": int(c.get("seed", 0))},
                to_course=lambda reg: {"p": 1.0 - float(reg["p"]), "mode": "train", "seed": int(reg.get("seed", 0))}),
-    CourseKind("softmax_loss", None, ("x",), {}, (), (1, 1), loss=True),
+    CourseKind("softmax_loss", None, ("x",), {}, (), (1,), loss=True),
     CourseKind("none", None, (), {}),
 )}
 

@@ -93,11 +93,23 @@ class Oracle:
         return course_grads(self.kind, arrays, dx, grads)
 
     def rounding(self, dout: np.ndarray | None) -> dict[str, float]:
-        """E per argument: ||backward in float32 - in float64|| * eps64 / eps32, the float64 rounding the
-        computation's conditioning allows (large where its terms cancel, as batchnorm's dx does for N = 2)."""
+        """E per argument: the float64 rounding of this case's backward (large where its terms cancel, as batchnorm's
+        dx does for N = 2): ||backward in float32 - in float64|| * eps64 / eps32, or float64's measured error against
+        extended precision (np.longdouble, where it is wider), whichever is larger."""
         d = np.ones(()) if dout is None else dout
         g64, g32 = self.engine(d), self.engine(d, np.float32)
         out = {k: float(np.linalg.norm((g32[k].astype(np.float64) - g64[k]).ravel())) * EPS64 / EPS32 for k in g64}
+        # float32 saturates where the terms cancel to below its own rounding (batchnorm's dx at batch 2: float32 gives
+        # 0, float64 1e-8 of the terms): there the scaled difference says nothing, and float64's own error, measured
+        # against the same backward in extended precision, does.
+        if np.finfo(np.longdouble).eps < EPS64:
+            try:
+                ext = self.engine(d, np.longdouble)
+            except (TypeError, ValueError):  # an operation without a longdouble loop: the float32 probe alone
+                ext = {}
+            for k, g in ext.items():
+                with np.errstate(all="ignore"):
+                    out[k] = max(out[k], float(np.linalg.norm((g64[k] - g).astype(np.float64).ravel())))
         if self.kind.loss:  # 1 - p at a saturated softmax is ~eps of 1 whatever float32 says: each entry of p and
             x = self.arrays["x"]  # the one-hot row is <= 1, divided by N
             out["x"] = max(out["x"], EPS64 * np.sqrt(x.size) / len(x))
