@@ -32,8 +32,8 @@ HUGE_LOGITS = 50.0
 MAX_BATCH = 4
 MAX_SIDE = 7          # largest H, W of a drawn image
 MAX_WIDTH = 5         # largest other per-sample dim
-CONFIG_TRIES = 30
-REDRAWS = 20          # draws of a case before giving up on a config that fits no drawn shape     # draw_config draws per case until the config fits the course's exact-fit convention
+CONFIG_TRIES = 30     # draw_config draws per case until the config fits the course's exact-fit convention
+REDRAWS = 20          # draws of a case before giving up on a config that fits no drawn shape
 
 
 @dataclass
@@ -223,9 +223,9 @@ def case_strategy(kind: CourseKind, user: dict | None = None, shapes: dict | Non
 def draw_cases(kind: CourseKind, n: int, seed: int, user: dict | None = None, shapes: dict | None = None,
                regimes: tuple[str, ...] = REGIMES) -> list[LayerCase]:
     """n cases, case i a pure function of (seed, i); regimes in turn."""
-    from ..draw import draw
-
     from hypothesis.errors import UnsatisfiedAssumption
+
+    from ..draw import draw
 
     out = []
     for i in range(n):
