@@ -23,6 +23,7 @@ from .course import CourseKind, course_grads, registry_params, registry_x
 from .fd import FDTensor, fd_gradients
 
 EPS64, EPS32 = float(np.finfo(np.float64).eps), float(np.finfo(np.float32).eps)
+JITTERS = 2
 
 
 class Oracle:
@@ -78,10 +79,10 @@ class Oracle:
         dx, grads = (_torch_vjp if name == "torch" else _jax_vjp)(self.layer, self.reg, params, x, dout)
         return course_grads(self.kind, self.arrays, dx, grads)
 
-    def engine(self, dout: np.ndarray, dtype: Any = np.float64) -> dict[str, np.ndarray]:
-        """The registry's own numpy backward (bpcheck's engine) in dtype: the diagnosis's and the rounding
-        probe's, never a judge."""
-        arrays = {k: v.astype(dtype) for k, v in self.arrays.items()}
+    def engine(self, dout: np.ndarray, dtype: Any = np.float64, arrays: dict | None = None) -> dict[str, np.ndarray]:
+        """The registry's own numpy backward (bpcheck's engine) in dtype, on the case's arrays or others: the
+        diagnosis's and the rounding probe's, never a judge."""
+        arrays = {k: v.astype(dtype) for k, v in (self.arrays if arrays is None else arrays).items()}
         if self.kind.name == "dropout":
             return {"x": dout.astype(dtype) * self.mask.astype(dtype)}
         if self.kind.loss:
@@ -93,19 +94,28 @@ class Oracle:
         return course_grads(self.kind, arrays, dx, grads)
 
     def rounding(self, dout: np.ndarray | None) -> dict[str, float]:
-        """E per argument: the float64 rounding of this case's backward (large where its terms cancel, as batchnorm's
-        dx does for N = 2): ||backward in float32 - in float64|| * eps64 / eps32, or float64's measured error against
-        extended precision (np.longdouble, where it is wider), whichever is larger."""
+        """E per argument: the float64 rounding of this case's backward, large where its terms cancel (batchnorm's
+        and layernorm's dx at 2 values: 1e-11 of the terms). The larger of ||backward in float32 - in float64|| *
+        eps64 / eps32, float64's own rounding noise, sampled (the backward again on the case with every input and
+        dout moved by a random ulp, JITTERS times), and float64's error against np.longdouble (float32 alone
+        saturates there: it gives 0, and the scaled difference says nothing; one jitter or one measured error can be
+        small by luck). A jitter that moves a kink's pattern (a max-pool tie broken) is not used."""
         d = np.ones(()) if dout is None else dout
         g64, g32 = self.engine(d), self.engine(d, np.float32)
         out = {k: float(np.linalg.norm((g32[k].astype(np.float64) - g64[k]).ravel())) * EPS64 / EPS32 for k in g64}
-        # float32 saturates where the terms cancel to below its own rounding (batchnorm's dx at batch 2: float32 gives
-        # 0, float64 1e-8 of the terms): there the scaled difference says nothing, and float64's own error, measured
-        # against the same backward in extended precision, does.
-        if np.finfo(np.longdouble).eps < EPS64:
+        rng = np.random.default_rng([self.case.seed, 17])
+        base = self._pattern(self.arrays)
+        for _ in range(JITTERS):
+            moved = {k: v * (1 + EPS64 * rng.uniform(-1, 1, v.shape)) for k, v in self.arrays.items()}
+            if base is not None and not np.array_equal(self._pattern(moved), base):
+                continue
+            g = self.engine(d * (1 + EPS64 * rng.uniform(-1, 1, np.shape(d))), arrays=moved)
+            for k in out:
+                out[k] = max(out[k], float(np.linalg.norm((g[k] - g64[k]).ravel())))
+        if np.finfo(np.longdouble).eps < EPS64:  # and float64's error against extended precision, where there is one
             try:
                 ext = self.engine(d, np.longdouble)
-            except (TypeError, ValueError):  # an operation without a longdouble loop: the float32 probe alone
+            except (TypeError, ValueError):  # an operation without a longdouble loop
                 ext = {}
             for k, g in ext.items():
                 with np.errstate(all="ignore"):
@@ -114,6 +124,11 @@ class Oracle:
             x = self.arrays["x"]  # the one-hot row is <= 1, divided by N
             out["x"] = max(out["x"], EPS64 * np.sqrt(x.size) / len(x))
         return out
+
+    def _pattern(self, arrays: dict[str, np.ndarray]) -> Any:
+        if self.layer is None or self.layer.pattern is None:
+            return None
+        return self.layer.pattern(self.reg, registry_params(self.kind, arrays), registry_x(self.kind, arrays["x"]))
 
 
 def _loss_terms(x: np.ndarray) -> float:

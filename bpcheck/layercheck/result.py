@@ -126,7 +126,7 @@ class LayerResult:
             lines.append(f"smallest failing case (shrunk): {self.smallest}")
         only = only_for(self.outcomes)
         if only:
-            lines.append(f"fails only for {only}: every other case agrees")
+            lines.append(f"fails only for {only} (every failing case here has it, no passing case does)")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -134,22 +134,22 @@ class LayerResult:
 
 
 def only_for(outcomes: tuple[LayerOutcome, ...]) -> str:
-    """'batch >= 2' or 'pad = 0' when the failing cases share a trait no passing case has, '' otherwise."""
+    """'batch >= 2' or 'pad >= 1, stride = 2' when a trait splits these cases: every failing case on one side of a
+    value, every passing case on the other; '' when none does."""
     bad = [dict(o.traits) for o in outcomes if not o.ok]
     good = [dict(o.traits) for o in outcomes if o.ok]
     if not bad or not good:
         return ""
-    if all(t.get("batch", 0) >= 2 for t in bad) and any(t.get("batch") == 1 for t in good) and \
-            not any(t.get("batch", 0) >= 2 for t in good):
-        return "batch >= 2"
     found = []
     for key in bad[0]:
-        values = {t.get(key) for t in bad}
-        if key != "batch" and len(values) == 1 and not any(t.get(key) in values for t in good):
-            found.append(f"{key} = {next(iter(values))}")
-        elif key != "batch" and all(isinstance(v, (int, float)) and v >= 2 for v in values) and \
-                all(t.get(key) == 1 for t in good):
-            found.append(f"{key} >= 2")
+        b = [t[key] for t in bad if key in t]
+        g = [t[key] for t in good if key in t]
+        if len(b) < len(bad) or not g:
+            continue
+        if max(g) < min(b):
+            found.append(f"{key} {'=' if max(b) == min(b) and min(b) == max(g) + 1 and key != 'batch' else '>='} {min(b)}")
+        elif min(g) > max(b):
+            found.append(f"{key} {'=' if min(b) == max(b) else '<='} {max(b)}")
     return ", ".join(found)
 
 
