@@ -75,6 +75,12 @@ LAYER = textwrap.dedent('''
         time.sleep(600)
 
 
+    def affine_backward_raises_for_batch_3(dout, cache):
+        if len(dout) >= 3:
+            raise IndexError("row 3 of a buffer sized for 2")
+        return affine_backward(dout, cache)
+
+
     def affine_forward_no_cache(x, w, b):
         return x.reshape(len(x), -1) @ w + b
 
@@ -127,6 +133,7 @@ def test_wrong_gradient_exits_1_naming_the_argument(capsys, layer_file):
     (["--layer", "affine", "--config", '{"stride": 1}'], "--layer affine takes no config"),
     (["--layer", "none"], "--layer none needs --shapes"),
     (["--layer", "affine", "--refs", "fdd"], "'fdd' (did you mean 'fd'?) is unknown"),
+    (["--layer", "none", "--shapes", '{"x": [2]}', "--refs", "torch"], "is checked against fd alone"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, layer_file, argv, says):
     code, out, err = cli(capsys, f"{layer_file}:affine_forward", f"{layer_file}:affine_backward", *argv, "--cases", "2")
@@ -145,6 +152,14 @@ def test_user_code_that_cannot_be_checked_exits_2(capsys, layer_file, backward, 
                          "--cases", "2", "--refs", "fd")
     assert code == 2 and says in err, err
     assert "ok" not in out
+
+
+def test_a_raise_on_some_cases_fails_them_and_names_the_function(capsys, layer_file):
+    code, out, err = cli(capsys, f"{layer_file}:affine_forward", f"{layer_file}:affine_backward_raises_for_batch_3",
+                         "--layer", "affine", "--cases", "12", "--refs", "fd", "--no-shrink")
+    assert code == 1, out + err
+    assert "ERROR" in out and "affine_backward_raises_for_batch_3 raised IndexError: row 3" in out
+    assert "my_layers.py\", line" in out  # the user's frame, not bpcheck's
 
 
 def test_a_hang_is_killed_and_never_a_pass(capsys, layer_file):

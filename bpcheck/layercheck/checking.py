@@ -121,8 +121,11 @@ def _cases(cases: Any) -> int:
 
 def _references(kind: CourseKind, references: Any) -> list[str]:
     names = refs.require(references)
-    if kind.name == "dropout" or kind.name == "none":
-        return ["fd"] if "fd" in names else names[:0]
+    if kind.name in ("dropout", "none"):
+        if "fd" not in names:  # a check against no reference would pass without checking
+            why = "your mask is known only to your forward" if kind.name == "dropout" else "it has no registry kind"
+            raise UsageError(f"--layer {kind.name} is checked against fd alone ({why}): give --refs fd (or all)")
+        return ["fd"]
     return [n for n in names if refs.status(n).available]
 
 
@@ -144,10 +147,10 @@ def _run(kind: CourseKind, user: UserLayer, drawn: list[LayerCase], names: list[
         try:
             run = run_case(kind, user, case, _per_sample(kind))
         except UserCallError as exc:
-            if "did not return" in exc.headline or not outcomes:  # nothing ran, or a hang: it cannot be checked
+            if "did not return" in exc.headline or exc.headline.startswith("importing "):  # cannot be checked at all
                 findings.append(Finding("timeout" if "did not return" in exc.headline else "raises", str(exc), index))
                 break
-            # it ran on earlier cases: raising on this one is a bug of the layer (an index past a border, say)
+            # raising on some inputs is a bug of the layer (an index past a border, say); on all of them, see below
             outcomes.append(LayerOutcome(index, "ERROR", False, case.describe(), case.batch, (),
                                          f"{kind.name} raises on some inputs", (), _config(case)))
             if not any(f.check == "crash" for f in findings):
@@ -172,6 +175,9 @@ def _run(kind: CourseKind, user: UserLayer, drawn: list[LayerCase], names: list[
                 findings.append(f)
         if (not outcome.ok or found) and first_bad is None:
             first_bad = case
+    if outcomes and all(o.label == "ERROR" and not o.verdicts for o in outcomes):
+        # it raised on every case: nothing was checked, which is bad input (exit 2), not a verdict
+        findings = [replace(f, check="raises") if f.check == "crash" else f for f in findings]
     return outcomes, findings, first_bad
 
 
