@@ -14,7 +14,8 @@ entries), three ways to check it, each timed whole:
                forward/backward wrapped in a torch.autograd.Function (of the Function itself for torch entries);
                an error it raises (a gradient of the wrong shape) counts as a catch
 
-Printed: a table of caught / false alarms / time per method, then one line per bug that a method missed.
+Printed: a table of caught / false alarms / time per method, then one line per bug a method missed and per correct
+layer it flagged.
 """
 
 from __future__ import annotations
@@ -167,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
             counts[group][0] += bool(flagged)
             if group == "bug" and not flagged:
                 missed.append(f"{method} misses {impl.name}: {impl.what}")
+            if group == "correct" and flagged:
+                missed.append(f"{method} false alarm on {impl.name}: {impl.what}")
         seconds = time.perf_counter() - start
         rows.append((method, counts, seconds))
     print(f"check-layer side by side ({args.cases} drawn cases per entry for bpcheck, refs {args.refs}; the corpus's "
