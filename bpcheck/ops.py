@@ -104,6 +104,12 @@ def _gelu_sigmoid_form(z: Array, a: Array, g: Array) -> Array:
     return g * (s + 1.702 * z * s * (1 - s))
 
 
+def _silu_backward(z: Array, a: Array, g: Array) -> Array:
+    # d/dz z σ(z) = σ(z) + z σ(z) (1 - σ(z)) = σ(z) + a (1 - σ(z)), reusing the forward's a.
+    s = _sigmoid(z)
+    return g * (s + a * (1 - s))
+
+
 def _sigmoid_of_a(z: Array, a: Array, g: Array) -> Array:
     s = _sigmoid(a)
     return g * (s * (1 - s))
@@ -149,6 +155,11 @@ RULES: dict[str, Activation] = {
         Activation("softmax", _softmax, lambda z, a, g: a * (g - (g * a).sum(axis=-1, keepdims=True)),
                    derivative="the full Jacobian, a (g - Σ g a)",
                    wrong=(W("diagonal", "a (1 - a), the Jacobian's diagonal only", lambda z, a, g: g * a * (1 - a)),)),
+        Activation("silu", lambda z: z * _sigmoid(z), _silu_backward, derivative="σ(z) + a (1 - σ(z))",
+                   wrong=(W("sigmoid_only", "σ(z), the product rule's z σ'(z) term forgotten",
+                            lambda z, a, g: g * _sigmoid(z)),
+                          W("no_sigmoid_term", "z σ(z) (1 - σ(z)), the product rule's σ(z) term forgotten",
+                            lambda z, a, g: g * (a * (1 - _sigmoid(z)))))),
     )
 }
 assert tuple(RULES) == ACTIVATIONS

@@ -121,6 +121,7 @@ def _build_tables(jax: Any, jnp: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "gelu": lambda z, cols: jax.nn.gelu(z, approximate=True),
         # exp(-inf) = 0: padded columns take no share of the softmax.
         "softmax": lambda z, cols: jax.nn.softmax(masked(z, cols), axis=-1),
+        "silu": lambda z, cols: jax.nn.silu(z),
     }
 
     def keep(terms: Any, cols: Any) -> Any:

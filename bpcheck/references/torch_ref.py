@@ -48,6 +48,7 @@ def _build_tables() -> tuple[dict[str, Any], dict[str, Any]]:
         "softplus": lambda z: torch.logaddexp(z, zero),
         "gelu": lambda z: F.gelu(z, approximate="tanh"),
         "softmax": lambda z: torch.softmax(z, dim=-1),
+        "silu": F.silu,
     }
     # All reduction='mean'; bce and cross_entropy take logits (LOSS_RULES[...].from_logits).
     losses = {
