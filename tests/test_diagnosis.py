@@ -25,7 +25,7 @@ def _sig(v):
 FORWARD = {"tanh": np.tanh, "sigmoid": _sig, "relu": lambda v: np.maximum(v, 0.0),
            "leaky_relu": lambda v: np.where(v > 0, v, 0.01 * v), "elu": lambda v: np.where(v > 0, v, np.expm1(v)),
            "softplus": lambda v: np.log1p(np.exp(v)), "identity": lambda v: v,
-           "softmax": lambda v: np.exp(v - v.max()) / np.exp(v - v.max()).sum()}
+           "softmax": lambda v: np.exp(v - v.max()) / np.exp(v - v.max()).sum(), "silu": lambda v: v * _sig(v)}
 
 
 def _forward(name):
@@ -44,7 +44,7 @@ def _right(name, z, a, g):
     d = {"tanh": lambda: 1 - np.tanh(z) ** 2, "sigmoid": lambda: _sig(z) * (1 - _sig(z)),
          "relu": lambda: (z > 0).astype(float), "leaky_relu": lambda: np.where(z > 0, 1.0, 0.01),
          "elu": lambda: np.where(z > 0, 1.0, np.exp(z)), "softplus": lambda: _sig(z),
-         "identity": lambda: np.ones_like(z)}[name]()
+         "identity": lambda: np.ones_like(z), "silu": lambda: _sig(z) * (1 + z * (1 - _sig(z)))}[name]()
     return d * g
 
 
@@ -56,6 +56,7 @@ PLANTED = {  # how a person gets each derivative wrong, written out independentl
     "leaky dropped": lambda z, a, g: (z > 0) * g,
     "elu a": lambda z, a, g: np.where(z > 0, 1.0, a) * g,
     "softmax diagonal": lambda z, a, g: a * (1 - a) * g,
+    "silu sigmoid only": lambda z, a, g: _sig(z) * g,
 }
 
 
@@ -108,6 +109,8 @@ def test_the_independent_engine_passes_when_right():
     (Arch((3, 4, 2), ("elu", "tanh"), "mse"), 1, "elu a", "layer 1 computes elu' as 1 where z > 0, else a, the + 1 dropped"),
     (Arch((3, 3), ("softmax",), "mse"), 1, "softmax diagonal",
      "layer 1 computes softmax' as a (1 - a), the Jacobian's diagonal only"),
+    (Arch((3, 4, 2), ("silu", "identity"), "mse"), 1, "silu sigmoid only",
+     "layer 1 computes silu' as σ(z), the product rule's z σ'(z) term forgotten"),
 ])
 def test_a_wrong_derivative_form_is_named_in_its_layer(arch, layer, bug, words):
     result = check_gradients(per_sample_engine(arch, layer, PLANTED[bug]), arch, cases=N_CASES, dtype="float64",
