@@ -161,3 +161,12 @@ def need_torch():
 
 def need_jax():
     return pytest.importorskip("jax", reason="jax is not installed: pip install jax (or bpcheck[jax])")
+
+
+def float32_kept(layer: Layer, d: Draw) -> None:
+    """float32 in, float32 out (y, dx, every grad), and y within 1e-5 of float64's."""
+    p32 = {k: v.astype(np.float32) for k, v in d.params.items()}
+    y, cache = layer.forward(d.config, p32, d.x.astype(np.float32))
+    dx, grads = layer.backward(d.config, p32, cache, d.dout.astype(np.float32))
+    assert {name: v.dtype for name, v in {"y": y, "x": dx, **grads}.items()} == dict.fromkeys(("y", "x", *grads), np.float32)
+    assert norm_rel(y.astype(np.float64), layer.forward(d.config, d.params, d.x)[0]) <= 1e-5, d.config

@@ -155,3 +155,8 @@ def test_dense_chain_is_engine_bit_for_bit():
             grads |= {f"{k}{pos}": v for k, v in local.items()}
         assert all(np.array_equal(grads[k], want.grads[k]) for k in want.grads), arch
         assert np.array_equal(g, want.dx)
+
+
+def test_float32_in_float32_out(kind):
+    for d in drawn(kind):
+        h.float32_kept(LAYERS[kind], d)

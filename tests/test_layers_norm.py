@@ -149,3 +149,8 @@ def test_check_config_fills_defaults():
     assert LAYERS["dropout"].check_config({"p": 0.25}, (3,)) == {"p": 0.25, "seed": 0}
     assert LAYERS["batchnorm"].param_shapes({"eps": 1e-5}, (4, 2, 2)) == {"gamma": (4,), "beta": (4,)}
     assert LAYERS["layernorm"].param_shapes({"eps": 1e-5}, (4, 2, 2)) == {"gamma": (4, 2, 2), "beta": (4, 2, 2)}
+
+
+def test_float32_in_float32_out(kind):
+    for d in drawn(kind):
+        h.float32_kept(LAYERS[kind], d)
