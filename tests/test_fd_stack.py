@@ -280,13 +280,13 @@ def test_a_tie_is_kink_not_engine():
 
     need_stacked_checks()
     case = tie_case()
-    assert check_case(case, "fd").labels()["fd"] == "KINK"
+    assert check_case(case, "fd").labels["fd"] == "KINK"
 
     def db_mean(c):
         g = engine.gradients(c)
         return replace(g, grads={**g.grads, "b4": g.grads["b4"] / c.batch})
 
-    assert check_case(case, "fd", producer=db_mean).labels()["fd"] == "ENGINE"
+    assert check_case(case, "fd", producer=db_mean).labels["fd"] == "ENGINE"
 
 
 @STACKED
@@ -303,7 +303,7 @@ def test_relu_at_zero_in_a_stack_is_kink_not_engine():
     # conv output channel 0 at pixel (0, 0) of sample 0 is 1e-9: +-h on b1[0] crosses relu's kink there
     params["b1"][0] = 1e-9 - float((params["W1"][0, 0] * x[0, 0, :2, :2]).sum())
     case = Case(arch, params, x, rng.standard_normal((2, 2)))
-    assert check_case(case, "fd").labels()["fd"] == "KINK"
+    assert check_case(case, "fd").labels["fd"] == "KINK"
 
 
 @STACKED
@@ -364,4 +364,4 @@ def test_fast_check_of_a_stack_runs_its_own_directional_fd():
         g = engine.gradients(c)
         return replace(g, grads={**g.grads, "b4": g.grads["b4"] / c.batch})
 
-    assert check_case(case, "fd", fast=True, producer=db_mean).labels()["fd"] == "ENGINE"
+    assert check_case(case, "fd", fast=True, producer=db_mean).labels["fd"] == "ENGINE"
