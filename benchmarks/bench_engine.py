@@ -1,5 +1,7 @@
 """One forward+backward step of a 784-256-256-10 MLP (relu, relu, softmax + cross-entropy), batch 128,
-float32: bpcheck's engine against torch (2 threads) and jax jit(grad), interleaved, each in its own process.
+float32: bpcheck's engine against torch (2 threads) and jax jit(grad), interleaved, each in its own process;
+and against the MLP-only engine bpcheck had before the layers (tests/engine_v1.py, frozen), so the generic
+loop over layers shows what it costs an MLP (the same numbers, bit for bit: tests/test_stack.py).
 
     python -m benchmarks.bench_engine [--rounds 100] [--seed 0]
 
@@ -38,6 +40,20 @@ def engine_step(seed: int):
         t = time.perf_counter()
         _, caches = engine.forward(arch, params, x)
         engine.backward(arch, params, caches, y, input_grad=False)
+        return time.perf_counter() - t
+
+    return step
+
+
+def mlp_engine_step(seed: int):
+    from tests import engine_v1
+
+    arch, params, x, y = _data(seed)
+
+    def step() -> float:
+        t = time.perf_counter()
+        _, caches = engine_v1.forward(arch, params, x)
+        engine_v1.backward(arch, params, caches, y, input_grad=False)
         return time.perf_counter() - t
 
     return step
@@ -97,7 +113,8 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     print(f"seed {args.seed}; {'-'.join(map(str, SIZES))}, batch {BATCH}, float32; {args.rounds} interleaved steps each")
     setups = {name: functools.partial(fn, args.seed) for name, fn in
-              (("bpcheck engine", engine_step), ("torch (2 threads)", torch_step), ("jax jit(grad)", jax_step))}
+              (("bpcheck engine", engine_step), ("MLP engine before layers", mlp_engine_step),
+               ("torch (2 threads)", torch_step), ("jax jit(grad)", jax_step))}
     timings = interleave(setups, rounds=max(args.rounds, 50))
     out = table(timings, baseline="torch (2 threads)")
     print(out)

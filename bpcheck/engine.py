@@ -147,7 +147,10 @@ def backward(
                 act = step.config["activation"]
                 dz = (rules[act] if act in rules else ops.rule(act)).backward(cache.z, cache.a, g)
             dz_trace[i - 1] = dz
-            dx, own = dense_backward_with(local, cache, dz)
+            if i == 1 and not input_grad:  # dL/dx unwanted (sgd_step): skip its matmul, the largest on a wide input
+                dx, own = None, {"W": cache.a_prev.T @ dz, "b": dz.sum(axis=0)}
+            else:
+                dx, own = dense_backward_with(local, cache, dz)
         else:
             dout[i - 1] = g
             dx, own = step.layer.backward(step.config, local, cache, g)

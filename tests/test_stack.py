@@ -245,3 +245,23 @@ def test_the_engine_on_a_conv_maxpool_flatten_dense_stack_matches_torch_autograd
     np.testing.assert_allclose(ours.dx, x.grad.numpy(), rtol=1e-12, atol=1e-12)
     assert ours.dz is None and [d is None for d in ours.dout] == [False] * 5 + [True]  # the output is fused
     assert [d.shape[1:] for d in ours.dout[:-1]] == list(arch.shapes[1:-1])
+
+
+def test_the_spec_modules_never_import_the_layers_they_validate_with():
+    """vocab <- spec (arch, case) <- ops <- layers <- engine: the kinds import spec's errors and names, and the
+    Arch reads the registry dict (vocab.LAYERS) that bpcheck.layers fills, so no import goes back up."""
+    import ast
+
+    import bpcheck
+
+    root = Path(bpcheck.__file__).parent
+    for name in ("vocab", "arch", "case", "spec"):
+        tree = ast.parse((root / f"{name}.py").read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+        assert imported <= {"vocab", "arch", "case", "numpy", "__future__", "math", "re", "difflib",
+                            "collections.abc", "dataclasses", "typing"}, (name, imported)
+    from bpcheck.layers import LAYERS
+    from bpcheck.vocab import LAYERS as SPEC_LAYERS
+
+    assert LAYERS is SPEC_LAYERS and {"dense", "activation", "conv2d", "maxpool2d", "flatten"} <= set(LAYERS)

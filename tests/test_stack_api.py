@@ -125,3 +125,12 @@ def test_a_bad_arch_json_is_one_line_and_exit_2(user, capsys, value, words):
     assert code == 2 and "\n" not in err and "Traceback" not in err
     for word in words:
         assert word in err, err
+
+
+def test_replay_of_a_spec_version_1_file_written_before_layers(capsys):
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "case_v1_bce_f64.json"
+    code = main(["replay", str(path), "--refs", "fd"])
+    out = capsys.readouterr().out
+    assert code == 0 and "verdict: ok AGREE" in out and "2-3-1 tanh,sigmoid bce" in out
