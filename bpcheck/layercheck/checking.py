@@ -53,6 +53,12 @@ def check_layer(forward: Callable | str, backward: Callable | str | None = None,
     runs in a worker process (timeout seconds per call), or here with in_process=True.
     """
     kind = course_kind(layer)
+    if kind.registry is not None:
+        from ..layers import LAYERS
+
+        if kind.registry not in LAYERS:
+            raise UsageError(f"--layer {kind.name} needs the registry kind {kind.registry!r}, which this bpcheck does "
+                             f"not have: upgrade bpcheck, or check it as --layer none with --shapes")
     form = _form(kind, forward, backward)
     if form in ("torch", "jax") and kind.name == "affine":
         kind = replace(kind, dims=(1,))  # a framework's linear takes x (N, D); course code flattens any x
