@@ -170,3 +170,28 @@ def float32_kept(layer: Layer, d: Draw) -> None:
     dx, grads = layer.backward(d.config, p32, cache, d.dout.astype(np.float32))
     assert {name: v.dtype for name, v in {"y": y, "x": dx, **grads}.items()} == dict.fromkeys(("y", "x", *grads), np.float32)
     assert norm_rel(y.astype(np.float64), layer.forward(d.config, d.params, d.x)[0]) <= 1e-5, d.config
+
+
+def main() -> None:
+    """python -m tests.layer_harness: the worst error per kind and witness over the test files' draws."""
+    import jax
+    import torch
+
+    from .test_layers_dense import drawn as dense_drawn
+    from .test_layers_norm import drawn as norm_drawn
+    from .test_layers_norm import floors
+
+    for kind in ("dense", "activation", "batchnorm", "layernorm", "dropout"):
+        layer, smooth = LAYERS[kind], kind in ("batchnorm", "layernorm", "dropout")
+        worst = {"torch": 0.0, "jax": 0.0, "fd": 0.0}
+        for d in (norm_drawn(kind) if smooth else dense_drawn(kind)):
+            mine, fl = engine_grads(layer, d), (floors(kind, d) if smooth else {})
+            for name, got in (("torch", torch_grads(layer, d, torch)[1]), ("jax", jax_grads(layer, d, jax)[1]),
+                              ("fd", fd_grads(layer, d, smooth=smooth))):
+                floor = {} if name == "fd" else fl
+                worst[name] = max(worst[name], *(norm_rel(mine[k], got[k], floor.get(k, 0.0)) for k in mine))
+        print(f"{kind:11s} " + "  ".join(f"{k} {v:.2g}" for k, v in worst.items()))
+
+
+if __name__ == "__main__":
+    main()
