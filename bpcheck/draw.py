@@ -7,6 +7,8 @@ sweep drives a ConjectureData with its own random.Random, seeded from SeedSequen
 The stock provider sometimes injects "local constants" collected from whatever modules are
 imported at that moment (and caches them globally), which would make a draw depend on the
 process; _SeededProvider never injects constants, so the draw depends on the seed alone.
+Layered stacks (every case with --layers, one in LAYERED_EVERY by default) are drawn by
+bpcheck.stacks.build_case from a numpy Generator instead: no Hypothesis internals on that path.
 The regime and dtype of case i cycle through the requested ones, so every combination is covered
 evenly whatever N is: regime = regimes[i % R], dtype = dtypes[(i // R) % D].
 """
@@ -29,6 +31,8 @@ from .spec import Case, UsageError
 
 MAX_CHOICES = 20_000
 ATTEMPTS = 8  # an overrun draw (too many choices) retries with the next sub-seed
+# In the default sweep, case i is a layered stack (bpcheck.stacks) when i % LAYERED_EVERY == LAYERED_EVERY - 1.
+LAYERED_EVERY = 4
 
 
 def _no_constant(self, choice_type, constraints, *, p=0.05):
@@ -95,9 +99,23 @@ def regime_and_dtype(index: int, regimes: Sequence[str], dtypes: Sequence[str]) 
     return regimes[index % len(regimes)], dtypes[(index // len(regimes)) % len(dtypes)]
 
 
+def is_layered(index: int, layers: Sequence[str] | None) -> bool:
+    """Whether case index is a layered stack: every case when the kinds are named, else one in LAYERED_EVERY."""
+    return bool(layers) or index % LAYERED_EVERY == LAYERED_EVERY - 1
+
+
 def draw_case(seed: int, index: int, *, regimes: Sequence[str] = bst.REGIMES,
               dtypes: Sequence[str] = bst.DTYPE_NAMES, max_depth: int = 3, max_width: int = 4,
-              targets: str | None = None) -> Case:
-    """Case `index` of the sweep with this seed: a pure function of its arguments."""
+              targets: str | None = None, layers: Sequence[str] | None = None) -> Case:
+    """Case `index` of the sweep with this seed: a pure function of its arguments.
+
+    layers: the kinds a layered case's body is drawn from (bpcheck.stacks), or None for the default mix, where
+    one case in LAYERED_EVERY is a stack of every registered kind and the rest are MLPs. A layered case is
+    drawn by numpy from SeedSequence([seed, index]) (max_depth and targets apply to MLPs only)."""
     regime, dtype = regime_and_dtype(index, regimes, dtypes)
+    if is_layered(index, layers):
+        from . import stacks
+
+        rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
+        return stacks.build_case(rng, layers or None, regime, dtype, max_width=max_width)
     return draw(case_strategy(regime, dtype, max_depth, max_width, targets=targets), (seed, index))

@@ -45,10 +45,7 @@ def shrink_one(case: Case, target: tuple[str, str, str], references: list[str], 
                max_calls: int = MAX_CALLS) -> tuple[CheckResult | None, int]:
     """(CheckResult of the smallest case found that shows kind target, checks spent); None when none found."""
     arch = case.arch
-    hidden = [a for a in arch.activations[:-1]] or list(arch.activations)
-    acts = sorted(set(hidden) | {arch.activations[-1]})
-    depth = max_depth if any(a != "softmax" for a in acts) else 1
-    strategy = case_strategy(case.regime, case.x.dtype.name, depth, max_width, activations=acts, losses=(arch.loss,))
+    strategy = _strategy(case, max_depth, max_width)
     if arch.weight_decay:  # the drawn nets keep the failing case's declared L2 term
         strategy = strategy.map(lambda c: with_weight_decay(c, arch.weight_decay))
     calls = 0
@@ -82,6 +79,20 @@ def shrink_one(case: Case, target: tuple[str, str, str], references: list[str], 
     except (NoSuchExample, Unsatisfiable):
         return None, calls
     return check(found), calls
+
+
+def _strategy(case: Case, max_depth: int, max_width: int):
+    """Cases like this one: an MLP's regime, dtype, activations and loss; a stack's regime, dtype and layer kinds."""
+    arch = case.arch
+    if not arch.is_mlp:
+        from .stacks import kinds_of, stack_cases
+
+        kinds = tuple(k for k in kinds_of(arch) if k != "flatten")
+        return stack_cases(kinds=kinds, regimes=(case.regime,), dtypes=(case.x.dtype.name,), max_width=max_width)
+    hidden = [a for a in arch.activations[:-1]] or list(arch.activations)
+    acts = sorted(set(hidden) | {arch.activations[-1]})
+    depth = max_depth if any(a != "softmax" for a in acts) else 1
+    return case_strategy(case.regime, case.x.dtype.name, depth, max_width, activations=acts, losses=(arch.loss,))
 
 
 class _OutOfBudget(Exception):

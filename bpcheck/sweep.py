@@ -59,6 +59,7 @@ class SweepConfig:
     targets: str | None = None   # bce/cross_entropy targets: None (one-hot and probability rows) or a TARGET_CHOICES name
     scheduler: str | None = None  # a Dask scheduler's address, or local:N (bpcheck.executors)
     fail_on: tuple[str, ...] = DEFAULT_FAIL_ON
+    layers: tuple[str, ...] | None = None  # kinds of every case's layered body; None: the default mix (draw.is_layered)
     weight_decay: float = 0.0   # lambda of the declared loss's L2 term on every drawn arch (spec.Arch.weight_decay)
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in meta as given (e.g. the CLI's --out)
 
@@ -78,6 +79,10 @@ class SweepConfig:
                     raise UsageError(f"--{name.replace('_', '-')} has unknown {v!r}{suggest(v, vocabulary)}: "
                                      f"choose from {', '.join(vocabulary)}")
         refs.resolve(list(self.references))
+        if self.layers is not None:
+            from .stacks import parse_kinds
+
+            parse_kinds(",".join(self.layers))
         target_kinds(self.targets)
         Runner(self.jobs, self.scheduler)  # a bad --scheduler, or one without dask installed, fails here
         if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) \
@@ -87,7 +92,8 @@ class SweepConfig:
 
     def draw(self, index: int):
         case = draw_case(self.seed, index, regimes=self.regimes, dtypes=self.dtypes,
-                         max_depth=self.max_depth, max_width=self.max_width, targets=self.targets)
+                         max_depth=self.max_depth, max_width=self.max_width, targets=self.targets,
+                         layers=self.layers)
         return with_weight_decay(case, self.weight_decay)
 
     def options(self) -> dict[str, Any]:

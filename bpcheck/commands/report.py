@@ -30,6 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--regimes", default="all", help="regimes to cycle through: ordinary,near_kink,saturating,tiny,huge "
                                                    "(default all)")
     p.add_argument("--max-depth", type=int_at_least(1), default=DEFAULTS["max_depth"], help="most layers (default %(default)s)")
+    p.add_argument("--layers", default=None, metavar="KIND,KIND",
+                   help="draw every case as a layered stack whose body is built from these kinds (conv2d, maxpool2d, "
+                        "avgpool2d, batchnorm, layernorm, dropout, activation, dense; 'all': every kind); default: "
+                        "one case in 4 is a stack of every kind, the rest MLPs")
     add_targets(p)
     add_weight_decay(p)
     p.add_argument("--max-width", type=int_at_least(1), default=DEFAULTS["max_width"], help="widest layer (default %(default)s)")
@@ -91,11 +95,14 @@ def run(args: argparse.Namespace) -> int:
     from ..sweep import SweepConfig
 
     formats = parse_formats(args.formats)
+    from ..stacks import parse_kinds
+
+    layers = parse_kinds(args.layers) if args.layers is not None else None
     config = SweepConfig(
         cases=args.cases, seed=args.seed, references=_references(args.refs),
         dtypes=_names(args.dtypes, DTYPE_NAMES), regimes=_names(args.regimes, REGIMES),
         max_depth=args.max_depth, max_width=args.max_width, jobs=args.jobs, scheduler=args.scheduler,
-        targets=args.targets, weight_decay=args.weight_decay or 0.0,
+        targets=args.targets, layers=layers, weight_decay=args.weight_decay or 0.0,
         fail_on=_names(args.fail_on, ()), extra={"out": args.out, "formats": list(formats)},
     ).validate()
     producer = None
