@@ -31,8 +31,9 @@ from .spec import Case, UsageError
 
 MAX_CHOICES = 20_000
 ATTEMPTS = 8  # an overrun draw (too many choices) retries with the next sub-seed
-# In the default sweep, case i is a layered stack (bpcheck.stacks) when i % LAYERED_EVERY == LAYERED_EVERY - 1.
-LAYERED_EVERY = 4
+# In the default sweep, case i is a layered stack (bpcheck.stacks) when i % LAYERED_EVERY == LAYERED_EVERY - 1;
+# 0: none. Off until check_case judges stacks at sweep speed (see README, "Layered sweeps").
+LAYERED_EVERY = 0
 
 
 def _no_constant(self, choice_type, constraints, *, p=0.05):
@@ -101,7 +102,7 @@ def regime_and_dtype(index: int, regimes: Sequence[str], dtypes: Sequence[str]) 
 
 def is_layered(index: int, layers: Sequence[str] | None) -> bool:
     """Whether case index is a layered stack: every case when the kinds are named, else one in LAYERED_EVERY."""
-    return bool(layers) or index % LAYERED_EVERY == LAYERED_EVERY - 1
+    return bool(layers) or (LAYERED_EVERY > 0 and index % LAYERED_EVERY == LAYERED_EVERY - 1)
 
 
 def draw_case(seed: int, index: int, *, regimes: Sequence[str] = bst.REGIMES,
@@ -110,7 +111,7 @@ def draw_case(seed: int, index: int, *, regimes: Sequence[str] = bst.REGIMES,
     """Case `index` of the sweep with this seed: a pure function of its arguments.
 
     layers: the kinds a layered case's body is drawn from (bpcheck.stacks), or None for the default mix, where
-    one case in LAYERED_EVERY is a stack of every registered kind and the rest are MLPs. A layered case is
+    one case in LAYERED_EVERY (if > 0) is a stack of every registered kind and the rest are MLPs. A layered case is
     drawn by numpy from SeedSequence([seed, index]) (max_depth and targets apply to MLPs only)."""
     regime, dtype = regime_and_dtype(index, regimes, dtypes)
     if is_layered(index, layers):

@@ -37,7 +37,7 @@ from .spec import ACTIVATIONS, LOSS_OUTPUT, LOSSES, Arch, Case, UsageError, sugg
 IMAGE_KINDS: tuple[str, ...] = ("conv2d", "maxpool2d", "avgpool2d", "batchnorm", "layernorm", "dropout", "activation")
 VECTOR_KINDS: tuple[str, ...] = ("dense", "batchnorm", "layernorm", "dropout", "activation")
 SPATIAL: frozenset[str] = frozenset({"conv2d", "maxpool2d", "avgpool2d"})
-MAX_BODY = 3          # body layers of a stack
+MAX_BODY = 3          # most body layers of a stack
 MAX_HIDDEN = 1        # hidden dense layers after flatten
 MAX_SIDE = 6          # largest H and W of a drawn image
 MAX_CHANNELS = 3
@@ -80,12 +80,20 @@ class HypothesisRng:
             low, high = 0, low
         return self._draw(st.integers(int(low), int(high) - 1))
 
+    def span(self, fn):
+        return self._draw(st.composite(lambda draw: fn(HypothesisRng(draw)))())
+
     def random(self) -> float:
         return self._draw(st.floats(0.0, 1.0, exclude_max=True))
 
     def uniform(self, low: float, high: float, size: tuple[int, ...]) -> np.ndarray:
         return self._draw(hnp.arrays(np.float64, tuple(size), elements=st.floats(low, high, allow_subnormal=False),
                                      fill=st.nothing()))
+
+
+def _span(rng, fn):
+    """fn(rng), as one Hypothesis span when rng is a HypothesisRng (so the shrinker can delete it whole)."""
+    return rng.span(fn) if isinstance(rng, HypothesisRng) else fn(rng)
 
 
 def _pick(rng, options: Sequence[Any]) -> Any:
@@ -131,8 +139,14 @@ def build_arch(rng, kinds: Sequence[str], regime: str = "ordinary", max_width: i
     loss = _pick(rng, LOSSES)
     layers: list[tuple[str, dict]] = []
     shape = in_shape
-    for _ in range(int(rng.integers(1, MAX_BODY + 1))):
-        drawn = _body_layer(rng, [k for k in kinds if k != "flatten"], shape, regime, max_width)
+    body = [k for k in kinds if k != "flatten"]
+    for i in range(MAX_BODY):
+        # One span per layer (with its "one more?" choice inside), so the shrinker can delete a whole layer;
+        # the first is always there, so a --layers sweep has a named kind in every case.
+        drawn = _span(rng, lambda r, i=i, shape=shape: _body_layer(r, body, shape, regime, max_width)
+                      if i == 0 or r.integers(2) else False)
+        if drawn is False:
+            break
         if drawn is None:
             continue
         layers.append(drawn)

@@ -68,6 +68,24 @@ def activations(result: CheckResult) -> list[str]:
     return sorted(set(acts or ["?"]))
 
 
+def layer_kinds(result: CheckResult) -> list[str]:
+    """The distinct layer kinds of the case's stack ('dense' for an MLP case file of spec_version 1), or ['?']."""
+    arch = _arch(result)
+    if isinstance(arch.get("layers"), list):
+        kinds = [layer[0] for layer in arch["layers"] if isinstance(layer, list) and layer and isinstance(layer[0], str)]
+        return list(dict.fromkeys(kinds)) or ["?"]
+    return ["dense"] if arch.get("sizes") else ["?"]
+
+
+def by_layer_kind(run: RunResult) -> dict[str, Counter]:
+    """kind -> the labels of the cases whose stack contains it (one count per case, its overall label)."""
+    table: dict[str, Counter] = {}
+    for r in run.results:
+        for k in layer_kinds(r):
+            table.setdefault(k, Counter())[r.label] += 1
+    return dict(sorted(table.items(), key=lambda item: (-sum(item[1].values()), item[0])))
+
+
 def loss(result: CheckResult) -> str:
     return str(_arch(result).get("loss", "?"))
 

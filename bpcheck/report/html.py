@@ -59,6 +59,12 @@ def render(run: RunResult, plots: dict[str, bytes]) -> str:
         parts.append("<h2>Breakdown</h2><p>Counted per (case, reference) pair; a case counts once under each activation.</p>")
     for dim, table in breakdowns.items():
         parts.append(f"<h3>By {escape(dim)}</h3>" + _counts(dim, table, labels))
+    kinds = an.by_layer_kind(run)
+    if kinds:
+        kind_labels = an.labels_present(kinds)
+        parts.append("<h2>By layer kind</h2><p>Cases whose stack contains the kind, by the case's label.</p>" + _table(
+            ["kind", "cases", *kind_labels],
+            [[k, sum(c.values()), *(c.get(label, 0) for label in kind_labels)] for k, c in kinds.items()]))
     parts.append("<h2>Judged error per reference</h2><p>The part of |engine - reference| no error estimate explains "
                  "(kink crossings left out), over the tolerance; a verdict passes left of the dashed line.</p>")
     for name, png in plots.items():

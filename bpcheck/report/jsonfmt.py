@@ -17,7 +17,12 @@ MAX_REFERENCES = 16  # one plot panel each: a crafted report must not ask for th
 
 
 def render(run: RunResult) -> str:
-    return json.dumps(run.to_dict(), indent=1, allow_nan=False) + "\n"
+    """meta.layer_kinds: kind -> {"cases": n, "labels": {label: n}}, the by-layer-kind breakdown (analysis.by_layer_kind)."""
+    from .analysis import by_layer_kind
+
+    d = run.to_dict()
+    d["meta"]["layer_kinds"] = {k: {"cases": sum(c.values()), "labels": dict(c)} for k, c in by_layer_kind(run).items()}
+    return json.dumps(d, indent=1, allow_nan=False) + "\n"
 
 
 def schema() -> dict[str, Any]:

@@ -64,6 +64,12 @@ def render(run: RunResult, plots: dict[str, str] | None = None) -> str:
                 ""]
     for dim, table in breakdowns.items():
         out += [f"### By {dim}", ""] + count_table(dim, table, labels) + [""]
+    kinds = an.by_layer_kind(run)
+    if kinds:
+        kind_labels = an.labels_present(kinds)
+        out += ["## By layer kind", "", "Cases whose stack contains the kind, by the case's label.", ""]
+        out += _table(["kind", "cases", *kind_labels],
+                      [[k, sum(c.values()), *(c.get(label, 0) for label in kind_labels)] for k, c in kinds.items()]) + [""]
     out += ["## Judged error per reference", "",
             "The error each verdict judged: the part of |engine - reference| no error estimate explains (kink crossings "
             "left out), over the tolerance it was held to; a verdict passes at <= 1 (log10 <= 0).", ""]
