@@ -1,12 +1,14 @@
-"""JAX grad as a gradient producer: the same MLP as the engine, in float64.
+"""JAX grad as a gradient producer: any stack, each layer in its own jax form, in float64.
 
-z_l = a_{l-1} @ W_l + b_l + ez_l, a_l = act_l(z_l) + ea_l, loss on a_L (or on z_L for the
-from-logits losses bce and cross_entropy). ez_l and ea_l are zeros: the gradient with respect to
-them is the per-layer trace dz[l-1] = dL/dz_l and da[l-1] = dL/da_l.
+The generic loop composes each layer's Layer.jax(config, params, x, jax) (bpcheck.layers), then the declared
+loss; a dense layer is walked as its affine part and its activation (references/layered.py), so a from-logits
+loss (bce, cross_entropy) reads the last dense layer's z. Zeros are added to every dense z_l (ez) and to every
+layer's output (eo): the gradients with respect to them are the traces dz[l-1] = dL/dz_l and
+dout[i-1] = dL/d(output of layer i) (da[l-1] on an MLP).
 
-Process-wide side effect: the first call turns on jax_enable_x64 (jax.config is global), so
-that the reference runs in float64. Any later jax code in the same process then also defaults
-to 64-bit types. jax is imported only at call time, so `import bpcheck` never needs it.
+float64: jax_enable_x64 is switched on only while this reference runs (jax.enable_x64, a context), so the
+rest of the process keeps jax's own default. jax is imported only at call time, so `import bpcheck` never
+needs it.
 
 Speed (issue 8). A jit compile costs ~0.5 s per new shape and an eager call 15-35 ms, while a
 sweep meets a new architecture almost every case. The default mode, "bucketed", therefore pads
@@ -19,11 +21,14 @@ every case into one of a few fixed shapes and compiles once per shape bucket:
   * the activation of each layer and the loss are integer codes chosen with lax.switch.
 The padded results match the unpadded math ("eager") to ~1e-15 relative (tests check <= 1e-13).
 
+A stack that is not an MLP is compiled once per signature (kinds, configs, shapes, loss, batch and dtype:
+layered.signature), cached for the process; compiles() counts the traces, so tests can see one per signature.
+
 The bucket's compile (the scan with a switch over every activation and loss) still costs 3-7 s on a
 loaded 2-core machine, most of a 200-case report's JAX time. So the first call also points jax's
 persistent compilation cache at cache_dir() (~/.cache/bpcheck/jax, or $BPCHECK_JAX_CACHE; "off"
 disables it), unless the process already configured one: a later process loads the compiled bucket
-in ~0.5 s. Process-wide, like x64: other compiles over a second in this process are cached there too.
+in ~0.5 s. Process-wide: other compiles over a second in this process are cached there too.
 """
 
 from __future__ import annotations
@@ -34,36 +39,28 @@ from typing import Any
 
 import numpy as np
 
-from ..ops import ELU_ALPHA, HUBER_DELTA, LEAKY_SLOPE, LOSS_RULES
-from ..spec import ACTIVATIONS, LOSSES, Arch, Case, Gradients, UsageError, split_activation, suggest
+from ..spec import Case, Gradients, UsageError, suggest
+from . import jax_buckets
+from .jax_buckets import bucket, count  # noqa: F401  (bucket: re-exported, jax_ref.bucket(arch, batch))
+from .layered import fused_input, is_mlp, make_gradients, plan, signature, targets, weight_keys
 
 MODES = ("bucketed", "eager", "jit")
-# Smallest bucket: one compile serves every arch up to depth 4, width 8 and batch 16; larger
-# ones round up to the next power of two, so a sweep meets only a handful of buckets.
-MIN_DEPTH, MIN_WIDTH, MIN_BATCH = 4, 8, 16
-# The bucket's arrays are tiny, so XLA's backend optimisations buy nothing at run time but cost compile
-# time: at level 0 the compile took 2.1-2.7 s instead of 3.1-4.1 s (4 fresh processes each, loaded 2-core
-# machine), a call 0.25 ms instead of 0.22 ms, and the results differed from level 3's by <= 6e-17.
-BUCKET_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
+_traces = 0  # how many times a stack's loss was traced for a compile (compiles())
 
 
 class _Jax:
-    """Everything built on first use: the jax modules, the two tables and the compiled kernels."""
+    """Everything built on first use: the jax modules, the two tables, the bucket kernel, the per-stack kernels."""
 
     def __init__(self) -> None:
         import jax
 
-        # Before any array is made; process-wide (see the module docstring).
-        jax.config.update("jax_enable_x64", True)
         _use_compilation_cache(jax)
         import jax.numpy as jnp
 
         self.jax, self.jnp = jax, jnp
-        self.activations, self.losses = _build_tables(jax, jnp)
-        self.value_and_grad = jax.value_and_grad(_unpadded_loss, argnums=(0, 1, 3, 4))
-        self.jitted = jax.jit(self.value_and_grad, static_argnums=(5,))  # recompiles per arch and batch
-        self.bucketed = jax.jit(jax.value_and_grad(_padded_loss, argnums=(0, 1, 2, 4, 5)),
-                                compiler_options=BUCKET_COMPILER_OPTIONS)
+        self.activations, self.losses = jax_buckets.build_tables(jax, jnp)
+        self.bucketed = jax_buckets.make_kernel(self)
+        self.stacks: dict[str, Any] = {}  # layered.signature -> jit of value_and_grad of that stack's loss
 
 
 _state: _Jax | None = None
@@ -96,202 +93,104 @@ def _jax() -> _Jax:
     return _state
 
 
-def _build_tables(jax: Any, jnp: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Activations (z, cols) -> a and loss terms (out, y, cols) -> elementwise terms, keyed by spec names.
-
-    cols, a bool (P,) row, marks the true columns of a padded array, or is None when nothing is
-    padded; padded batch rows are masked by the caller. Kinks follow bpcheck.ops.RULES: relu'(0) = 0 and
-    leaky_relu'(0) = 0.01 come from `z > 0` (jax.nn.leaky_relu uses z >= 0, which gives 1 at 0);
-    jax.nn.elu's branch `z > 0` gives elu'(0) = alpha exp(0) = 1.
-    """
-
-    def masked(z: Any, cols: Any) -> Any:
-        return z if cols is None else jnp.where(cols, z, -jnp.inf)
-
-    activations = {
-        "identity": lambda z, cols: z,
-        "sigmoid": lambda z, cols: jax.nn.sigmoid(z),
-        "tanh": lambda z, cols: jnp.tanh(z),
-        "relu": lambda z, cols: jnp.where(z > 0, z, 0.0),
-        "leaky_relu": lambda z, cols: jnp.where(z > 0, z, LEAKY_SLOPE * z),
-        "elu": lambda z, cols: jax.nn.elu(z, alpha=ELU_ALPHA),
-        "softplus": lambda z, cols: jnp.logaddexp(z, 0.0),
-        # jax's own tanh-form gelu, as written: z * sigmoid(2u) is the same function but rounds differently
-        # (1e-162 where tanh(u) is already -1 and the engine and torch give exactly 0), a false REFERENCE.
-        "gelu": lambda z, cols: jax.nn.gelu(z, approximate=True),
-        # exp(-inf) = 0: padded columns take no share of the softmax.
-        "softmax": lambda z, cols: jax.nn.softmax(masked(z, cols), axis=-1),
-        "silu": lambda z, cols: jax.nn.silu(z),
-    }
-
-    def keep(terms: Any, cols: Any) -> Any:
-        # where, not multiply: a padded cross_entropy term is 0 * -inf = nan.
-        return terms if cols is None else jnp.where(cols, terms, 0.0)
-
-    def huber(a: Any, y: Any) -> Any:
-        r = jnp.abs(a - y)
-        return jnp.where(r <= HUBER_DELTA, 0.5 * r * r, HUBER_DELTA * (r - 0.5 * HUBER_DELTA))
-
-    # Elementwise terms; the loss is their sum over the true entries divided by _count().
-    losses = {
-        "mse": lambda a, y, cols: keep((a - y) ** 2, cols),
-        # bce with logits: softplus(z) - z y, whose derivative is sigmoid(z) - y everywhere.
-        "bce": lambda z, y, cols: keep(jnp.logaddexp(z, 0.0) - z * y, cols),
-        "cross_entropy": lambda z, y, cols: keep(-y * jax.nn.log_softmax(masked(z, cols), axis=-1), cols),
-        "huber": lambda a, y, cols: keep(huber(a, y), cols),
-    }
-    assert tuple(activations) == ACTIVATIONS and tuple(losses) == LOSSES
-    return activations, losses
+def compiles() -> int:
+    """How many per-stack kernels were traced for compiling so far in this process (not the MLP buckets')."""
+    return _traces
 
 
-def _count(loss: str, batch: int, n_out: int) -> float:
-    """The mean's divisor: cross_entropy averages over rows, the others over every element."""
-    return float(batch if loss == "cross_entropy" else batch * n_out)
+def _stack_loss(arch: Any) -> Any:
+    """loss(params, x, y, ez, eo, lam) of arch's stack: params {key: array}, ez one zero array per dense layer
+    (added to its z), eo one per layer output the loss reads (added to it), lam the L2 term's lambda."""
+    from ..layers import LAYERS
 
-
-def _unpadded_loss(params: list, x: Any, y: Any, ez: list, ea: list, arch: Arch) -> Any:
-    """The loss of the true-shaped net; params = [W1, b1, ..., WL, bL], ez/ea as in the module docstring."""
     st = _jax()
-    n, from_logits = arch.n_layers, LOSS_RULES[arch.loss].from_logits
-    a = x
-    for layer, act in enumerate(arch.activations, start=1):
-        z = a @ params[2 * layer - 2] + params[2 * layer - 1] + ez[layer - 1]
-        if layer == n and from_logits:
-            a = z  # the loss is fused with this activation and reads z_L
-            break
-        base, slope = split_activation(act)
-        a = st.activations[base](z, None) if slope is None else st.jnp.where(z > 0, z, slope * z)  # 'leaky_relu:0.2'
-        if layer < n:
-            a = a + ea[layer - 1]
-    value = st.jnp.sum(st.losses[arch.loss](a, y, None)) / _count(arch.loss, x.shape[0], arch.sizes[-1])
-    if arch.weight_decay:  # the declared L2 term, lambda/2 sum ||W_l||^2 (spec.Arch.weight_decay)
-        value = value + 0.5 * arch.weight_decay * sum(st.jnp.sum(params[2 * k] ** 2) for k in range(n))
-    return value
+    steps, fused, keys = plan(arch), fused_input(arch), weight_keys(arch)
+    loss_name, jnp = arch.loss, st.jnp
+
+    def loss(params: dict, x: Any, y: Any, ez: list, eo: list, lam: Any) -> Any:
+        a, dense, outs = x, 0, 0
+        for step in steps:
+            local = {name: params[key] for name, key in step.keys.items()}
+            last = step.position == len(steps)
+            if step.kind == "dense":
+                z = LAYERS["dense"].jax(step.affine, local, a, st.jax) + ez[dense]
+                dense += 1
+                if last and fused:
+                    a = z  # the loss is fused with this activation and reads z_L
+                    break
+                a = LAYERS["activation"].jax({"fn": step.act}, {}, z, st.jax)
+            elif last and fused:  # an activation layer holding the fused sigmoid or softmax: the loss reads its input
+                break
+            else:
+                a = LAYERS[step.kind].jax(step.config, local, a, st.jax)
+            a = a + eo[outs]
+            outs += 1
+        value = jnp.sum(st.losses[loss_name](a, y, None)) / count(loss_name, x.shape[0], a.shape[-1])
+        return value + 0.5 * lam * sum((jnp.sum(params[k] ** 2) for k in keys), jnp.zeros(()))
+
+    return loss
 
 
-def _padded_loss(
-    ws: Any, bs: Any, x: Any, y: Any, ez: Any, ea: Any, codes: Any, widths: Any, n_rows: Any, n_out: Any,
-    loss_code: Any, count: Any, decay: Any, slopes: Any,
-) -> Any:
-    """The loss of a case padded into a bucket (depth D, width P, batch B).
-
-    ws (D, P, P), bs (D, P), x and y (B, P), ez and ea (D, B, P); codes (D,) index ACTIVATIONS,
-    widths (D,) are the true layer widths, n_rows and n_out the true batch and output width,
-    loss_code indexes LOSSES and count is the mean's divisor; decay (D,) is the L2 term's lambda per layer
-    (0 for the padded ones, whose identity weights are not the net's); slopes (D,) is each layer's leaky_relu
-    slope (the arch's 'leaky_relu:0.2', else the default). Only the shapes are static, so one
-    compile serves every case in the bucket.
-    """
+def _kernel(arch: Any, batch: int, jit: bool) -> Any:
+    """value_and_grad of the stack's loss in (params, x, ez, eo); with jit, compiled once per signature."""
     st = _jax()
-    jnp, lax = st.jnp, st.jax.lax
-    col = jnp.arange(x.shape[1])
-    acts = [st.activations[name] for name in ACTIVATIONS]
+    if not jit:
+        return st.jax.value_and_grad(_stack_loss(arch), argnums=(0, 1, 3, 4))
+    key = signature(arch, batch)
+    if key not in st.stacks:
+        loss = _stack_loss(arch)
 
-    leaky = ACTIVATIONS.index("leaky_relu")
+        def traced(*args: Any) -> Any:
+            global _traces
+            _traces += 1  # runs only while jax traces, once per compile
+            return loss(*args)
 
-    def layer(a: Any, xs: Any) -> tuple[Any, None]:
-        w, b, ez_l, ea_l, code, width, slope = xs
-        z = a @ w + b + ez_l
-        out = lax.switch(code, acts, z, col < width)
-        out = jnp.where(code == leaky, jnp.where(z > 0, z, slope * z), out)  # the arch's own slope
-        return out + ea_l, None
-
-    out, _ = lax.scan(layer, x, (ws, bs, ez, ea, codes, widths, slopes))
-    terms = lax.switch(loss_code, [st.losses[name] for name in LOSSES], out, y, col < n_out)
-    rows = jnp.arange(x.shape[0])[:, None] < n_rows
-    return jnp.sum(jnp.where(rows, terms, 0.0)) / count + 0.5 * jnp.sum(decay * jnp.sum(ws * ws, axis=(1, 2)))
+        st.stacks[key] = st.jax.jit(st.jax.value_and_grad(traced, argnums=(0, 1, 3, 4)))
+    return st.stacks[key]
 
 
-def _next_pow2(n: int, floor: int) -> int:
-    return max(floor, 1 << (int(n) - 1).bit_length())
-
-
-def bucket(arch: Arch, batch: int) -> tuple[int, int, int]:
-    """(depth, width, batch) of the padded shape that serves this arch and batch size."""
-    return _next_pow2(arch.n_layers, MIN_DEPTH), _next_pow2(max(arch.sizes), MIN_WIDTH), _next_pow2(batch, MIN_BATCH)
-
-
-def _pad_case(case: Case) -> tuple[tuple[Any, ...], tuple[int, int, int]]:
-    """The arguments of _padded_loss for this case, as numpy arrays, and the bucket."""
-    arch, n = case.arch, case.arch.n_layers
-    depth, width, rows = bucket(arch, case.batch)
-    ws = np.zeros((depth, width, width))
-    ws[n:] = np.eye(width)  # exact identity layers after the output
-    bs = np.zeros((depth, width))
-    for layer in range(1, n + 1):
-        n_prev, n_l = arch.sizes[layer - 1], arch.sizes[layer]
-        ws[layer - 1, :n_prev, :n_l] = case.params[f"W{layer}"]
-        bs[layer - 1, :n_l] = case.params[f"b{layer}"]
-    x = np.zeros((rows, width))
-    x[: case.batch, : arch.sizes[0]] = case.x
-    y = np.zeros((rows, width))
-    y[: case.batch, : arch.sizes[-1]] = case.y
-    codes = np.zeros(depth, dtype=np.int32)  # 0 = identity, also for the padded layers
-    codes[:n] = [ACTIVATIONS.index(split_activation(a)[0]) for a in arch.activations]
-    slopes = np.full(depth, LEAKY_SLOPE)
-    given = [split_activation(a)[1] for a in arch.activations]
-    slopes[:n] = [LEAKY_SLOPE if s is None else s for s in given]
-    if LOSS_RULES[arch.loss].from_logits:
-        codes[n - 1] = ACTIVATIONS.index("identity")  # the loss reads z_L
-    widths = np.full(depth, arch.sizes[-1], dtype=np.int32)
-    widths[:n] = arch.sizes[1:]
-    trace = np.zeros((depth, rows, width))
-    args = (ws, bs, x, y, trace, trace, codes, widths, np.int32(case.batch), np.int32(arch.sizes[-1]),
-            np.int32(LOSSES.index(arch.loss)), np.float64(_count(arch.loss, case.batch, arch.sizes[-1])),
-            np.where(np.arange(depth) < n, arch.weight_decay, 0.0), slopes)
-    return args, (depth, width, rows)
-
-
-def _bucketed(case: Case) -> tuple[float, list, np.ndarray, list, list, dict]:
-    st = _jax()
-    arch, n, batch = case.arch, case.arch.n_layers, case.batch
-    args, shape = _pad_case(case)
-    loss, (gw, gb, gx, gez, gea) = st.bucketed(*args)
+def _generic(case: Case, jit: bool) -> tuple[float, dict, np.ndarray, list, list, dict]:
+    arch, batch, steps = case.arch, case.batch, plan(case.arch)
+    fused = fused_input(arch)
+    ez = [np.zeros((batch, *s.out_shape)) for s in steps if s.kind == "dense"]
+    eo = [np.zeros((batch, *s.out_shape)) for s in (steps[:-1] if fused else steps)]
+    params = {k: case.params[k] for k in arch.param_shapes()}
+    loss, (gp, gx, gez, geo) = _kernel(arch, batch, jit)(params, case.x, targets(case), ez, eo,
+                                                         np.float64(arch.weight_decay))
     # np.array copies: np.asarray of a jax array is read-only.
-    gw, gb, gx, gez, gea = (np.array(g) for g in (gw, gb, gx, gez, gea))
-    sizes = arch.sizes
-    params = []
-    for layer in range(1, n + 1):
-        params += [gw[layer - 1, : sizes[layer - 1], : sizes[layer]].copy(), gb[layer - 1, : sizes[layer]].copy()]
-    dz = [gez[layer - 1, :batch, : sizes[layer]].copy() for layer in range(1, n + 1)]
-    da = [gea[layer - 1, :batch, : sizes[layer]].copy() for layer in range(1, n)]
-    return float(loss), params, gx[:batch, : sizes[0]].copy(), dz, da, {"bucket": shape}
-
-
-def _unpadded(case: Case, jit: bool) -> tuple[float, list, np.ndarray, list, list, dict]:
-    st = _jax()
-    arch = case.arch
-    params = [case.params[k] for k in arch.param_shapes()]
-    ez = [np.zeros((case.batch, n)) for n in arch.sizes[1:]]
-    ea = ez[:-1]
-    fn = st.jitted if jit else st.value_and_grad
-    loss, (gp, gx, gez, gea) = fn(params, case.x, case.y, ez, ea, arch)
-    return float(loss), [np.array(g) for g in gp], np.array(gx), [np.array(g) for g in gez], \
-        [np.array(g) for g in gea], {}
+    dout = [np.array(g) for g in geo] + ([None] if fused else [])
+    return float(loss), {k: np.array(g) for k, g in gp.items()}, np.array(gx), [np.array(g) for g in gez], dout, {}
 
 
 def gradients(case: Case, mode: str = "bucketed") -> Gradients:
-    """jax.value_and_grad on case (cast to float64): loss, dL/dW_l, dL/db_l, dL/dx (batch, n_in), dz, da.
+    """jax.value_and_grad on case (cast to float64): loss, every param's gradient, dL/dx, the per-layer trace.
 
-    mode: "bucketed" (default; padded into a shape bucket, one compile per bucket), "eager" (no
-    jit, the unpadded math op by op) or "jit" (compiled per arch and batch size). All three give
-    writable float64 numpy arrays with the engine's shapes.
+    mode: "bucketed" (default; an MLP is padded into a shape bucket, one compile per bucket, any other stack
+    compiled once per signature), "eager" (no jit, the unpadded math op by op) or "jit" (compiled per
+    signature). All three give writable float64 numpy arrays with the engine's shapes.
     """
     if mode not in MODES:
         raise UsageError(f"jax mode {mode!r}{suggest(mode, MODES)} is unknown: use one of {', '.join(MODES)}")
     st = _jax()
-    if not st.jax.config.jax_enable_x64:  # someone turned it off after the first call: results would be float32
-        raise UsageError("jax_enable_x64 was turned off after bpcheck's jax reference turned it on: "
-                         "leave it on (jax.config.update('jax_enable_x64', True)) to compare in float64")
     case = case if case.dtype is np.float64 else case.astype(np.float64)
-    loss, params, dx, dz, da, meta = _bucketed(case) if mode == "bucketed" else _unpadded(case, mode == "jit")
-    names = list(case.arch.param_shapes())
-    return Gradients(
+    mlp = is_mlp(case.arch)
+    with st.jax.enable_x64(True):  # float64 here, and only here: the process's own jax setting stays as it was
+        if mode == "bucketed" and mlp:
+            loss, flat, dx, dz, dout, meta = jax_buckets.run(st.bucketed, case)
+            grads = dict(zip(case.arch.param_shapes(), flat))
+            if fused_input(case.arch):
+                dout[-1] = None  # the loss reads z_L: the output activation is not in the graph
+            da = dout[:-1]
+        else:
+            loss, grads, dx, dz, dout, meta = _generic(case, mode != "eager")
+            da = dout[:-1]
+    return make_gradients(
         loss=loss,
-        grads=dict(zip(names, params)),
+        grads=grads,
         dx=dx,
-        dz=tuple(dz),
-        da=tuple(da),
+        dz=tuple(dz) if mlp else None,
+        da=tuple(da) if mlp else None,
+        dout=tuple(dout),
         source="jax",
         meta={"dtype": "float64", "version": st.jax.__version__, "mode": mode, **meta},
     )
