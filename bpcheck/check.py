@@ -104,6 +104,18 @@ def _trace(ran: dict[str, Gradients]) -> Gradients | None:
     return next((ran[n] for n in ordered if ran[n].dz is not None), None)
 
 
+def reference_trace(case64: Case, names: Sequence[str] | None = None) -> Gradients | None:
+    """torch's or jax's Gradients of the float64 case (whichever of names runs here, torch first; cached, so a
+    check_case that ran them already costs nothing), or None: for callers that need a reference's trace."""
+    ran = {}
+    for name in refs.resolve(names):
+        if kind_of(name) == "analytic" and refs.status(name).available:
+            grads, _, error = _run_reference(name, case64, case_digest(case64))
+            if not error:
+                ran[name] = grads
+    return _trace(ran)
+
+
 def check_case(
     case: Case,
     references: str | Sequence[str] | None = None,
@@ -179,7 +191,7 @@ def check_case(
             continue
         ran[name] = grads
         fast_notes[name] = f"{note}; escalated to the per-coordinate FD check"
-        if not ctx.scales:  # FD's trace is the first one: the rounding bounds need it
+        if not ctx.traced:  # FD's trace is the first one: the rounding bounds need it
             ctx = CaseContext.build(case, _trace(ran), case64)
             comparisons = {n: c for n, c in comparisons.items() if n not in ran}
             comparisons.update(compare_all(ctx, produced, ran))

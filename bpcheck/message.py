@@ -13,8 +13,8 @@ from .results import LABEL_MEANING, LABELS, CheckResult, TensorMetrics, Verdict
 
 
 def tensor_label(name: str) -> str:
-    """'W2' -> 'dW2', 'x' -> 'dx'; traces ('dz2') and 'directions' stay as they are."""
-    return name if name.startswith(("dz", "da", "direction")) else f"d{name}"
+    """'W2' -> 'dW2', 'x' -> 'dx'; traces ('dz2'), 'directions' and the loss value ('loss') stay as they are."""
+    return name if name.startswith(("dz", "da", "direction")) or name == "loss" else f"d{name}"
 
 
 def short_name(producer: str) -> str:
@@ -26,7 +26,18 @@ def short_name(producer: str) -> str:
 
 
 
+def loss_sentence(t: TensorMetrics, reference: str, who: str) -> str:
+    """'the loss differs: engine 0.693147, torch 0.702 (rel err 1.3e-2 > tol 1e-12)': a wrong forward, said plainly."""
+    e = t.worst
+    if e is None:
+        return f"the loss differs ({who} vs {reference}): {t.note or 'not compared'}"
+    return (f"the loss differs: {who} {e.engine:.6g}, {reference} {e.reference:.6g} (rel err {e.rel_err:.2g}, "
+            f"unexplained {t.excess:.2g} > tol {t.tol:.2g})")
+
+
 def _where(t: TensorMetrics, reference: str, who: str) -> str:
+    if t.name == "loss":
+        return loss_sentence(t, reference, who)
     head = f"{tensor_label(t.name)} ({who} vs {reference})"
     if t.note:
         return f"{head}: {t.note}"
@@ -50,6 +61,9 @@ def verdict_message(v: Verdict, who: str = "engine") -> str:
         parts = [text, v.diagnosis, v.reason]
         return "; ".join(p for p in parts if p)
     parts = [_where(worst, v.reference, who)]
+    loss = next((t for t in v.failing_tensors if t.name == "loss"), None)
+    if loss is not None and loss is not worst:  # a wrong forward: say so whatever tensor leads the message
+        parts.append(loss_sentence(loss, v.reference, who))
     if v.first_bad_layer is not None:
         how = "dL/dz" if v.localised_by == "dz" else "W or b"
         parts.append(f"layer {v.first_bad_layer} is the first whose {how} disagrees")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import engine
 from .spec import DEFAULT_TIMEOUT, Case, Gradients, UsageError
 
 
@@ -35,7 +34,8 @@ def recorded_engine(spec: str, **options: Any) -> UserEngine:
 
 
 class UserEngine:
-    """Case -> Gradients from the user's function; the loss is the engine's, dL/dx is not compared."""
+    """Case -> Gradients from the user's function; its loss when it returns one under 'loss' (else none is
+    compared), dL/dx not compared."""
 
     def __init__(self, spec: str, labels: bool = False, timeout: float | None = DEFAULT_TIMEOUT,
                  in_process: bool = False):
@@ -58,9 +58,8 @@ class UserEngine:
         return self
 
     def __call__(self, case: Case) -> Gradients:
-        grads = self.load()._grad.call(case).grads
-        reference = engine.gradients(case)
-        return Gradients(reference.loss, {k: grads[k] for k in case.arch.param_shapes()}, None,
+        call = self.load()._grad.call(case)
+        return Gradients(call.loss, {k: call.grads[k] for k in case.arch.param_shapes()}, None,
                          source=f"user {self.spec}")
 
     def __getstate__(self) -> dict[str, Any]:

@@ -204,28 +204,36 @@ def test_returned_arrays_are_writable_copies(jax_ref):
 
 # Planted traps: the library defaults the references avoid would be caught by the same check.
 
-def test_planted_torch_softplus_threshold_is_caught(torch_ref, monkeypatch):
-    import torch.nn.functional as F
+def _planted(monkeypatch, framework: str, act: str, form) -> None:
+    """Replace the activation layer's framework form for act (the references compose it) by form(z, module)."""
+    from bpcheck.layers import LAYERS
 
+    layer = LAYERS["activation"]
+    right = getattr(layer, framework)
+
+    def planted(config, params, x, module):
+        return form(x, module) if config["fn"] == act else right(config, params, x, module)
+
+    monkeypatch.setitem(LAYERS, "activation", dataclasses.replace(layer, **{framework: planted}))
+
+
+def test_planted_torch_softplus_threshold_is_caught(torch_ref, monkeypatch):
     rng = np.random.default_rng(3)
     arch = Arch((2, 3, 1), ("softplus", "identity"), "mse")
     case = random_case(rng, arch, batch=4)
     case = case.with_params(dict(case.params, b1=np.full(3, 25.0)))  # z1 > 20, where F.softplus's gradient is 1
     want = engine.gradients(case)
     assert worst(torch_ref.gradients(case), want)[1] <= AGREE
-    acts, losses = torch_ref._get_tables()
-    monkeypatch.setitem(acts, "softplus", F.softplus)
+    _planted(monkeypatch, "torch", "softplus", lambda z, torch: torch.nn.functional.softplus(z))
     name, err = worst(torch_ref.gradients(case), want)
     assert err > AGREE and name in ("dz1", "W1", "b1", "dx"), (name, err)
 
 
 def test_planted_jax_leaky_relu_at_zero_is_caught(jax_ref, monkeypatch):
-    import jax
-
     case = _zero_preactivation_case("leaky_relu")
     want = engine.gradients(case)
-    acts = jax_ref._jax().activations
-    monkeypatch.setitem(acts, "leaky_relu", lambda z, cols: jax.nn.leaky_relu(z, 0.01))  # z >= 0: slope 1 at 0
+    assert worst(jax_ref.gradients(case, "eager"), want)[1] <= AGREE
+    _planted(monkeypatch, "jax", "leaky_relu", lambda z, jax: jax.nn.leaky_relu(z, 0.01))  # z >= 0: slope 1 at 0
     name, err = worst(jax_ref.gradients(case, "eager"), want)  # eager traces anew, so it sees the patch
     assert err > AGREE, (name, err)
 
@@ -243,16 +251,20 @@ def test_unknown_jax_mode_names_the_value(jax_ref):
         jax_ref.gradients(CASES[0], "eagre")
 
 
-def test_jax_refuses_to_run_with_x64_turned_off(jax_ref):
+def test_jax_x64_is_on_only_inside_the_reference(jax_ref):
+    """The reference computes in float64 whatever the process's setting, and leaves that setting as it was."""
     jax = jax_ref._jax().jax
-    jax_ref.gradients(CASES[0])  # turns x64 on
+    before = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", False)
     try:
-        with pytest.raises(UsageError, match="jax_enable_x64 was turned off"):
-            jax_ref.gradients(CASES[0])
+        for mode in ("bucketed", "eager"):
+            got = jax_ref.gradients(CASES[0], mode)
+            assert got.dx.dtype == np.float64
+            assert worst(got, engine.gradients(CASES[0]))[1] <= AGREE
+            assert jax.config.jax_enable_x64 is False
+            assert jax.numpy.ones(1).dtype == np.float32
     finally:
-        jax.config.update("jax_enable_x64", True)
-    assert jax_ref.gradients(CASES[0]).dx.dtype == np.float64
+        jax.config.update("jax_enable_x64", before)
 
 
 # The registry.

@@ -40,6 +40,7 @@ def takes_arch(fn: Callable[..., Any], what: str) -> bool:
 class Call:
     grads: Grads           # bpcheck's layout, the user's dtype
     mutated: str           # '' or what the call modified in place
+    loss: float | None = None  # the loss value, when the function returns one under the key 'loss'
 
 
 def user_targets(case: Case, labels: bool) -> np.ndarray:
@@ -81,7 +82,24 @@ class UserGrad:
         out, after = call_user(self.fn, prefix + tuple(args), name=self.name, timeout=self.timeout,
                                returned_args=True)
         mutated = _mutated(tuple(after)[len(prefix):], before)
-        return Call(self.validate(arch, out, (np.shape(args[1]), case.x.shape)), mutated)
+        loss, out = self.split_loss(out)
+        return Call(self.validate(arch, out, (np.shape(args[1]), case.x.shape)), mutated, loss)
+
+    def split_loss(self, out: Any) -> tuple[float | None, Any]:
+        """(the loss value, the rest) of a returned dict with an optional 'loss': its forward's loss, compared with
+        the references' like any tensor, so that a wrong forward shows. Not a real number: a UserFunctionError."""
+        if not isinstance(out, dict) or "loss" not in out:
+            return None, out
+        value = out["loss"]
+        try:
+            arr = np.asarray(value)
+            ok = arr.size == 1 and (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer))
+        except Exception:  # odd objects: say what it was
+            ok = False
+        if not ok:
+            raise UserFunctionError(f"{self.name} returned 'loss' = {type_name(value)} {value!r:.60}: return the loss "
+                                    "value as one real number (a float), or leave 'loss' out")
+        return float(arr.reshape(())), {k: v for k, v in out.items() if k != "loss"}
 
     def validate(self, arch: Arch, out: Any, x_shapes: tuple[tuple[int, ...], tuple[int, ...]] | None = None) -> Grads:
         """The user's output as bpcheck-layout arrays, or a UserFunctionError naming what is wrong.

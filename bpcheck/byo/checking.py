@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import engine
 from .. import references as refs
-from ..check import check_case, compared
+from ..check import check_case, compared, reference_trace
 from ..compare import CaseContext
 from ..results import DEFAULT_FAIL_ON, LABELS, CheckResult, Verdict, worst_label
 from ..spec import (
@@ -130,7 +130,7 @@ def check_gradients(
             outcomes.append(CaseOutcome(index, "ERROR", False, None, bad, describe))
             continue
         user_loss = None if loss_fn is None else _user_loss(loss_fn, with_loss_arch, lay, case, timeout, labels)
-        outcomes.append(_check_one(index, case, call.grads, user.name, names, user_loss, describe))
+        outcomes.append(_check_one(index, case, call.grads, user.name, names, user_loss, describe, call.loss))
     ok = all(o.ok for o in outcomes) and not findings and bool(outcomes)
     meta = {"requested_cases": len(drawn), "loss_fn": function_name(loss_fn) if loss_fn else None}
     if owned:  # this run's worker: stopped now, not whenever the garbage collector gets to it
@@ -166,15 +166,22 @@ def _producer(name: str, gradients: Gradients):
     return produce
 
 
-def _check_one(index: int, case: Case, grads, name: str, names: list[str], user_loss, describe: str) -> CaseOutcome:
-    """check_case with the user's gradient, plus FD of the user's loss when given; then the explanation."""
+def _check_one(index: int, case: Case, grads, name: str, names: list[str], user_loss, describe: str,
+               loss: float | None = None) -> CaseOutcome:
+    """check_case with the user's gradient, plus FD of the user's loss when given; then the explanation.
+
+    loss: the value the user's function returned under 'loss' (its forward's), compared like any tensor; None
+    when it returns none (then no loss is compared: bpcheck's own forward is not the user's)."""
     grads = dict(grads)
     dx = grads.pop("x", None)   # dL/dx, when the user's function returns it: checked like any tensor
-    produced = Gradients(engine.loss(case.arch, case.params, case.x, case.y), grads, dx, source=name)
+    produced = Gradients(loss, grads, dx, source=name)
     analytic = [n for n in names if not (user_loss is not None and n == "fd")]
     result = check_case(case, analytic, producer=_producer(name, produced), skip_missing=True) if analytic else None
     case64 = case.astype(np.float64)
-    declared = engine.gradients(case64)
+    # The declared loss's gradient and the trace the rounding scales are read from: torch's or jax's (check_case
+    # ran them; cached). Only where neither can run does bpcheck's engine, itself checked against both by its
+    # tests, stand in: the function judged here is the user's, not the engine.
+    declared = reference_trace(case64, names) or engine.gradients(case64)
     ctx = CaseContext.build(case, declared)
     if user_loss is not None:
         result = _rebuild(result, case, with_user_fd(result, ctx, declared, produced, user_loss, case), name)

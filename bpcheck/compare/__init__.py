@@ -5,8 +5,9 @@
     blame(...)                                         # one label per reference (blame.py)
     diagnose(ctx, produced, reference, "torch", c.tol, c.tensors, c.first_bad)   # one sentence
 
-Modules: tolerance (the table, the rounding model), metrics (one agreement rule), convention (subgradients
-at exact zeros), blame (labels across oracles), localise (first bad layer), diagnose (bug shapes).
+Modules: tolerance (the table, the rounding model), metrics (one agreement rule), loss_value (the loss compared
+like any tensor), forward (the comparison's own forward), convention (subgradients at exact zeros), blame
+(labels across oracles), localise (first bad layer), diagnose (bug shapes).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .blame import blame
 from .convention import exact_zeros, find_convention
 from .diagnose import diagnose, factor_name, find_bug
 from .localise import first_bad_layer, trace_items, trace_metrics
+from .loss_value import loss_item
 from .metrics import Item, agrees, compare_gradients, compare_tensor, compare_tensors, explained, gradient_items
 from .tolerance import ANALYTIC, EPS, TOLERANCES, CaseContext, Rule, error_scales, kind_of, tolerance_for
 
@@ -34,7 +36,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Comparison:
-    """The producer against one reference: the tolerance, per-tensor metrics (params then 'x'), the dz
+    """The producer against one reference: the tolerance, per-tensor metrics (params, 'x', then 'loss'), the dz
     trace metrics ('dz1'..), the number of kink coordinates left out, and the first bad layer."""
 
     reference: str
@@ -79,6 +81,8 @@ def compare_all(ctx: CaseContext, produced: Gradients, references: dict[str, Gra
     for name, reference in references.items():
         tol = ctx.tolerance(name, has_estimate=reference.error is not None)
         params = gradient_items(produced, reference, tol, ctx.scales, merge_masks(reference.kink, ctx.kinks))
+        loss = loss_item(produced, reference, tol, ctx.scales.get("loss", 0.0), ctx.dtype)
+        params += [loss] if loss is not None else []
         traces = trace_items(ctx, produced, reference, tol, ctx.kinks)
         parts[name] = (tol, len(items), len(items) + len(params), len(items) + len(params) + len(traces))
         items += params + traces
@@ -97,4 +101,6 @@ def references_agree(ctx: CaseContext, a: Gradients, name_a: str, b: Gradients, 
         a, name_a, b, name_b = b, name_b, a, name_a  # FD on the reference side, where its estimate is read
     tol = tolerance_for(name_b, ctx.case64, has_estimate=b.error is not None, scale=ctx.scale)
     mask = merge_masks(a.kink, b.kink, ctx.kinks64)
-    return agrees(compare_gradients(a, b, tol, ctx.scales, kink=mask))
+    items = gradient_items(a, b, tol, ctx.scales, mask)
+    loss = loss_item(a, b, tol, ctx.scales.get("loss", 0.0), "float64")
+    return agrees(compare_tensors(items + ([loss] if loss is not None else [])))

@@ -5,6 +5,11 @@ bpcheck declares one subgradient, `at_zero` (torch's and jax's: relu'(0) = 0). A
 picks another one (relu'(0) = 1, or the midpoint 1/2) is not wrong, only different. To tell that
 from a bug, the gradient is recomputed by engine.backward on the case with the other slope at the
 exact zeros, and the engine must match that recomputation under the same tolerance.
+
+The engine's backward serves here as a model of a convention, not as a judge: it is run on the comparison's
+own forward values (CaseContext.caches, the layers' independent forward), and a recomputation only ever
+turns ENGINE into CONVENTION when the producer matches it on every tensor. Whether the gradient is right
+is decided by the references alone.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 
 from .. import engine, ops
 from ..ops import RULES, Activation
+from ..references.layered import targets
 from ..results import Tolerance
 from ..spec import Gradients
 from .metrics import agrees, compare_gradients
@@ -58,7 +64,7 @@ def gradients_with(ctx: CaseContext, slopes: dict[str, float]) -> Gradients:
     """The float64 gradient of ctx's case with act'(0) = slopes[act] at exact zeros."""
     rules = {**RULES, **{act: _with_slope(ops.rule(act), s) for act, s in slopes.items()}}
     case = ctx.case64
-    return engine.backward(case.arch, case.params, list(ctx.caches), case.y, rules=rules)
+    return engine.backward(case.arch, case.params, list(ctx.caches), targets(case), rules=rules)
 
 
 def find_convention(ctx: CaseContext, produced: Gradients, tol: Tolerance,

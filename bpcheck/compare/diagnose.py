@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import ops
 from ..ops import LOSS_RULES
+from ..references.layered import targets
 from ..results import Diagnosis, TensorMetrics, Tolerance
 from ..spec import Gradients
 from .metrics import compare_tensor
@@ -99,9 +100,9 @@ def diagnose(ctx: CaseContext, mine: Gradients, ref: Gradients, ref_name: str, t
 def find_bug(ctx: CaseContext, mine: Gradients, ref: Gradients, ref_name: str, tol: Tolerance,
              metrics: tuple[TensorMetrics, ...], first_bad: tuple[int | None, str]) -> Diagnosis | None:
     """The diagnosis as data (results.Diagnosis); None when nothing disagrees."""
-    bad = [m.name for m in metrics if not m.ok and not m.name.startswith(("dz", "da"))]
+    bad = [m.name for m in metrics if not m.ok and not m.name.startswith(("dz", "da")) and m.name != "loss"]
     if not bad:
-        return None
+        return _loss_only(metrics, ref_name)
     t = _Test(ctx, mine, ref, ref_name, tol)
     theirs, ours = ref.tensors(), mine.tensors()
     layer, how = first_bad
@@ -130,6 +131,18 @@ def find_bug(ctx: CaseContext, mine: Gradients, ref: Gradients, ref_name: str, t
         return Diagnosis("bias_averaged", name, f"{_join(bad)} = 1/batch x {ref_name}: {name}",
                          (("tensors", _join(bad)),))
     return _scales(t, bad, [n for n in theirs])
+
+
+def _loss_only(metrics: tuple[TensorMetrics, ...], ref_name: str) -> Diagnosis | None:
+    """Only the loss value differs, every gradient agrees: the forward computes another number than the loss
+    it differentiates (a constant added, a term left out of the value, a wrong reduction in the value only)."""
+    loss = next((m for m in metrics if m.name == "loss" and not m.ok), None)
+    if loss is None or loss.worst is None:
+        return None
+    e = loss.worst
+    name = "the loss value differs while every gradient agrees"
+    return Diagnosis("loss_value", name, f"{name} (producer {e.engine:.6g}, {ref_name} {e.reference:.6g}): the forward "
+                     "reports another number than the loss its backward differentiates", (("tensors", "loss"),))
 
 
 def _t(a: np.ndarray | None) -> np.ndarray | None:
@@ -271,7 +284,7 @@ def _da(ctx: CaseContext, ref: Gradients, m: int, dz_err) -> tuple[np.ndarray, n
     n = ctx.case64.arch.n_layers
     if m == n:
         rule = LOSS_RULES[ctx.case64.arch.loss]
-        return rule.backward(ctx.caches[-1].a, ctx.case64.y), None
+        return rule.backward(ctx.caches[-1].a, targets(ctx.case64)), None
     w = ctx.case64.params[f"W{m + 1}"]
     err = None if dz_err[m] is None else dz_err[m] @ np.abs(w).T
     return ref.dz[m] @ w.T, err

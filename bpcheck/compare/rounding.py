@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
-from .. import engine, ops
+from .. import ops
 from ..ops import GELU_C, GELU_K, LOSS_RULES, _count, sigmoid, softmax
+from ..references.layered import targets
 from ..spec import Case
+from .forward import LayerCache
 from .metrics import norm
 
 _DELTA = 2.0**-20  # relative step of the first-order sensitivities; only their magnitude matters
@@ -76,7 +79,7 @@ def _norm_product(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     return (ma * mw) * np.sqrt((a / ma) ** 2 @ (w / safe) ** 2)
 
 
-def forward_errors(case64: Case, caches: list[engine.LayerCache]) -> Forward:
+def forward_errors(case64: Case, caches: Sequence[LayerCache]) -> Forward:
     """(u_z, u_a) per layer, shaped like z_l: the rounding error of z_l and a_l in units of eps.
 
     u_z = sqrt((a_{l-1}^2 + u_a_{l-1}^2) @ W_l^2) + |b_l| (each product rounds, and so does its input;
@@ -104,10 +107,10 @@ def forward_errors(case64: Case, caches: list[engine.LayerCache]) -> Forward:
     return out
 
 
-def error_scales(case64: Case, caches: list[engine.LayerCache], dz: tuple[np.ndarray, ...],
+def error_scales(case64: Case, caches: Sequence[LayerCache], dz: tuple[np.ndarray, ...],
                  fwd: Forward) -> dict[str, float]:
     """E_t for every tensor (W1, b1, ..., x) and trace (dz1.., da1..), from the float64 dz trace."""
-    arch, params, y = case64.arch, case64.params, case64.y
+    arch, params, y = case64.arch, case64.params, targets(case64)
     rule = LOSS_RULES[arch.loss]
     n = arch.n_layers
     logits = rule.from_logits
@@ -161,7 +164,7 @@ def _loss_terms(loss: str, out: np.ndarray, y: np.ndarray, g: np.ndarray) -> np.
     return np.abs(g)
 
 
-def _gain(act: str, cache: engine.LayerCache, norm_dz: float, norm_da: float) -> float:
+def _gain(act: str, cache: LayerCache, norm_dz: float, norm_da: float) -> float:
     """How an error in dL/da_l passes to dL/dz_l: the gain of act's backward on a +-1 direction (the
     rms of act' when elementwise; softmax's Jacobian kills the all-ones direction, so ones would not
     do), or ||dz|| / ||da||, the larger. The norms come from the caller, which needs ||dz|| too."""
@@ -170,7 +173,7 @@ def _gain(act: str, cache: engine.LayerCache, norm_dz: float, norm_da: float) ->
     return max(norm(ops.rule(act).backward(cache.z, cache.a, s)) / math.sqrt(s.size), norm_dz / norm_da if norm_da > 0 else 0.0)
 
 
-def _act_sensitivity(act: str, cache: engine.LayerCache, da: np.ndarray, u_z: np.ndarray, u_a: np.ndarray) -> np.ndarray:
+def _act_sensitivity(act: str, cache: LayerCache, da: np.ndarray, u_z: np.ndarray, u_a: np.ndarray) -> np.ndarray:
     """How far act's backward moves when its cached z and a carry their rounding (per eps).
 
     sigmoid's backward a (1 - a) loses its digits when a rounds toward 1: the term in a shows it;
@@ -208,7 +211,7 @@ def _gelu_t(z: np.ndarray) -> np.ndarray:
     return np.tanh(GELU_C * (z + GELU_K * z**3))
 
 
-def ambiguous(case64: Case, caches: list[engine.LayerCache], fwd: Forward, gamma: float,
+def ambiguous(case64: Case, caches: Sequence[LayerCache], fwd: Forward, gamma: float,
               dtype: str = "float64") -> dict[str, np.ndarray]:
     """Bool masks (keys W1, b1, ..., x, dz1..) of coordinates downstream of a kinked z within rounding of 0.
 

@@ -25,7 +25,9 @@ and E_t (`error_scales`) follows the backward pass from the output down, norm-wi
 Each layer adds its own rounding (the |.| products: the terms of each dot product, large where they
 cancel; s_l: how far act's backward moves when z or a is rounded, large where a sigmoid
 saturates) to the error it passes on. The signed values come from a reference's dz trace, never from
-the producer under test, so a wrong producer cannot widen its own bound. References run in float64 on
+the producer under test, so a wrong producer cannot widen its own bound; z_l and a_l come from the
+comparison's own forward (forward.py: the layers' independent numpy forward), never from the engine's.
+The loss value is a tensor like the others, named 'loss', with its own scale E_loss (loss_value.py). References run in float64 on
 the (exactly representable) float64 copy of the case, so the table is keyed by the producer's dtype.
 The model lives in rounding.py, with the masks of coordinates that rounding can push across a kink.
 """
@@ -38,9 +40,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import engine
+from ..ops import LOSS_RULES
+from ..references.layered import targets
 from ..results import Tolerance
 from ..spec import Case, Gradients
+from .forward import LayerCache, independent_forward
+from .loss_value import loss_scale
 from .rounding import ambiguous, error_scales, forward_errors
 
 
@@ -105,14 +110,15 @@ def gamma_for(case: Case, dtype: str, kind: str = "analytic") -> float:
 
 @dataclass(frozen=True)
 class CaseContext:
-    """What every comparison of one case shares: the float64 copy and its forward caches; the error
-    scales E_t (from a reference's dz trace); scale, the largest entry of that reference's gradient;
+    """What every comparison of one case shares: the float64 copy and its forward caches (the comparison's
+    own forward, forward.py; () for a stack that is not an MLP); the error scales E_t (from a reference's dz
+    trace; E_loss from the forward alone); scale, the largest entry of that reference's gradient;
     and the rounding-ambiguity kink masks for the producer's dtype (kinks) and for float64 (kinks64,
     used between references)."""
 
     case: Case
     case64: Case
-    caches: tuple[engine.LayerCache, ...]
+    caches: tuple[LayerCache, ...]
     scales: dict[str, float]
     scale: float
     kinks: dict[str, np.ndarray]
@@ -125,18 +131,37 @@ class CaseContext:
         of case, when the caller has made it already."""
         if case64 is None:
             case64 = case if case.dtype is np.float64 else case.astype(np.float64)
-        _, caches = engine.forward(case64.arch, case64.params, case64.x)
+        caches = independent_forward(case64)
+        dtype = dtype_name(case.x.dtype)
+        if not caches:  # no rounding model for this stack: rtol (and FD's estimate) alone bound the error
+            return cls(case, case64, (), {}, _largest(trace), {}, {})
         fwd = forward_errors(case64, caches)
         scales: dict[str, float] = {}
-        scale = 1.0
-        if trace is not None and trace.dz is not None and len(trace.dz) == case64.arch.n_layers:
+        if trace is not None and trace.dz is not None and len(trace.dz) == len(caches):
             scales = error_scales(case64, caches, trace.dz, fwd)
-            entries = [float(np.abs(v).max()) for v in trace.tensors().values() if np.size(v)]
-            scale = max(entries, default=0.0) or 1.0
-        dtype = dtype_name(case.x.dtype)
+        logits = LOSS_RULES[case64.arch.loss].from_logits
+        out, u_out = (caches[-1].z, fwd[-1][0]) if logits else (caches[-1].a, fwd[-1][1])
+        scales["loss"] = loss_scale(case64.arch.loss, out, u_out, targets(case64), case64.params, case64.arch.weight_decay)
         kinks64 = ambiguous(case64, caches, fwd, gamma_for(case64, "float64"))
         kinks = kinks64 if dtype == "float64" else ambiguous(case64, caches, fwd, gamma_for(case64, dtype), dtype)
-        return cls(case, case64, tuple(caches), scales, scale, kinks, kinks64)
+        return cls(case, case64, caches, scales, _largest(trace) if len(scales) > 1 else 1.0, kinks, kinks64)
+
+    @property
+    def traced(self) -> bool:
+        """Were the gradients' scales E_t built from a reference's trace (E_loss needs none)?"""
+        return bool(self.scales.keys() - {"loss"})
+
+    @property
+    def dtype(self) -> str:
+        return dtype_name(self.case.x.dtype)
 
     def tolerance(self, reference: str, *, has_estimate: bool = True) -> Tolerance:
         return tolerance_for(reference, self.case, has_estimate=has_estimate, scale=self.scale)
+
+
+def _largest(trace: Gradients | None) -> float:
+    """The largest gradient entry of the trace reference (1 without one): what FD's floor is relative to."""
+    if trace is None:
+        return 1.0
+    entries = [float(np.abs(v).max()) for v in trace.tensors().values() if np.size(v)]
+    return max(entries, default=0.0) or 1.0

@@ -38,7 +38,7 @@ def as_producer(fn: GradFn, name: str) -> Callable[[Case], Gradients]:
         fault = f"{name} {call.mutated}" if call.mutated else hidden_state(user, case, call)
         if fault:
             raise UserFunctionError(fault)
-        return Gradients(engine.loss(case.arch, case.params, case.x, case.y), call.grads, None, source=name)
+        return Gradients(call.loss, call.grads, None, source=name)  # the function's own loss, if it returns one
 
     produce.__qualname__ = name
     produce.fn = fn  # type: ignore[attr-defined]  # the raw function, for the baselines

@@ -159,7 +159,7 @@ def _generic(case: Case, jit: bool) -> tuple[float, dict, np.ndarray, list, list
                                                          np.float64(arch.weight_decay))
     # np.array copies: np.asarray of a jax array is read-only.
     dout = [np.array(g) for g in geo] + ([None] if fused else [])
-    return float(loss), {k: np.array(g) for k, g in gp.items()}, np.array(gx), [np.array(g) for g in gez], dout, {}
+    return float(loss), {k: np.array(gp[k]) for k in params}, np.array(gx), [np.array(g) for g in gez], dout, {}
 
 
 def gradients(case: Case, mode: str = "bucketed") -> Gradients:

@@ -1,0 +1,248 @@
+"""The torch and jax references as generic loops over the layers; the loss value compared like any tensor; the
+judge reading nothing from the engine it judges.
+
+torch and jax tests skip (with the reason) where the framework is missing; nothing here mocks either.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bpcheck import engine
+from bpcheck.byo import check_gradients
+from bpcheck.check import check_case
+from bpcheck.compare import CaseContext
+from bpcheck.references import status
+from bpcheck.references.layered import dout_of, fused_input
+from bpcheck.spec import ACTIVATIONS, LOSS_OUTPUT, LOSSES, Arch, Case
+
+from .nets import random_case
+
+AGREE = 1e-12
+TORCH, JAX = status("torch"), status("jax")
+needs_torch = pytest.mark.skipif(not TORCH.available, reason=f"torch cannot run here: {TORCH.reason}")
+needs_jax = pytest.mark.skipif(not JAX.available, reason=f"jax cannot run here: {JAX.reason}")
+needs_both = pytest.mark.skipif(not (TORCH.available and JAX.available), reason="needs torch and jax")
+
+
+def rel(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    scale = max(np.linalg.norm(a), np.linalg.norm(b))
+    return 0.0 if scale < 1e-14 else float(np.linalg.norm(a - b) / scale)
+
+
+def worst(got, want) -> tuple[str, float]:
+    """The largest norm-relative error over the loss, every param, dx and every dout entry the two share."""
+    pairs = {"loss": (got.loss, want.loss), "dx": (got.dx, want.dx), **{k: (got.grads[k], want.grads[k]) for k in want.grads}}
+    g, w = dout_of(got), dout_of(want)
+    assert len(g) == len(w)
+    for i, (a, b) in enumerate(zip(g, w), start=1):
+        assert (a is None) == (b is None), f"dout{i}: one side has none"
+        if a is not None:
+            assert a.shape == b.shape
+            pairs[f"dout{i}"] = (a, b)
+    errs = {name: rel(a, b) for name, (a, b) in pairs.items()}
+    name = max(errs, key=errs.get)
+    return name, errs[name]
+
+
+def random_mlps(n: int, seed: int) -> list[Case]:
+    """Random MLPs over every activation and loss, depth 1-4, widths 1-6, batches 1-9 (a stack of dense layers)."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for i in range(n):
+        loss = LOSSES[i % len(LOSSES)]
+        depth = 1 + int(rng.integers(4))
+        sizes = [int(rng.integers(1, 7)) for _ in range(depth + 1)]
+        if loss == "cross_entropy":
+            sizes[-1] = max(2, sizes[-1])
+        hidden = [str(rng.choice([a for a in ACTIVATIONS if a != "softmax"])) for _ in range(depth - 1)]
+        out = LOSS_OUTPUT.get(loss, str(rng.choice(ACTIVATIONS)))
+        arch = Arch(tuple(sizes), (*hidden, out), loss, weight_decay=float(rng.choice([0.0, 0.1])))
+        cases.append(random_case(rng, arch, batch=1 + int(rng.integers(9))))
+    return cases
+
+
+CASES = random_mlps(24, 15)
+
+
+def engine_dout(case: Case) -> tuple:
+    """dL/d(output of layer i) from the engine: da for the hidden layers, the loss's dL/da_L for the last (None
+    when a from-logits loss reads z_L)."""
+    from bpcheck.ops import LOSS_RULES
+
+    g = engine.gradients(case)
+    if fused_input(case.arch):
+        return (*g.da, None)
+    out, _ = engine.forward(case.arch, case.params, case.x)
+    return (*g.da, LOSS_RULES[case.arch.loss].backward(out, case.y))
+
+
+@needs_torch
+@needs_jax
+@pytest.mark.parametrize("mode", ["eager", "jit", "bucketed"])
+def test_generic_torch_and_jax_agree_with_each_other_and_the_engine(mode):
+    """Every mode of jax (the generic loop, eager and compiled per signature, and the MLP bucket) and the generic
+    torch loop: the loss, every gradient and every dout entry agree with the engine to <= 1e-12 in float64."""
+    from bpcheck.references import jax_ref, torch_ref
+
+    # eager jax compiles every op anew for each new shape (~5 s a case on a loaded machine): a few cases do
+    for case in CASES[:4] if mode == "eager" else CASES:
+        t, j = torch_ref.gradients(case), jax_ref.gradients(case, mode)
+        want = engine.gradients(case)
+        want = type(want)(want.loss, want.grads, want.dx, meta={"dout": engine_dout(case)})
+        for got in (t, j):
+            name, err = worst(got, want)
+            assert err <= AGREE, f"{got.source} ({mode}) vs engine on {case.arch.label()}: {name} {err:.2e}"
+        name, err = worst(t, j)
+        assert err <= AGREE, f"torch vs jax ({mode}) on {case.arch.label()}: {name} {err:.2e}"
+
+
+@needs_jax
+def test_jax_compiles_once_per_stack_signature():
+    """The compile counter counts traces: a new signature (arch, batch) compiles once, a repeat with other values
+    compiles nothing, another batch compiles again."""
+    from bpcheck.references import jax_ref
+
+    rng = np.random.default_rng(1)
+    arch = Arch((3, 5, 2), ("tanh", "identity"), "huber")
+    first = random_case(rng, arch, batch=4)
+    before = jax_ref.compiles()
+    jax_ref.gradients(first, "jit")
+    assert jax_ref.compiles() == before + 1
+    for _ in range(3):  # same signature, other params and data
+        jax_ref.gradients(random_case(rng, arch, batch=4), "jit")
+    assert jax_ref.compiles() == before + 1
+    jax_ref.gradients(random_case(rng, arch, batch=5), "jit")
+    assert jax_ref.compiles() == before + 2
+    jax_ref.gradients(first, "eager")  # eager compiles nothing
+    assert jax_ref.compiles() == before + 2
+
+
+# --- the loss value, compared like any tensor --------------------------------------------------------------------
+
+ARCH = Arch((3, 4, 2), ("tanh", "identity"), "mse")
+
+
+def make_user_engine(*, forward_bug: str = ""):
+    """A user's MLP for ARCH written in the test (not bpcheck's engine), returning its loss with the gradient.
+
+    forward_bug='shifted': the hidden activation computed as tanh(z) + 0.1 (a wrong forward, and a backward
+    consistent with it: the exact gradient of the wrong net); 'loss_half': the loss value reported as half the
+    mean squared error while the gradient is right."""
+
+    def grads(params, x, y):
+        z1 = x @ params["W1"] + params["b1"]
+        a1 = np.tanh(z1) + (0.1 if forward_bug == "shifted" else 0.0)
+        z2 = a1 @ params["W2"] + params["b2"]
+        r = z2 - y
+        loss = np.mean(r * r) * (0.5 if forward_bug == "loss_half" else 1.0)
+        d2 = 2.0 * r / r.size
+        d1 = (d2 @ params["W2"].T) * (1.0 - np.tanh(z1) ** 2)
+        return {"W1": x.T @ d1, "b1": d1.sum(axis=0), "W2": a1.T @ d2, "b2": d2.sum(axis=0), "loss": float(loss)}
+
+    return grads
+
+
+@needs_torch
+def test_a_wrong_forward_is_named_by_the_loss():
+    result = check_gradients(make_user_engine(forward_bug="shifted"), ARCH, cases=4, references="torch",
+                             dtype="float64", in_process=True)
+    assert not result.ok
+    for outcome in result.outcomes:
+        v = outcome.result.verdict("torch")
+        assert v.label == "ENGINE"
+        loss = next(t for t in v.tensors if t.name == "loss")
+        assert not loss.ok
+        text = outcome.result.message()  # 'the loss differs: grads 3.21245, torch 2.81402 (rel err 0.12, ...)'
+        assert "the loss differs: " in text, text
+        assert f"grads {loss.worst.engine:.6g}, torch {loss.worst.reference:.6g}" in text, text
+
+
+@needs_torch
+def test_a_loss_value_wrong_alone_is_caught_and_diagnosed():
+    """Every gradient right, only the reported loss wrong (half of it): ENGINE, the diagnosis says so."""
+    result = check_gradients(make_user_engine(forward_bug="loss_half"), ARCH, cases=3, references="torch,jax",
+                             dtype="float64", in_process=True)
+    assert not result.ok
+    v = result.outcomes[0].result.verdict("torch")
+    assert v.label == "ENGINE"
+    assert [t.name for t in v.failing_tensors] == ["loss"]
+    assert "the loss value differs while every gradient agrees" in v.diagnosis
+    assert "the loss differs: " in result.outcomes[0].result.message()
+
+
+@needs_torch
+def test_a_right_forward_with_its_loss_is_no_false_alarm():
+    """The same user engine, right: its loss agrees with torch's and jax's in float64 and float32, every regime."""
+    result = check_gradients(make_user_engine(), ARCH, cases=30, seed=4, in_process=True)
+    assert result.ok, result
+    for outcome in result.outcomes:
+        for v in outcome.result.verdicts:
+            if v.label not in ("SKIPPED", "ERROR"):
+                assert any(t.name == "loss" and t.ok for t in v.tensors), (v.reference, outcome.describe)
+
+
+def test_a_function_that_returns_no_loss_has_none_compared():
+    """Without 'loss' in its dict, a user's function is judged on its gradients alone: bpcheck's own forward
+    does not stand in for the user's."""
+    plain = make_user_engine()
+
+    def grads(params, x, y):
+        out = plain(params, x, y)
+        del out["loss"]
+        return out
+
+    result = check_gradients(grads, ARCH, cases=2, references="fd", dtype="float64", in_process=True)
+    assert result.ok
+    assert not any(t.name == "loss" for o in result.outcomes for v in o.result.verdicts for t in v.tensors)
+
+
+def test_a_loss_that_is_not_a_number_names_the_key():
+    plain = make_user_engine()
+
+    def grads(params, x, y):
+        return {**plain(params, x, y), "loss": np.ones(3)}
+
+    result = check_gradients(grads, ARCH, cases=1, references="fd", dtype="float64", in_process=True)
+    assert not result.ok
+    assert "returned 'loss'" in result.input_error.message and "one real number" in result.input_error.message
+
+
+# --- the judge reads nothing from the engine -----------------------------------------------------------------------
+
+@needs_torch
+def test_the_comparison_runs_with_the_engine_forward_and_backward_broken(monkeypatch):
+    """CaseContext (forward values, rounding scales, kink masks) and a check of a user's producer against torch
+    and jax never call bpcheck's engine: with its forward and backward planted to raise, the check still runs
+    and reaches the same labels."""
+    from bpcheck.references import torch_ref
+
+    case = CASES[3]
+    producer_grads = engine.gradients(case)  # a producer computed before the engine breaks
+    before = CaseContext.build(case, torch_ref.gradients(case))
+
+    def broken(*args, **kwargs):
+        raise AssertionError("the judge called bpcheck's engine")
+
+    monkeypatch.setattr(engine, "forward", broken)
+    monkeypatch.setattr(engine, "backward", broken)
+    after = CaseContext.build(case, torch_ref.gradients(case))
+    assert after.scales == before.scales and after.kinks.keys() == before.kinks.keys()
+    ok = check_case(case, "torch,jax" if JAX.available else "torch", producer=lambda c: producer_grads)
+    assert ok.label == "AGREE", ok.message()
+    wrong = type(producer_grads)(producer_grads.loss * 1.01, producer_grads.grads, producer_grads.dx)
+    bad = check_case(case, "torch", producer=lambda c: wrong)
+    assert bad.label == "ENGINE" and "the loss differs" in bad.message()
+
+
+def test_independent_forward_matches_the_engine_on_mlps():
+    """The comparison's own forward (the layers' reference forms) gives the engine's z and a to rounding."""
+    from bpcheck.compare.forward import independent_forward
+
+    for case in CASES:
+        _, caches = engine.forward(case.arch, case.params, case.x)
+        for mine, theirs in zip(independent_forward(case), caches):
+            for a, b in zip(mine, theirs):
+                assert rel(a, b) <= 1e-14
