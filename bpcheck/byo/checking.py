@@ -181,7 +181,7 @@ def _check_one(index: int, case: Case, grads, name: str, names: list[str], user_
     # The declared loss's gradient and the trace the rounding scales are read from: torch's or jax's (check_case
     # ran them; cached). Only where neither can run does bpcheck's engine, itself checked against both by its
     # tests, stand in: the function judged here is the user's, not the engine.
-    declared = reference_trace(case64, names) or engine.gradients(case64)
+    declared = reference_trace(case64, names) or _engine_stand_in(case64)
     ctx = CaseContext.build(case, declared)
     if user_loss is not None:
         result = _rebuild(result, case, with_user_fd(result, ctx, declared, produced, user_loss, case), name)
@@ -196,6 +196,14 @@ def _check_one(index: int, case: Case, grads, name: str, names: list[str], user_
         if result.label == "CONVENTION" and explanation:
             result = _relabel(result, explanation)
     return CaseOutcome(index, result.label, result.ok, result, explanation, describe, convention)
+
+
+def _engine_stand_in(case64: Case) -> Gradients:
+    """bpcheck's engine as the declared loss's reference, with its forward values as that reference's forward
+    (Gradients.meta['forward']), which the rounding model and the convention models read."""
+    _, caches = engine.forward(case64.arch, case64.params, case64.x)
+    declared = engine.backward(case64.arch, case64.params, caches, case64.y)
+    return replace(declared, meta={**declared.meta, "forward": tuple((c.z, c.a) for c in caches)})
 
 
 def _only_kink_convention(result: CheckResult) -> bool:

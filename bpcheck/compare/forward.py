@@ -1,13 +1,16 @@
 """The comparison's own forward pass: the judge reads the net's values from code the judged does not share.
 
-    caches = independent_forward(case64)   # one LayerCache(a_prev, z, a) per dense layer of an MLP, or ()
+    caches = forward_of(case64, trace)      # one LayerCache(a_prev, z, a) per dense layer of an MLP, or ()
 
 The rounding model (forward_errors, error_scales, ambiguous), the kink conventions and the diagnosis need
 z_l and a_l of every layer. They used to come from the engine's forward, so a forward bug in the engine
-moved the very bounds it was judged by. Here they come from each layer's independent numpy forward
-(Layer.reference: einsum where the engine uses matmul, another formula for the activations), the forward
-that finite differences evaluate: a dense layer is its affine part (the dense Layer with activation
-'identity') and then its activation (the activation Layer), so z_l is seen on its own.
+moved the very bounds it was judged by. Here they come from the reference whose trace scales the
+tolerances (torch's or jax's forward values, Gradients.meta['forward']), or, without one, from each layer's
+independent numpy forward (Layer.reference, the forward finite differences evaluate): a dense layer is its
+affine part (the dense Layer with activation 'identity') and then its activation (the activation Layer), so
+z_l is seen on its own. The framework's values come first because the rounding model needs them to full
+relative accuracy: the reference forms are written for finite differences, where an absolute error of an
+ulp of 1 is harmless (sigmoid as (1 + tanh(z/2)) / 2 is 1e-10 +- 5e-17 at z = -23: 5e-7 relative).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..references.layered import is_mlp, plan
-from ..spec import Case
+from ..spec import Case, Gradients
 
 
 class LayerCache(NamedTuple):
@@ -26,6 +29,19 @@ class LayerCache(NamedTuple):
     a_prev: np.ndarray
     z: np.ndarray
     a: np.ndarray
+
+
+def forward_of(case64: Case, trace: Gradients | None = None) -> tuple[LayerCache, ...]:
+    """The MLP's (a_prev, z, a) per layer from trace.meta['forward'] when it has them, else independent_forward."""
+    values = None if trace is None else trace.meta.get("forward")
+    if not is_mlp(case64.arch) or values is None or len(values) != len(plan(case64.arch)):
+        return independent_forward(case64)
+    caches = []
+    a = np.asarray(case64.x, dtype=np.float64)
+    for z, out in values:
+        caches.append(LayerCache(a, np.asarray(z, dtype=np.float64), np.asarray(out, dtype=np.float64)))
+        a = caches[-1].a
+    return tuple(caches)
 
 
 def independent_forward(case64: Case) -> tuple[LayerCache, ...]:

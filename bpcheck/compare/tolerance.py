@@ -26,7 +26,8 @@ Each layer adds its own rounding (the |.| products: the terms of each dot produc
 cancel; s_l: how far act's backward moves when z or a is rounded, large where a sigmoid
 saturates) to the error it passes on. The signed values come from a reference's dz trace, never from
 the producer under test, so a wrong producer cannot widen its own bound; z_l and a_l come from the
-comparison's own forward (forward.py: the layers' independent numpy forward), never from the engine's.
+comparison's own forward (forward.py: the trace reference's forward values, else the layers' independent
+numpy forward), never from the engine's.
 The loss value is a tensor like the others, named 'loss', with its own scale E_loss (loss_value.py). References run in float64 on
 the (exactly representable) float64 copy of the case, so the table is keyed by the producer's dtype.
 The model lives in rounding.py, with the masks of coordinates that rounding can push across a kink.
@@ -44,7 +45,7 @@ from ..ops import LOSS_RULES
 from ..references.layered import targets
 from ..results import Tolerance
 from ..spec import Case, Gradients
-from .forward import LayerCache, independent_forward
+from .forward import LayerCache, forward_of
 from .loss_value import loss_scale
 from .rounding import ambiguous, error_scales, forward_errors
 
@@ -131,7 +132,7 @@ class CaseContext:
         of case, when the caller has made it already."""
         if case64 is None:
             case64 = case if case.dtype is np.float64 else case.astype(np.float64)
-        caches = independent_forward(case64)
+        caches = forward_of(case64, trace)
         dtype = dtype_name(case.x.dtype)
         if not caches:  # no rounding model for this stack: rtol (and FD's estimate) alone bound the error
             return cls(case, case64, (), {}, _largest(trace), {}, {})

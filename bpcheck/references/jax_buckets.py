@@ -103,19 +103,20 @@ def _padded_loss(
         z = a @ w + b + ez_l
         out = lax.switch(code, acts, z, col < width)
         out = jnp.where(code == leaky, jnp.where(z > 0, z, slope * z), out)  # the arch's own slope
-        return out + ea_l, None
+        return out + ea_l, (z, out)
 
-    out, _ = lax.scan(layer, x, (ws, bs, ez, ea, codes, widths, slopes))
+    out, values = lax.scan(layer, x, (ws, bs, ez, ea, codes, widths, slopes))
     terms = lax.switch(loss_code, [tables.losses[name] for name in LOSSES], out, y, col < n_out)
     rows = jnp.arange(x.shape[0])[:, None] < n_rows
-    return jnp.sum(jnp.where(rows, terms, 0.0)) / count + 0.5 * jnp.sum(decay * jnp.sum(ws * ws, axis=(1, 2)))
+    value = jnp.sum(jnp.where(rows, terms, 0.0)) / count + 0.5 * jnp.sum(decay * jnp.sum(ws * ws, axis=(1, 2)))
+    return value, values  # values: every layer's (z, output), the forward the comparison reads
 
 
 def make_kernel(tables: Any) -> Any:
     """The bucket kernel: jit of value_and_grad of the padded loss in ws, bs, x, ez and ea. tables has .jax, .jnp,
     .activations and .losses (jax_ref's state)."""
     jax = tables.jax
-    return jax.jit(jax.value_and_grad(lambda *args: _padded_loss(tables, *args), argnums=(0, 1, 2, 4, 5)),
+    return jax.jit(jax.value_and_grad(lambda *args: _padded_loss(tables, *args), argnums=(0, 1, 2, 4, 5), has_aux=True),
                    compiler_options=BUCKET_COMPILER_OPTIONS)
 
 
@@ -160,10 +161,13 @@ def pad_case(case: Case) -> tuple[tuple[Any, ...], tuple[int, int, int]]:
 
 
 def run(kernel: Any, case: Case) -> tuple[float, list, np.ndarray, list, list, dict]:
-    """The kernel on case padded into its bucket, cut back to the case's true shapes (writable numpy copies)."""
+    """The kernel on case padded into its bucket, cut back to the case's true shapes (writable numpy copies);
+    meta holds the bucket and the forward values, (z_l, output of layer l) per layer (the output is z_L itself
+    where a from-logits loss reads z_L: the bucket does not compute that activation)."""
     arch, n, batch = case.arch, case.arch.n_layers, case.batch
     args, shape = pad_case(case)
-    loss, (gw, gb, gx, gez, gea) = kernel(*args)
+    (loss, (zs, acts)), (gw, gb, gx, gez, gea) = kernel(*args)
+    zs, acts = np.asarray(zs), np.asarray(acts)
     # np.array copies: np.asarray of a jax array is read-only.
     gw, gb, gx, gez, gea = (np.array(g) for g in (gw, gb, gx, gez, gea))
     sizes = arch.sizes
@@ -173,4 +177,6 @@ def run(kernel: Any, case: Case) -> tuple[float, list, np.ndarray, list, list, d
     dz = [gez[layer - 1, :batch, : sizes[layer]].copy() for layer in range(1, n + 1)]
     # dL/d(output of layer l) for every layer; the last one is dL/dz_L when a from-logits loss reads z_L there
     outs = [gea[layer - 1, :batch, : sizes[layer]].copy() for layer in range(1, n + 1)]
-    return float(loss), params, gx[:batch, : sizes[0]].copy(), dz, outs, {"bucket": shape}
+    forward = tuple((zs[layer - 1, :batch, : sizes[layer]].copy(), acts[layer - 1, :batch, : sizes[layer]].copy())
+                    for layer in range(1, n + 1))
+    return float(loss), params, gx[:batch, : sizes[0]].copy(), dz, outs, {"bucket": shape, "forward": forward}

@@ -4,7 +4,8 @@ The generic loop composes each layer's Layer.jax(config, params, x, jax) (bpchec
 loss; a dense layer is walked as its affine part and its activation (references/layered.py), so a from-logits
 loss (bce, cross_entropy) reads the last dense layer's z. Zeros are added to every dense z_l (ez) and to every
 layer's output (eo): the gradients with respect to them are the traces dz[l-1] = dL/dz_l and
-dout[i-1] = dL/d(output of layer i) (da[l-1] on an MLP).
+dout[i-1] = dL/d(output of layer i) (da[l-1] on an MLP). meta['forward'] holds the forward values, (z or None,
+output) per layer, which the comparison's rounding model reads (compare/forward.py).
 
 float64: jax_enable_x64 is switched on only while this reference runs (jax.enable_x64, a context), so the
 rest of the process keeps jax's own default. jax is imported only at call time, so `import bpcheck` never
@@ -109,6 +110,7 @@ def _stack_loss(arch: Any) -> Any:
 
     def loss(params: dict, x: Any, y: Any, ez: list, eo: list, lam: Any) -> Any:
         a, dense, outs = x, 0, 0
+        values = []  # (z or None, output) per layer: the forward the comparison reads (aux, not differentiated)
         for step in steps:
             local = {name: params[key] for name, key in step.keys.items()}
             last = step.position == len(steps)
@@ -116,17 +118,21 @@ def _stack_loss(arch: Any) -> Any:
                 z = LAYERS["dense"].jax(step.affine, local, a, st.jax) + ez[dense]
                 dense += 1
                 if last and fused:
+                    values.append((z, LAYERS["activation"].jax({"fn": step.act}, {}, z, st.jax)))
                     a = z  # the loss is fused with this activation and reads z_L
                     break
                 a = LAYERS["activation"].jax({"fn": step.act}, {}, z, st.jax)
+                values.append((z, a))
             elif last and fused:  # an activation layer holding the fused sigmoid or softmax: the loss reads its input
+                values.append((None, LAYERS[step.kind].jax(step.config, local, a, st.jax)))
                 break
             else:
                 a = LAYERS[step.kind].jax(step.config, local, a, st.jax)
+                values.append((None, a))
             a = a + eo[outs]
             outs += 1
         value = jnp.sum(st.losses[loss_name](a, y, None)) / count(loss_name, x.shape[0], a.shape[-1])
-        return value + 0.5 * lam * sum((jnp.sum(params[k] ** 2) for k in keys), jnp.zeros(()))
+        return value + 0.5 * lam * sum((jnp.sum(params[k] ** 2) for k in keys), jnp.zeros(())), values
 
     return loss
 
@@ -135,7 +141,7 @@ def _kernel(arch: Any, batch: int, jit: bool) -> Any:
     """value_and_grad of the stack's loss in (params, x, ez, eo); with jit, compiled once per signature."""
     st = _jax()
     if not jit:
-        return st.jax.value_and_grad(_stack_loss(arch), argnums=(0, 1, 3, 4))
+        return st.jax.value_and_grad(_stack_loss(arch), argnums=(0, 1, 3, 4), has_aux=True)
     key = signature(arch, batch)
     if key not in st.stacks:
         loss = _stack_loss(arch)
@@ -145,7 +151,7 @@ def _kernel(arch: Any, batch: int, jit: bool) -> Any:
             _traces += 1  # runs only while jax traces, once per compile
             return loss(*args)
 
-        st.stacks[key] = st.jax.jit(st.jax.value_and_grad(traced, argnums=(0, 1, 3, 4)))
+        st.stacks[key] = st.jax.jit(st.jax.value_and_grad(traced, argnums=(0, 1, 3, 4), has_aux=True))
     return st.stacks[key]
 
 
@@ -155,11 +161,20 @@ def _generic(case: Case, jit: bool) -> tuple[float, dict, np.ndarray, list, list
     ez = [np.zeros((batch, *s.out_shape)) for s in steps if s.kind == "dense"]
     eo = [np.zeros((batch, *s.out_shape)) for s in (steps[:-1] if fused else steps)]
     params = {k: case.params[k] for k in arch.param_shapes()}
-    loss, (gp, gx, gez, geo) = _kernel(arch, batch, jit)(params, case.x, targets(case), ez, eo,
-                                                         np.float64(arch.weight_decay))
+    (loss, values), (gp, gx, gez, geo) = _kernel(arch, batch, jit)(params, case.x, targets(case), ez, eo,
+                                                                   np.float64(arch.weight_decay))
     # np.array copies: np.asarray of a jax array is read-only.
     dout = [np.array(g) for g in geo] + ([None] if fused else [])
-    return float(loss), {k: np.array(gp[k]) for k in params}, np.array(gx), [np.array(g) for g in gez], dout, {}
+    forward = tuple((None if z is None else np.array(z), np.array(o)) for z, o in values)
+    return float(loss), {k: np.array(gp[k]) for k in params}, np.array(gx), [np.array(g) for g in gez], dout, \
+        {"forward": forward}
+
+
+def _output_activation(st: _Jax, arch: Any, z: np.ndarray) -> Any:
+    """a_L = act(z_L) of the last dense layer, which a from-logits loss skips: for the forward values only."""
+    from ..layers import LAYERS
+
+    return LAYERS["activation"].jax({"fn": plan(arch)[-1].act}, {}, z, st.jax)
 
 
 def gradients(case: Case, mode: str = "bucketed") -> Gradients:
@@ -180,6 +195,8 @@ def gradients(case: Case, mode: str = "bucketed") -> Gradients:
             grads = dict(zip(case.arch.param_shapes(), flat))
             if fused_input(case.arch):
                 dout[-1] = None  # the loss reads z_L: the output activation is not in the graph
+                z, _ = meta["forward"][-1]
+                meta["forward"] = (*meta["forward"][:-1], (z, np.array(_output_activation(st, case.arch, z))))
             da = dout[:-1]
         else:
             loss, grads, dx, dz, dout, meta = _generic(case, mode != "eager")

@@ -5,7 +5,8 @@ a dense layer is walked as its affine part and its activation (references/layere
 of its own and a from-logits loss (bce, cross_entropy) reads the last dense layer's z, fused with its sigmoid
 or softmax as bpcheck.ops declares. retain_grad() on every layer's output gives the per-layer trace
 dout[i-1] = dL/d(output of layer i) (None for an output the fused loss does not read); on an MLP also
-dz[l-1] = dL/dz_l and da[l-1] = dL/da_l, next to dL/dW_l, dL/db_l and dL/dx.
+dz[l-1] = dL/dz_l and da[l-1] = dL/da_l, next to dL/dW_l, dL/db_l and dL/dx. meta['forward'] holds the
+forward values, (z or None, output) per layer, which the comparison's rounding model reads (compare/forward.py).
 
 torch is imported only when gradients() runs, so `import bpcheck` never needs it.
 """
@@ -96,7 +97,7 @@ def _autograd(case: Case) -> Gradients:
     params = {k: leaf(v) for k, v in case.params.items()}
     x = leaf(case.x)
     y = torch.tensor(targets(case), dtype=torch.float64)
-    zs, outs = [], []
+    zs, outs, values = [], [], []  # values: (z or None, output) per layer, the forward the comparison reads
     a = x
     for step in steps:
         local = {name: params[key] for name, key in step.keys.items()}
@@ -106,21 +107,30 @@ def _autograd(case: Case) -> Gradients:
             z.retain_grad()
             zs.append(z)
             if last and fused:
+                with torch.no_grad():  # a_L, for the forward values only: the loss reads z_L
+                    values.append((z, LAYERS["activation"].torch({"fn": step.act}, {}, z, torch)))
                 a = z  # the loss is fused with this activation and reads z_L
                 outs.append(None)
                 break
             a = LAYERS["activation"].torch({"fn": step.act}, {}, z, torch)
+            values.append((z, a))
         elif last and fused:  # an activation layer holding the fused sigmoid or softmax: the loss reads its input
+            with torch.no_grad():
+                values.append((None, LAYERS[step.kind].torch(step.config, local, a, torch)))
             outs.append(None)
             break
         else:
             a = LAYERS[step.kind].torch(step.config, local, a, torch)
+            values.append((None, a))
         a.retain_grad()  # identity returns its input itself; then both traces are the same gradient, which is right
         outs.append(a)
     loss = _get_losses()[arch.loss](a, y)
     if arch.weight_decay:  # the declared L2 term, lambda/2 sum ||W||^2 over every 'W' param (spec.Arch.weight_decay)
         loss = loss + 0.5 * arch.weight_decay * sum((params[k] ** 2).sum() for k in weight_keys(arch))
     loss.backward()
+
+    def value(t: Any) -> np.ndarray:
+        return t.detach().numpy().copy()
 
     def numpy(t: Any) -> np.ndarray:
         # A tensor the loss does not depend on has no .grad: its gradient is 0.
@@ -136,5 +146,6 @@ def _autograd(case: Case) -> Gradients:
         da=dout[:-1] if mlp else None,
         dout=dout,
         source="torch",
-        meta={"dtype": "float64", "version": torch.__version__},
+        meta={"dtype": "float64", "version": torch.__version__,
+              "forward": tuple((None if z is None else value(z), value(o)) for z, o in values)},
     )
