@@ -65,8 +65,11 @@ def verdict_message(v: Verdict, who: str = "engine") -> str:
     if loss is not None and loss is not worst:  # a wrong forward: say so whatever tensor leads the message
         parts.append(loss_sentence(loss, v.reference, who))
     if v.first_bad_layer is not None:
-        how = "dL/dz" if v.localised_by == "dz" else "W or b"
-        parts.append(f"layer {v.first_bad_layer} is the first whose {how} disagrees")
+        if v.localised_by == "da":  # a stack: the layer whose backward passed a wrong gradient down
+            parts.append(f"layer {v.first_bad_layer} is the first whose dL/d(input) disagrees")
+        else:
+            how = "dL/dz" if v.localised_by == "dz" else "W or b"
+            parts.append(f"layer {v.first_bad_layer} is the first whose {how} disagrees")
     if v.diagnosis:
         parts.append(v.diagnosis)
     text = f"[{v.label}] " + "; ".join(parts)

@@ -246,3 +246,143 @@ def test_independent_forward_matches_the_engine_on_mlps():
         for mine, theirs in zip(independent_forward(case), caches):
             for a, b in zip(mine, theirs):
                 assert rel(a, b) <= 1e-14
+
+
+# --- any stack: every kind on main, torch against jax against the engine -----------------------------------------
+
+IMAGE_KINDS = ("conv2d", "maxpool2d", "avgpool2d", "activation", "batchnorm", "layernorm", "dropout")
+VECTOR_KINDS = ("dense", "activation", "batchnorm", "layernorm", "dropout")
+needs_stacks = pytest.mark.skipif(not hasattr(Arch, "stack"), reason="Arch.stack (the layered spec) is not on main yet")
+
+
+def random_stack(rng: np.random.Generator) -> Case:
+    """A random valid stack of the kinds registered here: an image part (conv, pools, norms, dropout,
+    activations) and a flatten, or a vector input; hidden vector layers; a dense output fitting the loss."""
+    from bpcheck.layers import LAYERS
+
+    loss = LOSSES[int(rng.integers(len(LOSSES)))]
+    image = "conv2d" in LAYERS and rng.random() < 0.7
+    in_shape = (int(rng.integers(1, 3)), int(rng.integers(3, 7)), int(rng.integers(3, 7))) if image \
+        else (int(rng.integers(1, 6)),)
+    layers, shape = [], in_shape
+
+    def draw(kinds: tuple[str, ...], most: int) -> None:
+        nonlocal shape
+        for _ in range(int(rng.integers(0, most + 1))):
+            kind = str(rng.choice([k for k in kinds if k in LAYERS]))
+            config = LAYERS[kind].draw_config(rng, shape)
+            if config is not None:
+                config = LAYERS[kind].check_config(config, shape)
+                layers.append((kind, config))
+                shape = LAYERS[kind].out_shape(config, shape)
+
+    if image:
+        draw(IMAGE_KINDS, 3)
+        layers.append(("flatten", {}))
+        shape = LAYERS["flatten"].out_shape({}, shape)
+    draw(VECTOR_KINDS, 2)
+    n_out = int(rng.integers(2 if loss == "cross_entropy" else 1, 4))
+    layers.append(("dense", {"n": n_out, "activation": LOSS_OUTPUT.get(loss, str(rng.choice(["identity", "tanh"])))}))
+    arch = Arch.stack(in_shape, layers, loss, weight_decay=float(rng.choice([0.0, 0.05])))
+    batch = int(rng.integers(2, 6))
+    params = {}
+    for position, ((kind, config), shape) in enumerate(zip(arch.layers, arch.shapes), start=1):
+        for name, value in LAYERS[kind].init(config, shape, rng, np.float64).items():
+            params[f"{name}{position}"] = value + 0.2 * rng.standard_normal(value.shape)
+    x = rng.standard_normal((batch, *in_shape))
+    if loss == "cross_entropy" and rng.random() < 0.5:
+        y = rng.integers(0, n_out, size=batch)  # integer class labels
+    elif loss in ("bce", "cross_entropy"):
+        y = rng.random((batch, n_out))
+    else:
+        y = rng.standard_normal((batch, n_out))
+    return Case(arch, params, x, y)
+
+
+@needs_stacks
+@needs_torch
+@needs_jax
+def test_generic_references_agree_on_random_stacks_of_every_kind():
+    from bpcheck.layers import LAYERS
+    from bpcheck.references import jax_ref, torch_ref
+
+    rng = np.random.default_rng(2026)
+    seen = set()
+    for _ in range(40):
+        case = random_stack(rng)
+        seen |= {kind for kind, _ in case.arch.layers}
+        want = engine.gradients(case)
+        t, j = torch_ref.gradients(case), jax_ref.gradients(case)
+        for a, b, who in ((t, want, "torch vs engine"), (j, want, "jax vs engine"), (t, j, "torch vs jax")):
+            name, err = worst(a, b)
+            assert err <= AGREE, f"{who} on {case.arch.label()}: {name} {err:.2e}"
+    assert seen >= set(LAYERS) - {"activation"} or seen == set(LAYERS), sorted(set(LAYERS) - seen)
+
+
+@needs_stacks
+@needs_jax
+def test_one_compile_per_stack_signature():
+    from bpcheck.references import jax_ref
+
+    rng = np.random.default_rng(7)
+    case = next(c for c in (random_stack(rng) for _ in range(50)) if not c.arch.is_mlp)
+    before = jax_ref.compiles()
+    jax_ref.gradients(case)
+    assert jax_ref.compiles() == before + 1
+    again = case.with_params({k: v * 1.5 for k, v in case.params.items()})
+    jax_ref.gradients(again)
+    assert jax_ref.compiles() == before + 1
+
+
+@needs_stacks
+@needs_torch
+@needs_jax
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_engine_on_random_stacks_is_no_false_alarm(dtype):
+    """check_case of bpcheck's engine on random stacks against torch and jax: the loss and every tensor agree
+    (float32: within the probe's sampled rounding, kinks within rounding left out)."""
+    rng = np.random.default_rng(99 if dtype == "float64" else 98)
+    for _ in range(25):
+        case = random_stack(rng).astype(dtype)
+        result = check_case(case, "torch,jax")
+        assert result.ok and result.label in ("AGREE", "KINK"), result.message()
+        assert all(any(t.name == "loss" for t in v.tensors) for v in result.verdicts)
+
+
+def _planted(case: Case, key: str, factor: float):
+    """A producer: the engine's gradients with one param's gradient scaled (key 'W3'), or with the gradient
+    passed below layer i scaled (key 'da{i}': dL/d(output of layer i) and, backprop being linear in it,
+    everything below: the params of layers 1..i, dL/dx and the traces below) -- a user's engine, as far as
+    check_case knows."""
+    right = engine.gradients(case)
+    below = int(key[2:]) if key.startswith("da") else 0
+
+    def position(k: str) -> int:
+        return int(k.lstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"))
+
+    def produce(c: Case):
+        grads = {k: v * factor if k == key or position(k) <= below else v for k, v in right.grads.items()}
+        dx = right.dx * factor if below else right.dx
+        dout = tuple(None if d is None else d * factor if i <= below else d for i, d in enumerate(right.dout, 1))
+        return type(right)(right.loss, grads, dx, right.dz, right.da, source="planted", dout=dout)
+
+    return produce
+
+
+@needs_stacks
+@needs_torch
+def test_a_stack_bug_is_localised_to_its_layer():
+    """A wrong param gradient names its layer (by its params); a wrong dL/d(output of layer i) names layer i + 1,
+    whose backward passed it down (by the da trace)."""
+    rng = np.random.default_rng(5)
+    case = next(c for c in (random_stack(rng) for _ in range(200)) if not c.arch.is_mlp and len(c.arch.layers) >= 4)
+    key = next(k for k in case.arch.param_shapes() if k.startswith("W") and k != f"W{len(case.arch.layers)}")
+    position = int(key[1:])
+    result = check_case(case, "torch", producer=_planted(case, key, 1.5))
+    v = result.verdict("torch")
+    assert v.label == "ENGINE" and v.first_bad_layer == position and v.localised_by == "params", v.message()
+    i = len(case.arch.layers) - 2  # the output of the layer below the last: the last layer's backward made it
+    result = check_case(case, "torch", producer=_planted(case, f"da{i}", 1.5))
+    v = result.verdict("torch")
+    assert v.label == "ENGINE" and v.first_bad_layer == i + 1 and v.localised_by == "da", v.message()
+    assert f"layer {i + 1} is the first whose dL/d(input) disagrees" in v.message()

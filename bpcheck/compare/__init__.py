@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..references.layered import n_layers
 from ..results import TensorMetrics, Tolerance
 from ..spec import Gradients
 from .blame import blame
@@ -91,7 +92,7 @@ def compare_all(ctx: CaseContext, produced: Gradients, references: dict[str, Gra
     for name, (tol, start, mid, end) in parts.items():
         tensors, traces = tuple(metrics[start:mid]), tuple(metrics[mid:end])
         kinks = sum(m.kinks for m in tensors)
-        out[name] = Comparison(name, tol, tensors, traces, kinks, first_bad_layer(tensors, traces, ctx.case64.arch.n_layers))
+        out[name] = Comparison(name, tol, tensors, traces, kinks, first_bad_layer(tensors, traces, n_layers(ctx.case64.arch)))
     return out
 
 

@@ -32,6 +32,8 @@ def exact_zeros(ctx: CaseContext) -> dict[str, int]:
     """Kinked activation name -> number of pre-activations exactly at 0 in the layers that use it,
     leaving out zeros that came from cancellation (CaseContext.kinks: another order may not cancel)."""
     out: dict[str, int] = {}
+    if not ctx.caches:  # a stack without the dense model: its kinks are left to the references (KINK via FD)
+        return out
     for layer, (act, cache) in enumerate(zip(ctx.case64.arch.activations, ctx.caches), start=1):
         if ops.rule(act).kink:
             ambiguous = ctx.kinks.get(f"dz{layer}")

@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import ops
 from ..ops import LOSS_RULES
+from ..references.layered import n_out as output_width
 from ..references.layered import targets
 from ..results import Diagnosis, TensorMetrics, Tolerance
 from ..spec import Gradients
@@ -155,7 +156,7 @@ def _scales(t: _Test, bad: list[str], everything: list[str]) -> Diagnosis:
     k = 1 is never a group: a tensor that only fits R itself fits no bug shape."""
     ours, theirs = t.mine.tensors(), t.ref.tensors()
     rel = 1e-6 if t.ctx.case.x.dtype == np.float64 else 1e-4
-    batch, n_out = t.ctx.case.batch, t.ctx.case.arch.sizes[-1]
+    batch, n_out = t.ctx.case.batch, output_width(t.ctx.case.arch)
     groups: list[tuple[float, list[str]]] = []
     unexplained = []
     for n in bad:
@@ -219,6 +220,8 @@ def _layer_patterns(t: _Test, m: int) -> Diagnosis | None:
     """
     ctx, ref = t.ctx, t.ref
     arch = ctx.case64.arch
+    if not ctx.caches:  # a stack without the dense model: the layer's kind has its own bug shapes (Layer.bug_shapes)
+        return None
     n = arch.n_layers
     if ref.dz is None or len(ref.dz) != n:
         return None

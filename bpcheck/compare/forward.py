@@ -30,6 +30,10 @@ class LayerCache(NamedTuple):
     z: np.ndarray
     a: np.ndarray
 
+    @property
+    def x(self) -> np.ndarray:  # the dense layer's own name for its input (layers.dense.Cache)
+        return self.a_prev
+
 
 def forward_of(case64: Case, trace: Gradients | None = None) -> tuple[LayerCache, ...]:
     """The MLP's (a_prev, z, a) per layer from trace.meta['forward'] when it has them, else independent_forward."""

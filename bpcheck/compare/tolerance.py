@@ -42,11 +42,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ops import LOSS_RULES
-from ..references.layered import targets
+from ..references.layered import targets, width
 from ..results import Tolerance
 from ..spec import Case, Gradients
 from .forward import LayerCache, forward_of
 from .loss_value import loss_scale
+from .probe import probe
 from .rounding import ambiguous, error_scales, forward_errors
 
 
@@ -106,7 +107,7 @@ def tolerance_for(reference: str, case: Case, *, has_estimate: bool = True, scal
 
 def gamma_for(case: Case, dtype: str, kind: str = "analytic") -> float:
     """safety * eps(dtype) * sqrt(width): the rounding of one dot product over the widest axis."""
-    return TOLERANCES[(kind, dtype)].safety * EPS[dtype] * math.sqrt(max(*case.arch.sizes, case.batch))
+    return TOLERANCES[(kind, dtype)].safety * EPS[dtype] * math.sqrt(max(width(case.arch), case.batch))
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,9 @@ class CaseContext:
             case64 = case if case.dtype is np.float64 else case.astype(np.float64)
         caches = forward_of(case64, trace)
         dtype = dtype_name(case.x.dtype)
-        if not caches:  # no rounding model for this stack: rtol (and FD's estimate) alone bound the error
-            return cls(case, case64, (), {}, _largest(trace), {}, {})
+        if not caches:  # no dense rounding model for this stack: the float32 probe, or rtol alone in float64
+            scales, kinks = probe(case, case64, trace, gamma_for(case64, dtype))
+            return cls(case, case64, (), scales, _largest(trace), kinks, {})
         fwd = forward_errors(case64, caches)
         scales: dict[str, float] = {}
         if trace is not None and trace.dz is not None and len(trace.dz) == len(caches):

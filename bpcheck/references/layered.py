@@ -66,6 +66,23 @@ def is_mlp(arch: Any) -> bool:
     return bool(flag) if flag is not None else True
 
 
+def n_layers(arch: Any) -> int:
+    """How many layers the stack has (arch.n_layers of an MLP; the new Arch keeps that name for MLPs only)."""
+    return len(layers_of(arch))
+
+
+def n_out(arch: Any) -> int:
+    """The width of the output, which the loss reads."""
+    return int(plan(arch)[-1].out_shape[0])
+
+
+def width(arch: Any) -> int:
+    """The longest sum a layer forms per output, bounded by its largest per-sample input (sizes for an MLP)."""
+    if is_mlp(arch):
+        return max(arch.sizes)
+    return max(max(math.prod(s.in_shape), math.prod(s.out_shape)) for s in plan(arch))
+
+
 def plan(arch: Any) -> tuple[Step, ...]:
     return _plan(_arch_key(arch))
 

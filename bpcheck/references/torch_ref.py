@@ -72,18 +72,22 @@ def _threads_for(work: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def gradients(case: Case) -> Gradients:
+def gradients(case: Case, dtype: str = "float64") -> Gradients:
     """torch autograd on case (cast to float64): loss, every param's gradient, dL/dx, the per-layer trace.
 
-    All arrays come back as writable float64 numpy arrays with the engine's shapes.
+    All arrays come back as writable numpy arrays with the engine's shapes, float64. dtype="float32" runs
+    the same loop in float32 on the float32 case instead: a correct float32 implementation, whose distance
+    to the float64 reference samples the rounding a float32 producer makes (compare/probe.py).
     """
-    case = case if case.dtype is np.float64 else case.astype(np.float64)
+    case = case if case.dtype.__name__ == dtype else case.astype(dtype)
     with _threads_for(macs(case.arch, case.batch)):
-        return _autograd(case)
+        return _autograd(case, dtype)
 
 
-def _autograd(case: Case) -> Gradients:
+def _autograd(case: Case, dtype: str = "float64") -> Gradients:
     import torch
+
+    kind = getattr(torch, dtype)
 
     from ..layers import LAYERS
 
@@ -92,11 +96,11 @@ def _autograd(case: Case) -> Gradients:
 
     def leaf(arr: np.ndarray) -> Any:
         # torch.tensor copies, so the case's read-only arrays are never shared with torch.
-        return torch.tensor(arr, dtype=torch.float64, requires_grad=True)
+        return torch.tensor(arr, dtype=kind, requires_grad=True)
 
     params = {k: leaf(v) for k, v in case.params.items()}
     x = leaf(case.x)
-    y = torch.tensor(targets(case), dtype=torch.float64)
+    y = torch.tensor(targets(case), dtype=kind)
     zs, outs, values = [], [], []  # values: (z or None, output) per layer, the forward the comparison reads
     a = x
     for step in steps:
@@ -130,11 +134,11 @@ def _autograd(case: Case) -> Gradients:
     loss.backward()
 
     def value(t: Any) -> np.ndarray:
-        return t.detach().numpy().copy()
+        return t.detach().numpy().astype(np.float64)  # a copy
 
     def numpy(t: Any) -> np.ndarray:
         # A tensor the loss does not depend on has no .grad: its gradient is 0.
-        return np.zeros(tuple(t.shape)) if t.grad is None else t.grad.detach().numpy()
+        return np.zeros(tuple(t.shape)) if t.grad is None else t.grad.detach().numpy().astype(np.float64, copy=False)
 
     dout = tuple(None if o is None else numpy(o) for o in outs)
     mlp = is_mlp(arch)
@@ -146,6 +150,6 @@ def _autograd(case: Case) -> Gradients:
         da=dout[:-1] if mlp else None,
         dout=dout,
         source="torch",
-        meta={"dtype": "float64", "version": torch.__version__,
+        meta={"dtype": dtype, "version": torch.__version__,
               "forward": tuple((None if z is None else value(z), value(o)) for z, o in values)},
     )

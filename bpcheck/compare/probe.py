@@ -1,0 +1,113 @@
+"""The rounding of a float32 producer on a stack the dense rounding model does not cover, sampled by a re-run.
+
+    scales, kinks = probe(case, case64, trace)   # E_t per tensor and trace, kink masks; ({}, {}) when not needed
+
+rounding.py models a dense MLP's rounding norm-wise, layer by layer. Any other stack (convolutions, pools,
+norms) gets this generic fallback instead, for a float32 case (a float64 producer is held to rtol = 1e-12
+alone, which two correct float64 implementations meet):
+
+  scales  torch runs the same stack once more in float32 (torch_ref.gradients(case, "float32")): a correct
+          float32 implementation. Its distance to the float64 reference, tensor by tensor, is one sample of
+          the error a correct float32 producer makes, E_t = PROBE ||g32_t - g64_t|| / eps32 + ||g64_t||
+          (PROBE samples of margin, plus the rounding of the result itself), in rounding.py's units.
+  kinks   a layer whose piece (Layer.pattern: relu's sign, max-pool's argmax) changes when its input and
+          params move by their rounding, +-gamma of each entry, may land on either side in a correct
+          float32 producer: the samples it changes, and every param of that layer and below, are left out.
+
+Without torch the scales stay empty (rtol alone; a float32 stack then needs torch to be judged fairly).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..references.layered import dout_of, is_mlp, plan
+from ..spec import Case, Gradients
+from .metrics import norm
+
+PROBE = 8.0
+_EPS32 = float(np.finfo(np.float32).eps)
+
+
+def probe(case: Case, case64: Case, trace: Gradients | None, gamma: float) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """(scales, kinks) for a float32 case of a stack without the dense model; ({}, {}) for anything else."""
+    if case.x.dtype != np.float32 or is_mlp(case.arch):
+        return {}, {}
+    return _scales(case, trace), _kinks(case64, gamma)
+
+
+def _scales(case: Case, trace: Gradients | None) -> dict[str, float]:
+    from ..references import status
+
+    if trace is None or not status("torch").available:
+        return {}
+    from ..references import torch_ref
+
+    try:
+        g32 = torch_ref.gradients(case, "float32")
+    except Exception:  # noqa: BLE001  (a probe that cannot run leaves rtol alone, as without torch)
+        return {}
+    pairs: dict[str, tuple[Any, Any]] = {k: (g32.tensors().get(k), v) for k, v in trace.tensors().items()}
+    pairs["loss"] = (g32.loss, trace.loss)
+    for i, (a, b) in enumerate(zip(dout_of(g32) or (), dout_of(trace) or ()), start=1):
+        pairs[f"da{i}"] = (a, b)
+    out = {}
+    for name, (a, b) in pairs.items():
+        if a is None or b is None or np.shape(a) != np.shape(b):
+            continue
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            e = PROBE * norm(a - b) / _EPS32 + norm(b)
+        out[name] = e if math.isfinite(e) else math.inf
+    return out
+
+
+def _kinks(case64: Case, gamma: float) -> dict[str, np.ndarray]:
+    """Masks of what a kink within rounding reaches (see the module docstring); {} when no layer has one."""
+    from ..layers import LAYERS
+
+    x = np.asarray(case64.x, dtype=np.float64)
+    batch = x.shape[0]
+    hit_rows = np.zeros(batch, dtype=bool)
+    lowest = None  # the highest position whose piece may flip: its params and everything below are reached
+    a = x
+    for step in plan(case64.arch):
+        layer = LAYERS[step.kind]
+        local = {name: np.asarray(case64.params[key], dtype=np.float64) for name, key in step.keys.items()}
+        if layer.pattern is not None:
+            home = layer.pattern(step.config, local, a)
+            if home is not None:
+                rows = np.zeros(batch, dtype=bool)
+                for sign in (1.0, -1.0):
+                    moved_x, moved_p = _moved(a, sign * gamma), {k: _moved(v, sign * gamma) for k, v in local.items()}
+                    flipped = np.asarray(layer.pattern(step.config, moved_p, moved_x)) != np.asarray(home)
+                    rows |= flipped.reshape(batch, -1).any(axis=1) if flipped.ndim else bool(flipped)
+                if rows.any():
+                    hit_rows |= rows if layer.per_sample else True
+                    lowest = step.position
+        a = layer.reference(step.config, {k: v[None] for k, v in local.items()}, a[None])[0]
+    if lowest is None:
+        return {}
+    masks = {key: np.ones(shape, dtype=bool) for key, shape in case64.arch.param_shapes().items()
+             if _position(key) <= lowest}
+    masks["x"] = _rows(hit_rows, x.shape)
+    for step in plan(case64.arch)[: lowest - 1]:  # the outputs below the kink: their gradient passed through it
+        masks[f"da{step.position}"] = _rows(hit_rows, (batch, *step.out_shape))
+    return masks
+
+
+def _rows(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return np.broadcast_to(rows.reshape(shape[0], *([1] * (len(shape) - 1))), shape).copy()
+
+
+def _moved(v: np.ndarray, step: float) -> np.ndarray:
+    """v with every entry moved by step of its own size, the sign alternating (roundings are independent)."""
+    signs = np.where(np.indices(v.shape).sum(axis=0) % 2, -1.0, 1.0) if v.ndim else 1.0
+    return v * (1.0 + step * signs)
+
+
+def _position(key: str) -> int:
+    return int(key.lstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"))
