@@ -99,9 +99,9 @@ def _run_reference(name: str, case64: Case, digest: str) -> tuple[Gradients | No
 
 
 def _trace(ran: dict[str, Gradients]) -> Gradients | None:
-    """The reference whose dz trace scales the tolerances: torch or jax before FD."""
+    """The reference whose trace scales the tolerances (an MLP's dz, any other stack's dout): torch or jax before FD."""
     ordered = sorted(ran, key=lambda n: kind_of(n) == "fd")
-    return next((ran[n] for n in ordered if ran[n].dz is not None), None)
+    return next((ran[n] for n in ordered if ran[n].dz is not None or ran[n].dout is not None), None)
 
 
 def reference_trace(case64: Case, names: Sequence[str] | None = None) -> Gradients | None:

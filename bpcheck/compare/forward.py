@@ -15,24 +15,13 @@ ulp of 1 is harmless (sigmoid as (1 + tanh(z/2)) / 2 is 1e-10 +- 5e-17 at z = -2
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
+# The engine's cache type only (a NamedTuple: input, pre-activation, output), so that the convention models, which
+# run engine.backward as a model of another convention, read these values; no engine code runs here.
+from ..engine import LayerCache
 from ..references.layered import is_mlp, plan
 from ..spec import Case, Gradients
-
-
-class LayerCache(NamedTuple):
-    """A dense layer's input, pre-activation and output, as the rounding model and the convention models read them."""
-
-    a_prev: np.ndarray
-    z: np.ndarray
-    a: np.ndarray
-
-    @property
-    def x(self) -> np.ndarray:  # the dense layer's own name for its input (layers.dense.Cache)
-        return self.a_prev
 
 
 def forward_of(case64: Case, trace: Gradients | None = None) -> tuple[LayerCache, ...]:

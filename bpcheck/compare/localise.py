@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from ..references.layered import dout_of, is_mlp, n_layers
+from ..references.layered import is_mlp, n_layers
 from ..results import TensorMetrics, Tolerance
 from ..spec import Gradients
 from .metrics import Item, compare_tensors
@@ -55,7 +55,7 @@ def trace_items(ctx: CaseContext, produced: Gradients, reference: Gradients, tol
 def _dout_items(ctx: CaseContext, produced: Gradients, reference: Gradients, tol: Tolerance, n: int,
                 ambiguous: dict[str, np.ndarray]) -> list[Item]:
     """The stack's dout traces both sides give, as 'da1'..'da{n}' (None entries, a fused output, left out)."""
-    mine, theirs = dout_of(produced), dout_of(reference)
+    mine, theirs = produced.dout, reference.dout
     if mine is None or theirs is None or len(mine) != n or len(theirs) != n:
         return []
     kinks = reference.meta.get("dout_kink") or (None,) * n

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..references.layered import dout_of, is_mlp, plan
+from ..references.layered import is_mlp, plan
 from ..spec import Case, Gradients
 from .metrics import norm
 
@@ -52,7 +52,7 @@ def _scales(case: Case, trace: Gradients | None) -> dict[str, float]:
         return {}
     pairs: dict[str, tuple[Any, Any]] = {k: (g32.tensors().get(k), v) for k, v in trace.tensors().items()}
     pairs["loss"] = (g32.loss, trace.loss)
-    for i, (a, b) in enumerate(zip(dout_of(g32) or (), dout_of(trace) or ()), start=1):
+    for i, (a, b) in enumerate(zip(g32.dout or (), trace.dout or ()), start=1):
         pairs[f"da{i}"] = (a, b)
     out = {}
     for name, (a, b) in pairs.items():

@@ -43,7 +43,7 @@ import numpy as np
 from ..spec import Case, Gradients, UsageError, suggest
 from . import jax_buckets
 from .jax_buckets import bucket, count  # noqa: F401  (bucket: re-exported, jax_ref.bucket(arch, batch))
-from .layered import fused_input, is_mlp, make_gradients, plan, signature, targets, weight_keys
+from .layered import fused_input, is_mlp, plan, signature, targets, weight_keys
 
 MODES = ("bucketed", "eager", "jit")
 _traces = 0  # how many times a stack's loss was traced for a compile (compiles())
@@ -201,7 +201,7 @@ def gradients(case: Case, mode: str = "bucketed") -> Gradients:
         else:
             loss, grads, dx, dz, dout, meta = _generic(case, mode != "eager")
             da = dout[:-1]
-    return make_gradients(
+    return Gradients(
         loss=loss,
         grads=grads,
         dx=dx,

@@ -153,17 +153,3 @@ def signature(arch: Any, batch: int, dtype: str = "float64") -> str:
     L2 term's lambda is an argument of the compiled function, not part of its signature)."""
     return json.dumps([_arch_key(arch), arch.loss, batch, dtype])
 
-
-def make_gradients(**fields: Any) -> Any:
-    """Gradients(**fields); until spec.Gradients has its dout field (LAYERS_API.md), dout goes into meta['dout']."""
-    from ..spec import Gradients
-
-    if "dout" not in Gradients.__dataclass_fields__:
-        fields["meta"] = {**fields.get("meta", {}), "dout": fields.pop("dout", None)}
-    return Gradients(**fields)
-
-
-def dout_of(grads: Any) -> tuple | None:
-    """grads.dout (dL/d(output of layer i), one per layer), wherever this version of Gradients keeps it."""
-    found = getattr(grads, "dout", None)
-    return found if found is not None else grads.meta.get("dout")

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..ops import HUBER_DELTA
 from ..spec import LOSSES, Case, Gradients
-from .layered import fused_input, is_mlp, macs, make_gradients, plan, targets, weight_keys
+from .layered import fused_input, is_mlp, macs, plan, targets, weight_keys
 
 _losses: dict[str, Any] | None = None
 # Below this many multiply-adds in the largest layer (batch x outputs x inputs per output), torch runs on one
@@ -142,7 +142,7 @@ def _autograd(case: Case, dtype: str = "float64") -> Gradients:
 
     dout = tuple(None if o is None else numpy(o) for o in outs)
     mlp = is_mlp(arch)
-    return make_gradients(
+    return Gradients(
         loss=float(loss.detach()),
         grads={k: numpy(p) for k, p in params.items()},
         dx=numpy(x),
