@@ -20,20 +20,25 @@ from bpcheck.spec import ACTIVATIONS, LOSS_OUTPUT, LOSSES, Arch, Case
 from .nets import random_case
 
 AGREE = 1e-12
+FLOOR = 1e-3
 TORCH, JAX = status("torch"), status("jax")
 needs_torch = pytest.mark.skipif(not TORCH.available, reason=f"torch cannot run here: {TORCH.reason}")
 needs_jax = pytest.mark.skipif(not JAX.available, reason=f"jax cannot run here: {JAX.reason}")
 needs_both = pytest.mark.skipif(not (TORCH.available and JAX.available), reason="needs torch and jax")
 
 
-def rel(a, b) -> float:
+def rel(a, b, floor: float = 0.0) -> float:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    scale = max(np.linalg.norm(a), np.linalg.norm(b))
+    scale = max(np.linalg.norm(a), np.linalg.norm(b), floor)
     return 0.0 if scale < 1e-14 else float(np.linalg.norm(a - b) / scale)
 
 
 def worst(got, want) -> tuple[str, float]:
-    """The largest norm-relative error over the loss, every param, dx and every dout entry the two share."""
+    """The largest norm-relative error over the loss, every param, dx and every dout entry the two share.
+
+    A tensor far smaller than the case's whole gradient is judged relative to FLOOR of that whole: a gradient
+    that is zero by a symmetry (a batchnorm's gamma before another norm layer, which undoes its scale) is the
+    cancellation of terms of the whole's size, and no float64 implementation resolves it to 1e-12 of itself."""
     pairs = {"loss": (got.loss, want.loss), "dx": (got.dx, want.dx), **{k: (got.grads[k], want.grads[k]) for k in want.grads}}
     g, w = got.dout, want.dout
     assert len(g) == len(w)
@@ -42,7 +47,9 @@ def worst(got, want) -> tuple[str, float]:
         if a is not None:
             assert a.shape == b.shape
             pairs[f"dout{i}"] = (a, b)
-    errs = {name: rel(a, b) for name, (a, b) in pairs.items()}
+    whole = float(np.sqrt(sum(np.sum(np.square(np.asarray(b, dtype=np.float64))) for name, (a, b) in pairs.items()
+                              if name != "loss")))
+    errs = {name: rel(a, b, FLOOR * whole) for name, (a, b) in pairs.items()}
     name = max(errs, key=errs.get)
     return name, errs[name]
 
@@ -307,8 +314,10 @@ def test_generic_references_agree_on_random_stacks_of_every_kind():
     from bpcheck.references import jax_ref, torch_ref
 
     rng = np.random.default_rng(2026)
-    seen = set()
-    for _ in range(40):
+    seen: set[str] = set()
+    for drawn in range(150):  # at least 40 stacks, and on until every registered kind was in one
+        if drawn >= 40 and seen >= set(LAYERS):
+            break
         case = random_stack(rng)
         seen |= {kind for kind, _ in case.arch.layers}
         want = engine.gradients(case)
@@ -316,7 +325,7 @@ def test_generic_references_agree_on_random_stacks_of_every_kind():
         for a, b, who in ((t, want, "torch vs engine"), (j, want, "jax vs engine"), (t, j, "torch vs jax")):
             name, err = worst(a, b)
             assert err <= AGREE, f"{who} on {case.arch.label()}: {name} {err:.2e}"
-    assert seen >= set(LAYERS) - {"activation"} or seen == set(LAYERS), sorted(set(LAYERS) - seen)
+    assert seen >= set(LAYERS), sorted(set(LAYERS) - seen)
 
 
 @needs_stacks
@@ -375,8 +384,18 @@ def test_a_stack_bug_is_localised_to_its_layer():
     """A wrong param gradient names its layer (by its params); a wrong dL/d(output of layer i) names layer i + 1,
     whose backward passed it down (by the da trace)."""
     rng = np.random.default_rng(5)
-    case = next(c for c in (random_stack(rng) for _ in range(200)) if not c.arch.is_mlp and len(c.arch.layers) >= 4)
-    key = next(k for k in case.arch.param_shapes() if k.startswith("W") and k != f"W{len(case.arch.layers)}")
+
+    def inner_weights(c: Case) -> list[str]:
+        """Weights below the output layer whose gradient is not zero by a symmetry (a layernorm over one feature
+        above makes it so): a scale of a zero gradient is no bug to find."""
+        g = engine.gradients(c).grads
+        whole = np.sqrt(sum(np.sum(v * v) for v in g.values()))
+        return [k for k in c.arch.param_shapes() if k.startswith("W") and k != f"W{len(c.arch.layers)}"
+                and np.linalg.norm(g[k]) > 1e-3 * whole]
+
+    case = next(c for c in (random_stack(rng) for _ in range(500))
+                if not c.arch.is_mlp and len(c.arch.layers) >= 4 and inner_weights(c))
+    key = inner_weights(case)[0]
     position = int(key[1:])
     result = check_case(case, "torch", producer=_planted(case, key, 1.5))
     v = result.verdict("torch")

@@ -3,13 +3,13 @@
     scales, kinks = probe(case, case64, trace)   # E_t per tensor and trace, kink masks; ({}, {}) when not needed
 
 rounding.py models a dense MLP's rounding norm-wise, layer by layer. Any other stack (convolutions, pools,
-norms) gets this generic fallback instead, for a float32 case (a float64 producer is held to rtol = 1e-12
-alone, which two correct float64 implementations meet):
+norms) gets this generic fallback instead, in either dtype (E_t is in units of the producer's eps):
 
   scales  torch runs the same stack once more in float32 (torch_ref.gradients(case, "float32")): a correct
           float32 implementation. Its distance to the float64 reference, tensor by tensor, is one sample of
           the error a correct float32 producer makes, E_t = PROBE ||g32_t - g64_t|| / eps32 + ||g64_t||
-          (PROBE samples of margin, plus the rounding of the result itself), in rounding.py's units.
+          + PROBE ||g64|| (PROBE samples of margin, the rounding of the result itself, and a floor from the
+          whole gradient for tensors zero by a symmetry), in rounding.py's units.
   kinks   a layer whose piece (Layer.pattern: relu's sign, max-pool's argmax) changes when its input and
           params move by their rounding, +-gamma of each entry, may land on either side in a correct
           float32 producer: the samples it changes, and every param of that layer and below, are left out.
@@ -33,8 +33,12 @@ _EPS32 = float(np.finfo(np.float32).eps)
 
 
 def probe(case: Case, case64: Case, trace: Gradients | None, gamma: float) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """(scales, kinks) for a float32 case of a stack without the dense model; ({}, {}) for anything else."""
-    if case.x.dtype != np.float32 or is_mlp(case.arch):
+    """(scales, kinks) for a case of a stack without the dense model; ({}, {}) for an MLP.
+
+    The scales are in units of eps, so the float32 sample serves a float64 case too: there it is what makes a
+    gradient that is zero by a symmetry (a batchnorm's gamma before another norm layer) comparable at all, its
+    float64 value being the cancellation of terms of the whole gradient's size."""
+    if is_mlp(case.arch):
         return {}, {}
     return _scales(case, trace), _kinks(case64, gamma)
 
@@ -47,21 +51,28 @@ def _scales(case: Case, trace: Gradients | None) -> dict[str, float]:
     from ..references import torch_ref
 
     try:
-        g32 = torch_ref.gradients(case, "float32")
+        g32 = torch_ref.gradients(case.astype("float32"), "float32")
     except Exception:  # noqa: BLE001  (a probe that cannot run leaves rtol alone, as without torch)
         return {}
     pairs: dict[str, tuple[Any, Any]] = {k: (g32.tensors().get(k), v) for k, v in trace.tensors().items()}
     pairs["loss"] = (g32.loss, trace.loss)
     for i, (a, b) in enumerate(zip(g32.dout or (), trace.dout or ()), start=1):
         pairs[f"da{i}"] = (a, b)
+    # A gradient zero by a symmetry (dx of a layernorm over one feature, a gamma before another norm layer) is
+    # the cancellation of terms of about the whole gradient's size: one probe sample may show nothing of it.
+    whole = norm(np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in trace.tensors().values()]))
     out = {}
     for name, (a, b) in pairs.items():
         if a is None or b is None or np.shape(a) != np.shape(b):
             continue
         a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
         with np.errstate(all="ignore"):
-            e = PROBE * norm(a - b) / _EPS32 + norm(b)
-        out[name] = e if math.isfinite(e) else math.inf
+            e = PROBE * norm(a - b) / _EPS32 + norm(b) + (PROBE * whole if name != "loss" else 0.0)
+        if math.isfinite(e):
+            out[name] = e
+        elif case.x.dtype == np.float32:  # the producer's own dtype overflows there too
+            out[name] = math.inf
+        # else a float32 overflow says nothing of a float64 producer: rtol alone holds that tensor
     return out
 
 
