@@ -114,6 +114,7 @@ def loss_of(arch: Arch, caches: list[Any], y: np.ndarray, params: Params | None 
 def backward(
     arch: Arch, params: Params, caches: list[Any], y: np.ndarray, *, input_grad: bool = True,
     rules: Mapping[str, Activation] = RULES, loss_rule: Loss | None = None, output: np.ndarray | None = None,
+    swap: Mapping[int, Callable[..., tuple[np.ndarray, Params]]] | None = None,
 ) -> Gradients:
     """Backpropagate the loss through the cached forward; see the module docstring for the math.
 
@@ -124,7 +125,8 @@ def backward(
     the kinks (bpcheck.compare.convention). loss_rule replaces LOSS_RULES[arch.loss], so that a checker
     can recompute the gradient under another loss convention (bpcheck.byo.conventions: sum instead of
     mean, BCE instead of MSE, ...). output: the forward's first value, needed only when the last layer
-    is not dense.
+    is not dense. swap: position -> a Layer.backward run there instead of the kind's own (a planted bug,
+    bpcheck.mutants.layered; a dense layer swapped this way receives dL/da and leaves its dz trace None).
     """
     rule = LOSS_RULES[arch.loss] if loss_rule is None else loss_rule
     out = _loss_input(arch, rule, caches, output)
@@ -139,7 +141,11 @@ def backward(
     for step in reversed(steps):
         i, cache = step.position, caches[step.position - 1]
         local = _local(step, params)
-        if step.kind == "dense":
+        planted = None if swap is None else swap.get(i)
+        if planted is not None:
+            dout[i - 1] = g
+            dx, own = planted(step.config, local, cache, g)
+        elif step.kind == "dense":
             if i == n and rule.from_logits:
                 dz = g
             else:

@@ -5,7 +5,8 @@
     check_case(case, producer=m.produce).label        # 'ENGINE'
 
 MUTANTS is every entry, engine-style first (catalog.ENGINE_MUTANTS: one line of the engine's
-backward changed, bpcheck.mutants.backward) then user-style (bpcheck.mutants.user: gradient
+backward changed, bpcheck.mutants.backward), then the layer mutants (layered.LAYER_MUTANTS: one layer's
+backward of a stack replaced by a bug), then user-style (bpcheck.mutants.user: gradient
 functions as a person writes them, with hidden state or side effects). `python -m bpcheck mutants`
 runs them all (bpcheck.mutants.sweep) against bpcheck and the baselines (bpcheck.baselines).
 """
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 from ..spec import UsageError, suggest
 from .catalog import ENGINE_MUTANTS, USER_MUTANTS, Conditions, Mutant
+from .layered import LAYER_MUTANTS
 
-MUTANTS: tuple[Mutant, ...] = ENGINE_MUTANTS + USER_MUTANTS
+MUTANTS: tuple[Mutant, ...] = ENGINE_MUTANTS + LAYER_MUTANTS + USER_MUTANTS
 NAMES: tuple[str, ...] = tuple(m.name for m in MUTANTS)
 assert len(set(NAMES)) == len(NAMES), "mutant names must be unique"
 

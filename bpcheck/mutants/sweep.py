@@ -26,6 +26,7 @@ from ..executors import Runner
 from ..spec import BpcheckError, Case
 from ..sweep import set_up_worker
 from .catalog import Conditions, Mutant
+from .layered import StackConditions, draw_stack_case
 
 DTYPES = ("float64", "float32")
 
@@ -46,6 +47,8 @@ def strategy_for(cond: Conditions, regime: str, dtype: str):
 def draw_cases(mutant_name: str, cond: Conditions, k: int, seed: int) -> list[Case]:
     """k cases under cond; case i has regime cond.regimes[i % R] and dtype DTYPES[(i // R) % 2]."""
     tag = zlib.crc32(mutant_name.encode())
+    if isinstance(cond, StackConditions):  # a layer mutant: stacks from its template, float64
+        return [draw_stack_case(cond, (seed, tag, i)) for i in range(k)]
     out = []
     for i in range(k):
         regime, dtype = draw.regime_and_dtype(i, cond.regimes, DTYPES)
