@@ -9,9 +9,10 @@ upstream gradient assumed all ones, every row's gradient written to row 0 (only 
 a parameter's gradient left at zeros. A mutant plants its bug at one position (engine.backward's swap=)
 of a stack template; the sweep builds stacks from the template with a seeded rng (draw_stack_case).
 
-Where bpcheck should point: the first layer, from the output down, whose params disagree. A bug in a
-layer's params is that layer; a bug in its dL/dx shows first in the params of the layer below it, which
-is where the template puts a parameterised layer.
+Where bpcheck should point: the planted layer, by position (its kind is in the case's arch). A bug in a
+layer's params leads with that param ('gamma2'); a bug in its dL/dx shows first in dL/d(its input)
+(the dout trace of the layer below, 'da{p-1}'), then in every gradient below it, so the template puts a
+parameterised layer below the planted one (the baselines, which see only params and x, see it there).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from .. import engine
 from ..layers import LAYERS
-from ..spec import Arch, Case, Gradients, init_params
+from ..spec import Arch, Case, Gradients, init_params, split_key
 from .catalog import Conditions, Mutant
 
 Backward = Callable[..., tuple[np.ndarray, dict[str, np.ndarray]]]
@@ -145,8 +146,8 @@ class Spec:
     backward: Callable[[], Backward]
     template: Template
     position: int
-    located: int                # the layer bpcheck should name
-    tensors: tuple[str, ...]    # local names of that layer's params that may lead the message
+    located: int                # = position: the bug is in the layer's params; < position: in its dL/dx
+    tensors: tuple[str, ...]    # local names of the planted layer's params that may lead the message
     says: str
     min_batch: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
@@ -157,7 +158,16 @@ def _mutant(s: Spec) -> Mutant:
                            position=s.position, says=s.says)
     return Mutant(s.name, s.description, f"layer {s.position} ({s.says.split()[0]})",
                   planted(s.position, s.backward(), s.name), cond,
-                  layer=lambda arch, k=s.located: k, tensors=lambda arch, s=s: tuple(f"{t}{s.located}" for t in s.tensors))
+                  layer=lambda arch, k=s.position: k, tensors=lambda arch, s=s: _tensors(s, arch))
+
+
+def _tensors(s: Spec, arch: Arch) -> tuple[str, ...]:
+    """The tensors that may lead bpcheck's message: the planted layer's own params when the bug is in them,
+    else (a wrong dL/dx) its input's gradient da{p-1} and every gradient below it (params of layers < p, x)."""
+    if s.located == s.position:
+        return tuple(f"{t}{s.position}" for t in s.tensors)
+    below = tuple(k for k in arch.param_shapes() if split_key(k)[1] < s.position)
+    return (f"da{s.position - 1}", *below, "x")
 
 
 _CONV_HEAD = conv_head
@@ -201,10 +211,10 @@ SPECS: tuple[Spec, ...] = (
          2, 1, ("W", "b"), "activation (sigmoid) over a dense"),
     Spec("batchnorm_no_variance_term", LAYERS["batchnorm"].bug_shape("no_variance_term").says,
          lambda: shape("batchnorm", "no_variance_term"), vector_then("batchnorm", {}), 2, 1, ("W", "b"),
-         "batchnorm over a dense", 2),
+         "batchnorm over a dense", 3),
     Spec("batchnorm_dgamma_no_xhat", LAYERS["batchnorm"].bug_shape("dgamma_no_xhat").says,
          lambda: shape("batchnorm", "dgamma_no_xhat"), vector_then("batchnorm", {}), 2, 2, ("gamma",),
-         "batchnorm over a dense", 2),
+         "batchnorm over a dense", 3),
     Spec("layernorm_ones_cotangent", LAYERS["layernorm"].bug_shape("ones_cotangent").says,
          lambda: shape("layernorm", "ones_cotangent"), vector_then("layernorm", {}), 2, 1, ("W", "b"),
          "layernorm over a dense"),
