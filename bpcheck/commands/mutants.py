@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cases", type=int_at_least(1), default=8, help="cases per mutant (default %(default)s)")
     p.add_argument("--fp-cases", type=int_at_least(0), default=2000,
                    help="cases of the unmutated engine for the false-alarm count (default %(default)s; 0 skips)")
+    p.add_argument("--fp-stacks", type=int_at_least(0), default=0,
+                   help="cases of the unmutated engine on the layer mutants' stacks (conv, pooling, norms, dropout) "
+                        "for the false-alarm count (default %(default)s)")
     p.add_argument("--only", default="", help="comma-separated mutant names (default: every mutant)")
     p.add_argument("--refs", default=None, help="bpcheck references, e.g. fd,torch (default: all available)")
     p.add_argument("--no-baselines", action="store_true", help="run bpcheck only")
@@ -76,12 +79,19 @@ def _measure(args: argparse.Namespace, chosen, folder) -> int:
             if done % 250 == 0 or done == total:
                 print(f"engine: {done}/{total} cases", file=sys.stderr)
         engine = sweep.run_engine(args.fp_cases, args.seed, references, names, progress, runner=args.runner).to_dict()
+    stacks = None
+    if args.fp_stacks:
+        stacks = sweep.run_engine(args.fp_stacks, args.seed, references, names, runner=args.runner, stacks=True).to_dict()
+        print(f"engine on {args.fp_stacks} layered stacks: bpcheck {stacks['bpcheck_false_positives']} false alarms, "
+              + ", ".join(f"{b} {v}" for b, v in stacks["baseline_false_positives"].items()), file=sys.stderr)
     meta = {
         "command": "python -m bpcheck mutants " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["mutants"] else []),
         "seed": args.seed, "k": args.cases, "shrink": args.shrink, "fp_cases": args.fp_cases, "references": list(references),
         "baselines": list(names), "bpcheck": __version__, "numpy": np.__version__,
         "torch": refs.status("torch").version, "jax": refs.status("jax").version,
         "wall_seconds": time.perf_counter() - start, "executor": args.runner.meta,
+        "fp_stacks": args.fp_stacks,
+        "stacks_engine": None if stacks is None else {k: v for k, v in stacks.items() if k != "baseline_alarms"},
     }
     summary = render.summarise(mutants, engine, meta)
     md, js = render.write(summary, folder)
@@ -89,5 +99,5 @@ def _measure(args: argparse.Namespace, chosen, folder) -> int:
     print(f"wrote {md} and {js} in {meta['wall_seconds']:.0f} s")
     t = summary["totals"]
     ok = (t["bpcheck_caught"] == t["mutants"] and t["localised"] == t["one_layer_mutants"]
-          and (engine is None or engine["bpcheck_false_positives"] == 0))
+          and all(e is None or e["bpcheck_false_positives"] == 0 for e in (engine, stacks)))
     return 0 if ok else 1

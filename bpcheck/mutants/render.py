@@ -121,6 +121,12 @@ def markdown(summary: dict[str, Any]) -> str:
         if e["bpcheck_alarms"]:
             out += [f"\nbpcheck false alarm: case {a['index']} ({a['arch']}, {a['regime']}, {a['dtype']}): {a['label']}"
                     for a in e["bpcheck_alarms"]]
+    stacks = summary["meta"].get("stacks_engine")
+    if stacks:
+        out += ["", f"## False alarms on the unmutated engine on layered stacks ({stacks['n']} cases, the layer "
+                "mutants' stack templates, float64)", ""]
+        out += engine_table(stacks, baselines)
+        out += [f"\nbpcheck false alarm: case {a['index']} ({a['arch']}): {a['label']}" for a in stacks["bpcheck_alarms"]]
     out += ["", "## Time", ""] + time_table(summary)
     out += ["", "## Minimal cases", "", "The first case that caught each mutant, made smaller while still caught "
             "(fewer rows, float64, rounded numbers); the full case is in mutants.json.", ""]

@@ -245,13 +245,27 @@ def run_mutants(mutants: tuple[Mutant, ...], k: int, seed: int, references=None,
     return [done[i] for i in sorted(done)], stopped
 
 
-def _engine_task(seed: int, references, run_baselines, chunk: tuple[int, ...]) -> list[tuple[int, CaseOutcome]]:
-    return [(i, check_one(engine.gradients, draw.draw_case(seed, i), references, run_baselines)) for i in chunk]
+def stack_case(seed: int, index: int) -> Case:
+    """Case index of the layered false-alarm run: the layer mutants' stack templates in turn, entropy apart from
+    the mutants' own cases."""
+    from .layered import LAYER_MUTANTS
+
+    m = LAYER_MUTANTS[index % len(LAYER_MUTANTS)]
+    return draw_stack_case(m.conditions, (seed, zlib.crc32(m.name.encode()), 1_000_000 + index))
+
+
+def _draw_for(stacks: bool):
+    return stack_case if stacks else draw.draw_case
+
+
+def _engine_task(seed: int, references, run_baselines, stacks: bool, chunk: tuple[int, ...]) -> list[tuple[int, CaseOutcome]]:
+    return [(i, check_one(engine.gradients, _draw_for(stacks)(seed, i), references, run_baselines)) for i in chunk]
 
 
 def run_engine(n: int, seed: int, references=None, run_baselines: tuple[str, ...] = baselines.BASELINES,
-               progress=None, *, runner: Runner | None = None) -> EngineOutcome:
-    """The engine over n cases from draw.draw_case (every regime and dtype, evenly), wherever runner runs them;
+               progress=None, *, runner: Runner | None = None, stacks: bool = False) -> EngineOutcome:
+    """The engine over n cases from draw.draw_case (every regime and dtype, evenly), or with stacks from the layer
+    mutants' stack templates (stack_case), wherever runner runs them;
     a case whose worker died twice is an ERROR alarm (a crash never passes). Raises KeyboardInterrupt, and
     BpcheckError when a Dask scheduler goes away."""
     done: dict[int, CaseOutcome] = {}
@@ -263,12 +277,12 @@ def run_engine(n: int, seed: int, references=None, run_baselines: tuple[str, ...
             progress(len(done), n)
 
     def lost(i: int, reason: str) -> None:
-        case = draw.draw_case(seed, i)
+        case = _draw_for(stacks)(seed, i)
         died.add(i)
         got(i, CaseOutcome(i, case.arch.label(), case.x.dtype.name, case.regime, case.batch, "ERROR", False, [],
                            None, None, 0.0, {}, {}, message=reason))
 
-    stopped = (runner or Runner()).run(partial(_engine_task, seed, references, run_baselines), range(n), got, lost,
+    stopped = (runner or Runner()).run(partial(_engine_task, seed, references, run_baselines, stacks), range(n), got, lost,
                                        setup=partial(set_up_worker, tuple(refs.resolve(references))),
                                        item_seconds=0.02 * (1 + len(run_baselines)))
     if stopped is not None:
