@@ -17,11 +17,12 @@ from bpcheck import check, engine
 from bpcheck.check import check_case
 from bpcheck.cli import main
 from bpcheck.mutants import MUTANTS, get, select, sweep
+from bpcheck.mutants.catalog import ENGINE_MUTANTS
 from bpcheck.mutants.user import reset
 from bpcheck.spec import UsageError
 
 K = 4  # cases tried per mutant; every mutant is caught within the first 2 at seed 0 (see the sweep)
-ENGINE_STYLE = [m for m in MUTANTS if m.style == "engine"]
+ENGINE_STYLE = list(ENGINE_MUTANTS)  # the layer mutants (layered.LAYER_MUTANTS) have tests/test_layer_mutants.py
 
 
 @pytest.fixture(autouse=True)
