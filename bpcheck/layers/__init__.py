@@ -1,17 +1,9 @@
-"""The layer registry: LAYERS maps a kind to its Layer (bpcheck.layers.base), one module per kind."""
+"""The layers: LAYERS maps a kind to its Layer (bpcheck.layers.base), one module per kind (registry.py holds LAYERS)."""
 
 from __future__ import annotations
 
-from ..vocab import LAYERS  # the very dict Arch validates against (vocab's docstring says why it lives there)
 from .base import BugShape, Layer
-
-
-def register(layer: Layer) -> Layer:
-    if layer.kind in LAYERS:
-        raise ValueError(f"layer kind {layer.kind!r} is registered twice")
-    LAYERS[layer.kind] = layer
-    return layer
-
+from .registry import LAYERS, register
 
 __all__ = ["LAYERS", "BugShape", "Layer", "register"]
 

@@ -14,9 +14,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import ops
-from ..spec import ACTIVATIONS, SpecError, canonical_activation, split_activation, suggest
-from . import register
+from ..spec import ACTIVATIONS, SpecError, canonical_activation, split_activation
 from .base import Array, BugShape, Config, Layer, Params, Shape
+from .registry import check_keys, register
 
 KINKED = tuple(name for name in ACTIVATIONS if ops.RULES[name].kink)
 
@@ -26,16 +26,6 @@ def activation_name(value: Any, kind: str) -> str:
     if not isinstance(value, str):
         raise SpecError(f"{kind}: activation {value!r} is not a name: choose from {', '.join(ACTIVATIONS)}")
     return canonical_activation(value)
-
-
-def check_keys(kind: str, config: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-    """A SpecError for a config that is not a dict or has a key the kind does not know."""
-    if not isinstance(config, Mapping):
-        raise SpecError(f"{kind}: config {config!r} is not a dict: give e.g. {{{', '.join(repr(k) for k in allowed)}}}")
-    for key in config:
-        if key not in allowed:
-            raise SpecError(f"{kind}: unknown config key {key!r}{suggest(str(key), allowed)}: "
-                            f"use {', '.join(map(repr, allowed)) or 'no keys'}")
 
 
 # --- the framework forms: one function per activation, the kinks as ops.RULES declares them ---------------------

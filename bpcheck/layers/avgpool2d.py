@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from . import register
 from .base import BugShape, Config, Layer, Params, Shape
+from .registry import register
 from .windows import (
     add_windows,
     check_pool_config,

@@ -16,9 +16,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..spec import SpecError
-from . import register
-from .activation import check_keys
 from .base import Array, BugShape, Config, Layer, Params, Shape
+from .registry import check_keys, register
 
 DEFAULT_EPS = 1e-5
 DRAWN_EPS = (1e-5, 1e-5, 1e-3, 0.1)

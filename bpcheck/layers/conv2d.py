@@ -24,15 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from . import register
 from .base import BugShape, Config, Layer, Params, Shape
-from .windows import add_windows, check_int, check_keys, check_pair, draw_pair, image_shape, out_size, pair, windows
+from .registry import check_keys, register
+from .windows import add_windows, check_int, check_pair, draw_pair, image_shape, out_size, pair, windows
 
 KIND = "conv2d"
 
 
 def check_config(config: Mapping[str, Any], in_shape: Shape) -> Config:
-    check_keys(KIND, config, ("out_channels", "kernel"), ("stride", "padding"))
+    check_keys(KIND, config, ("out_channels", "kernel", "stride", "padding"), required=("out_channels", "kernel"))
     checked = {"out_channels": check_int(KIND, "out_channels", config["out_channels"], 1),
                "kernel": check_pair(KIND, "kernel", config["kernel"], 1),
                "stride": check_pair(KIND, "stride", config.get("stride", 1), 1),

@@ -15,17 +15,16 @@ import numpy as np
 
 from .. import ops
 from ..spec import ACTIVATIONS, SpecError
-from . import register
 from .activation import (
     activation_name,
     activation_pattern,
-    check_keys,
     jax_activation,
     reference_activation,
     torch_activation,
     wrong_derivative_shapes,
 )
 from .base import Array, BugShape, Config, Layer, Params, Shape
+from .registry import check_keys, register
 
 MAX_DRAWN_WIDTH = 6
 

@@ -14,10 +14,9 @@ from typing import Any
 import numpy as np
 
 from ..spec import SpecError
-from . import register
-from .activation import check_keys
 from .base import Array, BugShape, Config, Layer, Params, Shape
 from .batchnorm import sample_rank
+from .registry import check_keys, register
 
 DRAWN_P = (0.0, 0.1, 0.25, 0.5, 0.8)
 

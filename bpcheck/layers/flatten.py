@@ -13,15 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from . import register
 from .base import BugShape, Config, Layer, Params, Shape
-from .windows import check_keys, image_shape, init_nothing, no_params
+from .registry import check_keys, register
+from .windows import image_shape, init_nothing, no_params
 
 KIND = "flatten"
 
 
 def check_config(config: Mapping[str, Any], in_shape: Shape) -> Config:
-    check_keys(KIND, config, (), ())
+    check_keys(KIND, config, ())
     image_shape(KIND, in_shape)  # flatten takes (C, H, W): on a 1-D input it would do nothing
     return {}
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from . import register
 from .base import Array, BugShape, Config, Layer, Params, Shape
 from .batchnorm import DRAWN_EPS, Cache, check_eps, normalize, normalize_backward, sample_rank
+from .registry import register
 
 
 def _axes(x: Array) -> tuple[int, ...]:

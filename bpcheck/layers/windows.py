@@ -15,17 +15,9 @@ from typing import Any
 import numpy as np
 
 from ..spec import SpecError
-from .activation import check_keys as known_keys_only
+from .registry import check_keys
 
 Pair = tuple[int, int]
-
-
-def check_keys(kind: str, config: Mapping[str, Any], required: tuple[str, ...], optional: tuple[str, ...]) -> None:
-    """activation.check_keys (a mapping, no unknown key), and every required key present."""
-    known_keys_only(kind, config, required + optional)
-    for key in required:
-        if key not in config:
-            raise SpecError(f"{kind}: config needs {key!r}: add it, e.g. {{{key!r}: 3}}")
 
 
 def check_int(kind: str, name: str, value: Any, low: int) -> int:
@@ -118,7 +110,7 @@ def overwrite_windows(dpatches: np.ndarray, shape: tuple[int, ...], stride: Pair
 # --- what the two pools share: config {"kernel", "stride" (default: the kernel)}, no params -------------------
 
 def check_pool_config(kind: str, config: Mapping[str, Any], in_shape: tuple[int, ...]) -> dict[str, Any]:
-    check_keys(kind, config, ("kernel",), ("stride",))
+    check_keys(kind, config, ("kernel", "stride"), required=("kernel",))
     kernel = check_pair(kind, "kernel", config["kernel"], 1)
     checked = {"kernel": kernel, "stride": check_pair(kind, "stride", config.get("stride", kernel), 1)}
     pool_out_shape(kind, checked, in_shape)  # a kernel larger than the input is a SpecError
