@@ -9,7 +9,12 @@ Plain text from the numbers in bpcheck.results; the report renders the same data
 
 from __future__ import annotations
 
-from .results import LABEL_MEANING, LABELS, CheckResult, TensorMetrics, Verdict
+from typing import TYPE_CHECKING
+
+from .labels import LABEL_MEANING, LABELS
+
+if TYPE_CHECKING:  # annotations only: bpcheck.results imports this module to give its classes .message()
+    from .results import CheckResult, TensorMetrics, Verdict
 
 
 def tensor_label(name: str) -> str:

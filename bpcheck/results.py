@@ -14,25 +14,12 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from .labels import DEFAULT_FAIL_ON, LABEL_MEANING, LABELS  # noqa: F401 (LABEL_MEANING re-exported from here)
+from .message import check_message, verdict_message
 from .spec import SpecError
 
 FORMAT_VERSION = 1
 
-# Most to least severe; a CheckResult's overall label is its most severe verdict label.
-LABELS: tuple[str, ...] = ("ENGINE", "REFERENCE", "ERROR", "CONVENTION", "FD_NOISE", "KINK", "AGREE", "SKIPPED")
-DEFAULT_FAIL_ON: tuple[str, ...] = ("ENGINE", "REFERENCE")
-LABEL_MEANING: dict[str, str] = {
-    "ENGINE": "the gradient under test (the engine or your function) differs while the references agree with each other",
-    "REFERENCE": "the references disagree with each other",
-    "ERROR": ("a reference or the gradient under test raised, a worker died, or the gradient is not finite in the "
-              "case's dtype (it overflows)"),
-    "CONVENTION": ("another valid convention: a different one-sided slope at exact zeros of a kink, "
-                   "or (given your loss_fn) your own loss"),
-    "FD_NOISE": "only finite differences differ, beyond their estimate, while the analytic references agree",
-    "KINK": "agrees once coordinates whose finite difference crosses a kink are left out",
-    "AGREE": "agrees within tolerance",
-    "SKIPPED": "the reference is not available",
-}
 NAN = float("nan")
 
 
@@ -265,8 +252,6 @@ class Verdict:
     def message(self) -> str:
         """'[ENGINE] dW2 (engine vs torch) at (2, 0): engine=0.3125, torch=0.31261, rel err 3.5e-4; ...'
         (bpcheck.message.verdict_message)."""
-        from .message import verdict_message
-
         return verdict_message(self)
 
 
@@ -349,8 +334,6 @@ class CheckResult:
 
     def message(self) -> str:
         """The localised, diagnosed one-paragraph message, most severe verdicts first (bpcheck.message)."""
-        from .message import check_message
-
         return check_message(self)
 
     def to_dict(self) -> dict[str, Any]:
