@@ -18,7 +18,7 @@ from typing import Any
 import dask
 from distributed import Client, KilledWorker, LocalCluster, WorkerPlugin, as_completed
 
-from .executors import ignore_sigint
+from .sigint import ignore_sigint
 from .spec import UsageError
 
 CONNECT_SECONDS = 10  # to reach a remote scheduler, and then to see its first worker

@@ -26,6 +26,7 @@ from concurrent import futures as cf
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from .sigint import ignore_sigint
 from .spec import UsageError
 
 Task = Callable[[tuple[int, ...]], list[tuple[int, Any]]]
@@ -73,11 +74,6 @@ def require_dask() -> None:
     if importlib.util.find_spec("distributed") is None:
         raise UsageError("--scheduler needs dask.distributed, which is not installed: "
                          "pip install 'bpcheck[cluster]' (or dask[distributed])")
-
-
-def ignore_sigint() -> None:
-    """In a worker we own: a terminal's Ctrl-C goes to the whole process group; the parent handles it, once."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _pool_initializer(setup: Callable[[], None] | None) -> None:
