@@ -24,7 +24,7 @@ from bpcheck.compare import (
     tolerance_for,
 )
 from bpcheck.compare.convention import exact_zeros, find_convention, slope_choices
-from bpcheck.references import finite_diff
+from bpcheck.references import fd as fd_ref
 from bpcheck.results import (
     FORMAT_VERSION,
     CheckResult,
@@ -183,7 +183,7 @@ def test_fd_kink_mask_covers_pre_activations_within_1e9_of_zero():
     params = {k: v.copy() for k, v in case.params.items()}
     params["b1"][0] = 1e-10
     case = case.with_params(params)
-    fd = finite_diff.gradients(case)
+    fd = fd_ref.gradients(case)
     ctx = CaseContext.build(case, engine.gradients(case))
     c = compare(ctx, engine.gradients(case), fd, "fd")
     assert c.agree and c.kinks > 0

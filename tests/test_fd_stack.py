@@ -265,9 +265,9 @@ def need_stacked_checks():
 
 @STACKED
 def test_the_fd_reference_of_a_stack_is_fd_stack():
-    from bpcheck.references import finite_diff
+    from bpcheck.references import fd as fd_reference
 
-    fd = finite_diff.gradients(tie_case())
+    fd = fd_reference.gradients(tie_case())
     assert "rounding_scale" in fd.meta and fd.kink["W1"].all() and not fd.kink["W4"].any()
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from bpcheck import engine
 from bpcheck.ops import LOSS_RULES, RULES
+from bpcheck.references import fd as fd_ref
 from bpcheck.references import fd_dense, fd_mlp, fd_mlp_pass
 from bpcheck.references import finite_diff as fd
 from bpcheck.spec import ACTIVATIONS, LOSS_OUTPUT, LOSSES, Arch, Case, UsageError, UserFunctionError, init_params
@@ -56,7 +57,7 @@ def pairs():
     out = []
     for seed, (arch, batch) in enumerate(every_arch()):
         case = random_case_for(arch, batch, seed)
-        out.append((case, engine.gradients(case), fd.gradients(case)))
+        out.append((case, engine.gradients(case), fd_ref.gradients(case)))
     return out
 
 
@@ -107,7 +108,7 @@ def test_error_estimate_holds_for_a_confident_classifier(arch, scale):
     out = engine.predict(arch, params, x)
     y = np.eye(3)[out.argmax(axis=1)] if arch.loss == "cross_entropy" else (out > 0.5).astype(float)
     case = Case(arch, params, x, y)
-    eng, got = engine.gradients(case), fd.gradients(case)
+    eng, got = engine.gradients(case), fd_ref.gradients(case)
     assert eng.loss < 0.2  # confident
     for name, want in eng.tensors().items():
         ok = ~got.kink[name]
@@ -152,7 +153,7 @@ def kinked_case(offset: float) -> Case:
 
 @pytest.mark.parametrize("offset", [0.0, 1e-9, -1e-9])
 def test_kink_at_or_near_zero_flags_exactly_the_coordinates_that_move_it(offset):
-    got = fd.gradients(kinked_case(offset))
+    got = fd_ref.gradients(kinked_case(offset))
     moves = {  # what moves z1[0, 0]: column 0 of W1 (x[0] has no zeros), b1[0], and x[0, :] (W1[:, 0] != 0)
         "W1": np.zeros((3, 4), bool), "b1": np.zeros(4, bool), "W2": np.zeros((4, 2), bool),
         "b2": np.zeros(2, bool), "x": np.zeros((2, 3), bool),
@@ -177,7 +178,7 @@ def test_no_kink_flags_when_every_pre_activation_is_far_from_zero():
     b3 = 100.0 - z3.mean(0)
     case = Case(arch, {"W1": w1, "b1": b1, "W2": w2, "b2": b2, "W3": w3, "b3": b3}, x, np.zeros((8, 3)))
     assert min(np.abs(c.z).min() for c in engine.forward(arch, case.params, x)[1]) > 1.0
-    got = fd.gradients(case)
+    got = fd_ref.gradients(case)
     assert not any(k.any() for k in got.kink.values()) and got.meta["retried"] == 0
     eng = engine.gradients(case)
     for name, want in eng.tensors().items():
@@ -188,14 +189,14 @@ def test_huber_residual_on_its_boundary_is_a_kink():
     arch = Arch((1, 1), ("identity",), "huber")
     case = Case(arch, {"W1": np.array([[2.0]]), "b1": np.array([0.5])}, np.array([[1.0]]), np.array([[1.5]]))
     assert np.abs(case.x @ case.params["W1"] + case.params["b1"] - case.y) == 1.0  # |a - y| = delta
-    got = fd.gradients(case)
+    got = fd_ref.gradients(case)
     assert got.kink["W1"].all() and got.kink["b1"].all() and got.kink["x"].all()
 
 
 def test_a_kink_far_enough_for_the_retried_step_is_resolved():
     """z1[0, 0] = 5e-5: +-h (1e-4 * max(|theta|, 1)) crosses it, the retried h / 32 does not."""
     case = kinked_case(5e-5)
-    got, eng = fd.gradients(case), engine.gradients(case)
+    got, eng = fd_ref.gradients(case), engine.gradients(case)
     # W1[:, 0], b1[0], x[0, :] and z1[0, 0] itself move z1[0, 0] by at least 1e-4 at +-h.
     assert got.meta["retried"] == 8 and not any(k.any() for k in got.kink.values())
     for name, want in eng.tensors().items():
@@ -206,8 +207,8 @@ def test_a_kink_far_enough_for_the_retried_step_is_resolved():
 
 def test_float32_case_is_evaluated_in_float64():
     case32 = random_case(np.random.default_rng(3), Arch((3, 4, 2), ("tanh", "sigmoid"), "bce"), 5, np.float32)
-    got = fd.gradients(case32)
-    ref = fd.gradients(case32.astype(np.float64))
+    got = fd_ref.gradients(case32)
+    ref = fd_ref.gradients(case32.astype(np.float64))
     eng = engine.gradients(case32.astype(np.float64))
     for name, want in eng.tensors().items():
         assert got.tensors()[name].dtype == np.float64
@@ -218,7 +219,7 @@ def test_float32_case_is_evaluated_in_float64():
 def _every_path(case, monkeypatch):
     """The FD of case by each path: all families in one pass (fd_dense, chosen for small nets), family by
     family in big chunks, in one-coordinate chunks, and without leaving out unmoved samples."""
-    out = {"one pass": fd.gradients(case), "one-coordinate chunks": fd_mlp.mlp_gradients(case, chunk_bytes=1)}
+    out = {"one pass": fd_ref.gradients(case), "one-coordinate chunks": fd_mlp.mlp_gradients(case, chunk_bytes=1)}
     with monkeypatch.context() as m:
         m.setattr(fd_dense, "fits", lambda net, chunk_bytes: False)
         out["by family"] = fd_mlp.mlp_gradients(case)
@@ -283,7 +284,7 @@ def engine_loss(case: Case):
 @pytest.mark.parametrize("batched", [True, False])
 def test_generic_central_difference_agrees_with_the_mlp_path(batched):
     case = random_case(np.random.default_rng(5), Arch((3, 4, 2), ("gelu", "softplus"), "mse"), 4)
-    mlp = fd.gradients(case)
+    mlp = fd_ref.gradients(case)
     generic = fd.central_difference(engine_loss(case), case.params, batched=batched, chunk_bytes=2000)
     assert generic.value == pytest.approx(mlp.loss, rel=1e-14)
     eng = engine.gradients(case)
@@ -349,7 +350,7 @@ def test_directional_values_agree_with_engine_dot_u(pairs):
     for case, eng, _ in pairs[::3]:
         for include_x in (False, True):
             u = fd.random_directions(case, 3, rng, include_x=include_x)
-            values, errors = fd.directional(case, u)
+            values, errors = fd_ref.directional(case, u)
             want = sum((eng.tensors()[n] * u[n]).reshape(3, -1).sum(axis=1) for n in u)
             judged = np.isfinite(errors)
             assert np.all(np.abs(values - want)[judged] <= errors[judged]), case.arch.label()
@@ -360,15 +361,15 @@ def test_directional_flags_a_kinked_direction_and_checks_its_input():
     u = {n: np.zeros((2, *v.shape)) for n, v in case.params.items()}
     u["b1"][0, 0] = 1.0  # moves z1[0, 0] = 0: cannot be judged
     u["b2"][1, 0] = 1.0  # smooth
-    values, errors = fd.directional(case, u)
+    values, errors = fd_ref.directional(case, u)
     assert errors[0] == np.inf and np.isfinite(errors[1])
     assert abs(values[1] - engine.gradients(case).grads["b2"][0]) <= errors[1]
     with pytest.raises(UsageError, match="needs W1, b1, W2, b2"):
-        fd.directional(case, {"W1": u["W1"]})
+        fd_ref.directional(case, {"W1": u["W1"]})
     with pytest.raises(UsageError, match=r"directions\['b1'\] has shape"):
-        fd.directional(case, {**u, "b1": u["b1"][:1]})
+        fd_ref.directional(case, {**u, "b1": u["b1"][:1]})
     with pytest.raises(UsageError, match="all zeros"):
-        fd.directional(case, {n: np.zeros((1, *v.shape)) for n, v in case.params.items()})
+        fd_ref.directional(case, {n: np.zeros((1, *v.shape)) for n, v in case.params.items()})
 
 
 def test_random_directions_are_unit_and_reproducible():

@@ -50,7 +50,7 @@ class _Reference:
 _REFERENCES: dict[str, _Reference] = {
     ref.name: ref
     for ref in (
-        _Reference("fd", "bpcheck.references.finite_diff", (), None),
+        _Reference("fd", "bpcheck.references.fd", (), None),
         _Reference("torch", "bpcheck.references.torch_ref", ("torch",), "pip install torch==2.13.0 (or bpcheck[torch])"),
         _Reference("jax", "bpcheck.references.jax_ref", ("jax", "jaxlib"), "pip install jax (or bpcheck[jax])"),
     )

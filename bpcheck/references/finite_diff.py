@@ -17,8 +17,9 @@ This module knows nothing of MLPs: `central_difference` differentiates any
 accepts a leading axis of K stacked parameter sets and returns shape (K,); the plain path calls a
 scalar-only function once per evaluation. `family_difference` runs the same scheme over any
 family of coordinates whose perturbed evaluations a callback supplies, with kink flags and one
-retry at a smaller step. The MLP-aware reference (`gradients`, the "fd" entry of the registry)
-and the directional mode (`directional`, `random_directions`) live in fd_mlp.py and fd_directional.py, built on these.
+retry at a smaller step. The MLP-aware reference and the directional mode live in fd_mlp.py and fd_directional.py (fd_stack.py and
+fd_stack_directional.py for other stacks), built on these; fd.py routes a case to one of them (`gradients`, the
+"fd" entry of the registry, and `directional`), so this module imports none of them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..spec import Case, Gradients, UsageError, UserFunctionError
+from ..spec import Case, UsageError, UserFunctionError
 
 EPS = float(np.finfo(np.float64).eps)
 # Plain central differences balance h^2 truncation against eps/h rounding at c ~ eps^(1/3) ~ 6e-6.
@@ -314,32 +315,6 @@ def directional_steps(theta: dict[str, np.ndarray], u: dict[str, np.ndarray], re
     norm2 = sum(squared_norms(v) for v in u.values())
     weighted = sum(_weighted_squares(v, np.maximum(np.abs(theta[n]), 1.0)) for n, v in u.items())
     return checked_rel_step(rel_step) * np.sqrt(weighted) / norm2
-
-
-# The MLP-aware reference builds on the helpers above; importing it at call time keeps this
-# module free of MLP knowledge and avoids an import cycle.
-def gradients(case: Case) -> Gradients:
-    """The "fd" reference: Case -> Gradients in float64, with error and kink per coordinate: a dense MLP by
-    fd_mlp (its rank-1 and one-pass paths), any other stack by fd_stack (the layers' reference forwards)."""
-    if getattr(case.arch, "is_mlp", True):
-        from .fd_mlp import mlp_gradients
-
-        return mlp_gradients(case)
-    from .fd_stack import stack_gradients
-
-    return stack_gradients(case)
-
-
-def directional(case: Case, directions: dict[str, np.ndarray], *, rel_step: float = REL_STEP):
-    """(values, errors), each (k,): Richardson FD of L along each unit direction; see fd_directional.directional."""
-    if not getattr(case.arch, "is_mlp", True):
-        from .fd_stack_directional import StackDirectionalFD
-
-        fd = StackDirectionalFD(case, directions, rel_step=rel_step)
-        return fd.values, fd.errors()
-    from .fd_directional import directional as _directional
-
-    return _directional(case, directions, rel_step=rel_step)
 
 
 def random_directions(case: Case, k: int, rng: np.random.Generator, *, include_x: bool = False) -> dict:
