@@ -24,15 +24,14 @@ from .. import references as refs
 from ..byo.isolation import DEFAULT_TIMEOUT, Worker
 from ..byo.loading import UserCallError
 from ..spec import BpcheckError, UsageError
+from .case_judging import case_config, judge_case, per_sample
 from .cases import LayerCase, draw_cases
 from .course import CourseKind, checked_config, checked_shapes, course_kind
-from .diagnose import diagnose
 from .frameworks import by_name, form_of
-from .judge import PASSING, judge, worst
 from .properties import RTOL, RTOL32
 from .remote import UserLayer
 from .result import Finding, LayerOutcome, LayerResult, common
-from .run_case import CaseRun, ShapeError, run_case
+from .run_case import ShapeError, run_case
 
 DEFAULT_CASES = 20
 PRECISIONS = ("float64", "float32")
@@ -89,7 +88,7 @@ def check_layer(forward: Callable | str, backward: Callable | str | None = None,
     ok = bool(outcomes) and not failing and not findings
     ran = ("shapes", "finite", "dtype", "forward", "mutation", "stale", "twice") + (
         ("float32",) if form in ("torch", "jax") else ()) + (
-        () if kind.loss else ("linearity", "zero")) + (("permutation",) if _per_sample(kind) else ())
+        () if kind.loss else ("linearity", "zero")) + (("permutation",) if per_sample(kind) else ())
     return LayerResult(user.name, kind.name, tuple(names), int(seed), tuple(outcomes), tuple(findings), diagnosis,
                        ok, smallest, {"ran": ran, "precision": precision, "form": form, "cases": n})
 
@@ -135,14 +134,6 @@ def _references(kind: CourseKind, references: Any) -> list[str]:
     return [n for n in names if refs.status(n).available]
 
 
-def _per_sample(kind: CourseKind) -> bool:
-    if kind.registry is None:
-        return kind.loss
-    from ..layers import LAYERS
-
-    return kind.name != "dropout" and LAYERS[kind.registry].per_sample
-
-
 def _run(kind: CourseKind, user: UserLayer, drawn: list[LayerCase], names: list[str], precision: str):
     outcomes: list[LayerOutcome] = []
     findings: list[Finding] = []
@@ -151,14 +142,14 @@ def _run(kind: CourseKind, user: UserLayer, drawn: list[LayerCase], names: list[
     for case in drawn:
         index = case.meta["index"]
         try:
-            run = run_case(kind, user, case, _per_sample(kind))
+            run = run_case(kind, user, case, per_sample(kind))
         except UserCallError as exc:
             if "did not return" in exc.headline or exc.headline.startswith("importing "):  # cannot be checked at all
                 findings.append(Finding("timeout" if "did not return" in exc.headline else "raises", str(exc), index))
                 break
             # raising on some inputs is a bug of the layer (an index past a border, say); on all of them, see below
             outcomes.append(LayerOutcome(index, "ERROR", False, case.describe(), case.batch, (),
-                                         f"{kind.name} raises on some inputs", (), _config(case)))
+                                         f"{kind.name} raises on some inputs", (), case_config(case)))
             if not any(f.check == "crash" for f in findings):
                 findings.append(Finding("crash", str(exc), index))
             first_bad = first_bad or case
@@ -166,7 +157,7 @@ def _run(kind: CourseKind, user: UserLayer, drawn: list[LayerCase], names: list[
         except ShapeError as exc:  # this case fails (a padding bug may show for one config only); the next may not
             outcomes.append(LayerOutcome(index, "ENGINE", False, case.describe(), case.batch, (),
                                          f"d{exc.arg} of {kind.name} comes back in the wrong shape", (exc.arg,),
-                                         _config(case)))
+                                         case_config(case)))
             if not any(f.check == "shapes" for f in findings):
                 findings.append(Finding("shapes", str(exc), index, exc.arg))
             first_bad = first_bad or case
@@ -185,54 +176,3 @@ def _run(kind: CourseKind, user: UserLayer, drawn: list[LayerCase], names: list[
         # it raised on every case: nothing was checked, which is bad input (exit 2), not a verdict
         findings = [replace(f, check="raises") if f.check == "crash" else f for f in findings]
     return outcomes, findings, first_bad
-
-
-def _config(case: LayerCase) -> tuple:
-    """What the 'fails only for' observation compares: the batch and each config value of the case."""
-    return (("batch", case.batch),) + tuple(sorted((k, v) for k, v in (case.config or {}).items()
-                                                   if k not in ("mode", "seed") and isinstance(v, (int, float))))
-
-
-def judge_case(kind: CourseKind, run: CaseRun, index: int, names: list[str], precision: str,
-               rtol: float) -> tuple[LayerOutcome, list[Finding]]:
-    """The verdicts and property findings of one case that ran."""
-    from .properties import linearity, permutation, precision32, same_for_other, same_twice, zero_dout
-
-    case, oracle = run.case, run.oracle
-    findings = [Finding(check, message, index, arg) for check, arg, message in run.problems]
-    arg_names = list(run.grads)
-    e = run.rounding if precision == "float64" else {k: v * 2.0**29 for k, v in run.rounding.items()}
-    verdicts = []
-    if oracle is not None:
-        ran = {n: oracle.gradients(n, run.dout) for n in names if n != "fd"}
-        fd = oracle.fd(run.dout) if "fd" in names else None
-        verdicts = judge(run.grads, ran, fd, e, pool=kind.name == "maxpool2d")
-        right = next(iter(ran.values()), None) or ({k: v.grad for k, v in fd.items()} if fd else None)
-    elif run.fd is not None:
-        verdicts = judge(run.grads, {}, run.fd, e)
-        right = {k: v.grad for k, v in run.fd.items()}
-    else:
-        right = None
-    checks = []
-    if run.linear is not None:
-        g1, g2, g12, a, b, zeros = run.linear
-        checks.append(("zero",) + zero_dout(kind.name, arg_names, zeros))
-        checks.append(("linearity",) + linearity(kind.name, arg_names, g1, g2, g12, a, b, e, rtol))
-    if run.permuted is not None:
-        perm, gp = run.permuted
-        checks.append(("permutation",) + permutation(kind.name, arg_names, list(run.grads.values()), gp, perm, e, rtol))
-    if run.float32 is not None and right is not None:
-        checks.append(("float32",) + precision32(kind.name, arg_names, run.float32, right, run.rounding))
-    if run.again is not None:
-        checks.append(("twice",) + same_twice(kind.name, arg_names, list(run.grads.values()), run.again, False, rtol))
-        stale = same_for_other(kind.name, arg_names, list(run.grads.values()), run.other)
-        if not stale[1]:
-            stale = same_twice(kind.name, arg_names, list(run.grads.values()), run.after_other, True, rtol)
-        checks.append(("stale",) + stale)
-    findings += [Finding(check, message, index, arg) for check, arg, message in checks if message]
-    label = worst([v.label for v in verdicts]) if verdicts else ("AGREE" if not findings else "ERROR")
-    wrong = tuple(dict.fromkeys(v.arg for v in verdicts if v.label not in PASSING))
-    text = diagnose(kind, oracle, run.grads, right, wrong, run.dout) if wrong and oracle is not None and right else ""
-    ok = label in PASSING
-    outcome = LayerOutcome(index, label, ok, case.describe(), case.batch, tuple(verdicts), text, (), _config(case))
-    return outcome, findings

@@ -27,12 +27,12 @@ class _OutOfBudget(Exception):
 
 def _signature(kind, user, case: LayerCase, names, precision) -> tuple:
     """What failed on this case: the wrong arguments and the failed checks ((), () when it passes)."""
-    from .checking import _per_sample, judge_case
+    from .case_judging import judge_case, per_sample
     from .properties import RTOL, RTOL32
     from .run_case import ShapeError, run_case
 
     try:
-        run = run_case(kind, user, case, _per_sample(kind))
+        run = run_case(kind, user, case, per_sample(kind))
     except ShapeError as exc:
         return ((exc.arg,), ("shapes",))
     except BpcheckError:
