@@ -34,7 +34,7 @@ from typing import Any
 
 from ..spec import DEFAULT_TIMEOUT, UserFunctionError
 from . import worker as child
-from .loading import UserCallError, load_function
+from .loading import Isolated, UserCallError, load_function
 
 __all__ = ["DEFAULT_TIMEOUT", "IsolationWarning", "RemoteFunction", "Worker", "isolate", "shared_worker"]
 
@@ -198,7 +198,7 @@ def shared_worker() -> Worker:
         return _shared
 
 
-class RemoteFunction:
+class RemoteFunction(Isolated):
     """A user's function living in the worker; call_user sends its calls there. Its signature has the
     function's positional arity, so the checks that read it (takes_arch) work unchanged."""
 

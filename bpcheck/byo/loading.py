@@ -115,6 +115,14 @@ class _Timeout(BaseException):
     """Raised inside the user's code by the alarm; a BaseException, so a bare `except Exception` in it cannot eat it."""
 
 
+class Isolated:
+    """A function that runs in another process (bpcheck.byo.isolation.RemoteFunction): call_user hands it the call
+    and its time limit. The base class lives here so that this module need not import isolation, which imports it."""
+
+    def call(self, args: tuple, *, name: str, timeout: float | None, want_args: bool = False) -> Any:
+        raise NotImplementedError
+
+
 def call_user(fn: Callable[..., Any], args: tuple, *, name: str, timeout: float | None = None,
               returned_args: bool = False) -> Any:
     """fn(*args); its exception becomes a UserCallError naming it, with the last frame.
@@ -125,9 +133,7 @@ def call_user(fn: Callable[..., Any], args: tuple, *, name: str, timeout: float 
     runs in a daemon thread that is abandoned when it overruns. Either way an overrun raises
     UserCallError. returned_args=True gives (value, the arguments as the call left them).
     """
-    from .isolation import RemoteFunction
-
-    if isinstance(fn, RemoteFunction):
+    if isinstance(fn, Isolated):
         return fn.call(args, name=name, timeout=timeout, want_args=returned_args)
     value = _call_here(fn, args, name, timeout)
     return (value, args) if returned_args else value
