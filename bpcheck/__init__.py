@@ -14,8 +14,7 @@ from .spec import (
     UserFunctionError,
     init_params,
 )
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "Arch", "BpcheckError", "Case", "DataError", "Gradients", "SpecError",

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, engine
+from . import engine
 from . import references as refs
 from .compare import (
     CaseContext,
@@ -43,6 +43,7 @@ from .compare.overflow import overflows
 from .compare.tolerance import dtype_name
 from .results import DEFAULT_FAIL_ON, LABELS, CheckResult, RunResult, TensorMetrics, Verdict, worst_label
 from .spec import Case, Gradients, UsageError, suggest
+from .version import __version__
 
 Producer = Callable[[Case], Gradients]
 FAST_DIRECTIONS = 3

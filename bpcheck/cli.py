@@ -16,8 +16,8 @@ import signal
 import sys
 import threading
 
-from . import __version__
 from .spec import BpcheckError
+from .version import __version__
 
 COMMANDS = ("xor", "mutants", "check", "check-layer", "report", "render", "replay")
 

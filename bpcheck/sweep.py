@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, engine
+from . import engine
 from . import references as refs
 from .check import Producer, check_case, producer_name, run_meta
 from .draw import draw_case
@@ -34,6 +34,7 @@ from .executors import Runner
 from .results import DEFAULT_FAIL_ON, LABELS, CheckResult, RunResult
 from .spec import UsageError, suggest, with_weight_decay
 from .strategies import DTYPE_NAMES, REGIMES, target_kinds
+from .version import __version__
 
 Progress = Callable[[int, int, CheckResult], None]
 # Test hook, read only in worker processes: the worker checking this case index kills itself.

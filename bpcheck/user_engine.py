@@ -47,9 +47,9 @@ class UserEngine:
 
     def load(self) -> UserEngine:
         """Load now, so that a bad spec is a one-line UserFunctionError before any case is drawn."""
-        from .byo import ROW
         from .byo.calls import UserGrad
         from .byo.isolation import Worker, isolate
+        from .byo.layouts import ROW
 
         if self._grad is None:  # a worker process of its own: this run's
             fn = isolate(self.spec, timeout=self.timeout, in_process=self.in_process, worker=Worker())

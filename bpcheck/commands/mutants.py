@@ -56,10 +56,11 @@ def run(args: argparse.Namespace) -> int:
 def _measure(args: argparse.Namespace, chosen, folder) -> int:
     import numpy as np
 
-    from .. import __version__, baselines
+    from .. import baselines
     from .. import references as refs
     from ..mutants import render, sweep
     from ..spec import BpcheckError
+    from ..version import __version__
 
     names = tuple(b for b in baselines.BASELINES if not args.no_baselines and baselines.available(b))
     references = refs.require(args.refs, "--refs")
