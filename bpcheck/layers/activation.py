@@ -65,6 +65,8 @@ def jax_activation(act: str, z: Any, jax: Any) -> Any:
         "relu": lambda: jnp.where(z > 0, z, 0.0),
         "elu": lambda: jax.nn.elu(z, alpha=ops.ELU_ALPHA),
         "softplus": lambda: jnp.logaddexp(z, 0.0),
+        # jax's own tanh-form gelu, as written: z * sigmoid(2u) is the same function but rounds differently
+        # (1e-162 where tanh(u) is already -1 and the engine and torch give exactly 0), a false REFERENCE.
         "gelu": lambda: jax.nn.gelu(z, approximate=True),
         "softmax": lambda: jax.nn.softmax(z, axis=-1),
         "silu": lambda: jax.nn.silu(z),

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..ops import ELU_ALPHA, HUBER_DELTA, LEAKY_SLOPE, LOSS_RULES
+from ..layers.activation import jax_activation
+from ..ops import HUBER_DELTA, LEAKY_SLOPE, LOSS_RULES
 from ..spec import ACTIVATIONS, LOSSES, Arch, Case, split_activation
 from .layered import targets
 
@@ -30,29 +31,16 @@ def build_tables(jax: Any, jnp: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """Activations (z, cols) -> a and loss terms (out, y, cols) -> elementwise terms, keyed by spec names.
 
     cols, a bool (P,) row, marks the true columns of a padded array, or is None when nothing is
-    padded; padded batch rows are masked by the caller. Kinks follow bpcheck.ops.RULES: relu'(0) = 0 and
-    leaky_relu'(0) = 0.01 come from `z > 0` (jax.nn.leaky_relu uses z >= 0, which gives 1 at 0);
-    jax.nn.elu's branch `z > 0` gives elu'(0) = alpha exp(0) = 1.
+    padded; padded batch rows are masked by the caller.
     """
 
     def masked(z: Any, cols: Any) -> Any:
         return z if cols is None else jnp.where(cols, z, -jnp.inf)
 
-    activations = {
-        "identity": lambda z, cols: z,
-        "sigmoid": lambda z, cols: jax.nn.sigmoid(z),
-        "tanh": lambda z, cols: jnp.tanh(z),
-        "relu": lambda z, cols: jnp.where(z > 0, z, 0.0),
-        "leaky_relu": lambda z, cols: jnp.where(z > 0, z, LEAKY_SLOPE * z),
-        "elu": lambda z, cols: jax.nn.elu(z, alpha=ELU_ALPHA),
-        "softplus": lambda z, cols: jnp.logaddexp(z, 0.0),
-        # jax's own tanh-form gelu, as written: z * sigmoid(2u) is the same function but rounds differently
-        # (1e-162 where tanh(u) is already -1 and the engine and torch give exactly 0), a false REFERENCE.
-        "gelu": lambda z, cols: jax.nn.gelu(z, approximate=True),
-        # exp(-inf) = 0: padded columns take no share of the softmax.
-        "softmax": lambda z, cols: jax.nn.softmax(masked(z, cols), axis=-1),
-        "silu": lambda z, cols: jax.nn.silu(z),
-    }
+    # The layers' forms (bpcheck.layers.activation.jax_activation, chosen there for their behaviour at the kinks);
+    # exp(-inf) = 0, so padded columns take no share of a softmax.
+    activations = {name: (lambda z, cols, name=name: jax_activation(name, masked(z, cols) if name == "softmax" else z, jax))
+                   for name in ACTIVATIONS}
 
     def keep(terms: Any, cols: Any) -> Any:
         # where, not multiply: a padded cross_entropy term is 0 * -inf = nan.
