@@ -39,7 +39,7 @@ class Net:
     """
 
     def __init__(self, case: Case) -> None:
-        self.arch, self.p, self.x, self.y = case.arch, case.params, case.x, case.y
+        self.arch, self.p, self.x, self.y = case.arch, case.params, case.x, case.targets
         # Unit-major like the perturbed outputs (_unit_outer), so the loss's y * log_softmax(z) streams in
         # order: the loss of a 100-90-10 net's W1 family ran ~20% faster, with bit-identical values.
         self.y = np.asfortranarray(self.y)
