@@ -59,22 +59,14 @@ class CaseOutcome:
         return verdicts[0].bug if verdicts else None
 
 
-@dataclass(frozen=True)
-class Result:
-    """check_gradients' answer. ok: every case passed (CONVENTION counts as a pass) and no check failed."""
+class Outcomes:
+    """What check_gradients' and check_layer's answers share: outcomes with a label and ok, findings with a check."""
 
-    function: str
-    layout: str
-    references: tuple[str, ...]
-    seed: int
-    outcomes: tuple[CaseOutcome, ...]
-    findings: tuple[Finding, ...]
-    diagnosis: str
-    ok: bool
-    meta: dict[str, Any] = field(default_factory=dict)
+    outcomes: tuple
+    findings: tuple
 
     @property
-    def input_error(self) -> Finding | None:
+    def input_error(self):
         """The finding that kept the function from being checked (raised, hung, wrong keys or shapes)."""
         return next((f for f in self.findings if f.check in INPUT_CHECKS), None)
 
@@ -86,8 +78,23 @@ class Result:
         counts = Counter(o.label for o in self.outcomes)
         return {label: counts[label] for label in LABELS if counts[label]}
 
-    def failing(self) -> tuple[CaseOutcome, ...]:
+    def failing(self) -> tuple:
         return tuple(o for o in self.outcomes if not o.ok)
+
+
+@dataclass(frozen=True)
+class Result(Outcomes):
+    """check_gradients' answer. ok: every case passed (CONVENTION counts as a pass) and no check failed."""
+
+    function: str
+    layout: str
+    references: tuple[str, ...]
+    seed: int
+    outcomes: tuple[CaseOutcome, ...]
+    findings: tuple[Finding, ...]
+    diagnosis: str
+    ok: bool
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def run_result(self) -> RunResult:
         """The compared cases as a RunResult with a meta block in the sweep's form (what the report renders)."""

@@ -6,11 +6,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..results import LABELS
+from ..byo.result import Outcomes
 from .judge import PASSING, ArgVerdict
 
-# Findings that keep the layer from being checked at all: the CLI's exit 2.
-INPUT_CHECKS: tuple[str, ...] = ("interface", "raises", "timeout")
 CHECK_NAMES: dict[str, str] = {
     "interface": "what forward and backward return", "shapes": "gradient shapes",
     "crash": "no exception on any case", "raises": "calls", "timeout": "calls",
@@ -73,7 +71,7 @@ class LayerOutcome:
 
 
 @dataclass(frozen=True)
-class LayerResult:
+class LayerResult(Outcomes):
     """check_layer's answer. ok: every case passed (KINK, CONVENTION, FD_NOISE count as passes), no check failed."""
 
     function: str
@@ -86,18 +84,6 @@ class LayerResult:
     ok: bool
     smallest: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def input_error(self) -> Finding | None:
-        return next((f for f in self.findings if f.check in INPUT_CHECKS), None)
-
-    @property
-    def labels(self) -> dict[str, int]:
-        counts = Counter(o.label for o in self.outcomes)
-        return {label: counts[label] for label in LABELS if counts[label]}
-
-    def failing(self) -> tuple[LayerOutcome, ...]:
-        return tuple(o for o in self.outcomes if not o.ok)
 
     @property
     def wrong_args(self) -> tuple[str, ...]:
