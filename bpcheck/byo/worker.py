@@ -236,7 +236,7 @@ loading: Any = None  # bpcheck.byo.loading, imported by main()
 def main(read_fd: int, write_fd: int) -> None:
     """Serve requests until bpcheck closes the pipe; then exit at once, whatever threads user code left.
 
-    The launcher (isolation.LAUNCH) put a bare bpcheck.byo package in sys.modules, so that start-up
+    The launcher (worker_process.LAUNCH) put a bare bpcheck.byo package in sys.modules, so that start-up
     imports only what the worker needs, not bpcheck.byo's checking machinery; once loading is in, the
     bare package goes, and user code that imports bpcheck.byo gets the real one."""
     global loading
