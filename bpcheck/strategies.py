@@ -28,18 +28,8 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 
 from .regimes import KINKED, MAX_KINK_ULPS, REGIMES, SATURATING, SATURATION, SCALES, near_kink, saturate
-from .spec import (
-    ACTIVATIONS,
-    LOSS_OUTPUT,
-    LOSSES,
-    Arch,
-    Case,
-    Params,
-    SpecError,
-    UsageError,
-    canonical_activation,
-    resolve_dtype,
-)
+from .spec import ACTIVATIONS, LOSS_OUTPUT, LOSSES, Arch, Case, Params, UsageError
+from .strategy_args import check_dtype, check_int, check_names, check_range, check_scale
 
 DTYPE_NAMES: tuple[str, ...] = ("float64", "float32")
 TARGET_KINDS: tuple[str, ...] = ("one_hot", "probabilities", "unnormalised")
@@ -57,61 +47,6 @@ __all__ = [
     "TARGET_CHOICES", "TARGET_KINDS", "target_kinds",
     "architectures", "cases", "inputs", "params", "targets",
 ]
-
-def _check_int(value: Any, name: str, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidArgument(f"{name}={value!r} is not an integer: give an int >= {low}")
-    if value < low:
-        raise InvalidArgument(f"{name}={value} is below {low}: give an int >= {low}")
-
-
-def _check_range(lo: int, hi: int, lo_name: str, hi_name: str, low: int = 1) -> None:
-    _check_int(lo, lo_name, low)
-    _check_int(hi, hi_name, low)
-    if lo > hi:
-        raise InvalidArgument(f"Cannot have {hi_name}={hi} < {lo_name}={lo}: raise {hi_name} or lower {lo_name}")
-
-
-def _known(value: Any, vocabulary: Sequence[str]) -> bool:
-    """value is in vocabulary, or (for activations) a parametrised one of them, such as 'leaky_relu:0.2'."""
-    if value in vocabulary:
-        return True
-    if vocabulary is not ACTIVATIONS:
-        return False
-    try:
-        canonical_activation(value)
-    except SpecError:
-        return False
-    return True
-
-
-def _check_names(values: Any, name: str, vocabulary: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(values, str) or not isinstance(values, Sequence):
-        example = tuple(vocabulary[:2])
-        raise InvalidArgument(f"{name}={values!r} is not a sequence of names: give a tuple, like {example}")
-    values = tuple(values)
-    if not values:
-        raise InvalidArgument(f"{name}=() is empty: give at least one of {', '.join(vocabulary)}")
-    bad = [v for v in values if not _known(v, vocabulary)]
-    if bad:
-        raise InvalidArgument(f"{name} has unknown {bad[0]!r}: choose from {', '.join(vocabulary)}")
-    return values
-
-
-def _check_scale(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise InvalidArgument(f"{name}={value!r} is not a real number: give a positive float, like 1.0")
-    if not (math.isfinite(value) and 0 < value <= 1e30):
-        raise InvalidArgument(f"{name}={value!r} is not a finite positive scale: give a float in (0, 1e30]")
-    return float(value)
-
-
-def _check_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
-    try:
-        return np.dtype(resolve_dtype(dtype))
-    except UsageError:  # hypothesis's own error type, naming the argument
-        raise InvalidArgument(f"{name}={dtype!r} is not supported: use 'float32' or 'float64'") from None
-
 
 # Strategies are built once per distinct argument set and reused: Hypothesis caches per-strategy
 # analysis (emptiness, recursion), so rebuilding them on every draw doubled the cost of a draw.
@@ -192,10 +127,10 @@ def architectures(
     total count of weights and biases. Shrinks toward depth min_depth, width min_width and
     the first loss and activation listed.
     """
-    _check_range(min_depth, max_depth, "min_depth", "max_depth")
-    _check_range(min_width, max_width, "min_width", "max_width")
-    activations = _check_names(activations, "activations", ACTIVATIONS)
-    losses = _check_names(losses, "losses", LOSSES)
+    check_range(min_depth, max_depth, "min_depth", "max_depth")
+    check_range(min_width, max_width, "min_width", "max_width")
+    activations = check_names(activations, "activations", ACTIVATIONS)
+    losses = check_names(losses, "losses", LOSSES)
     if not isinstance(hidden_softmax, bool):
         raise InvalidArgument(f"hidden_softmax={hidden_softmax!r} is not a bool: give True or False")
     hidden = tuple(a for a in activations if hidden_softmax or a != "softmax")
@@ -203,7 +138,7 @@ def architectures(
         raise InvalidArgument(f"activations={activations} leaves nothing for hidden layers (softmax is output-only "
                               "unless hidden_softmax=True): add an activation, or set max_depth=1")
     if max_params is not None:
-        _check_int(max_params, "max_params", 1)
+        check_int(max_params, "max_params", 1)
         fits = tuple(loss for loss in losses if _depth_budget(
             min_depth, min_width, min_width, _out_min(loss, min_width, max_width)) <= max_params)
         if not fits:
@@ -220,7 +155,7 @@ def params(arch: Arch, *, dtype: Any = np.float64, scale: float = 1.0) -> st.Sea
     """{W1: (n_0, n_1), b1: (n_1,), ...} with every element in [-scale, scale], shrinking to 0."""
     if not isinstance(arch, Arch):
         raise InvalidArgument(f"arch={arch!r} is not an Arch: draw one from architectures() or build Arch(...)")
-    return _params(arch, _check_dtype(dtype), _check_scale(scale, "scale"))
+    return _params(arch, check_dtype(dtype), check_scale(scale, "scale"))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -237,9 +172,9 @@ def inputs(arch: Arch, *, min_batch: int = 1, max_batch: int = 16, dtype: Any = 
     """x of shape (batch, n_in), batch in [min_batch, max_batch], elements in [-scale, scale]."""
     if not isinstance(arch, Arch):
         raise InvalidArgument(f"arch={arch!r} is not an Arch: draw one from architectures() or build Arch(...)")
-    _check_range(min_batch, max_batch, "min_batch", "max_batch")
-    dt = _check_dtype(dtype)
-    elements = _floats(dt, -_check_scale(scale, "scale"), scale)
+    check_range(min_batch, max_batch, "min_batch", "max_batch")
+    dt = check_dtype(dtype)
+    elements = _floats(dt, -check_scale(scale, "scale"), scale)
     return st.integers(min_batch, max_batch).flatmap(lambda b: _array(dt, (b, arch.sizes[0]), elements))
 
 
@@ -254,7 +189,7 @@ def target_kinds(targets: str | Sequence[str] | None) -> tuple[str, ...]:
             raise UsageError(f"targets {targets!r}{suggest(targets, tuple(TARGET_CHOICES))} is unknown: choose from "
                              f"{', '.join(TARGET_CHOICES)}")
         return TARGET_CHOICES[targets]
-    return _check_names(targets, "targets", TARGET_KINDS)
+    return check_names(targets, "targets", TARGET_KINDS)
 
 
 def targets(arch: Arch, batch: int, *, dtype: Any = np.float64, scale: float = 2.0,
@@ -267,10 +202,10 @@ def targets(arch: Arch, batch: int, *, dtype: Any = np.float64, scale: float = 2
     """
     if not isinstance(arch, Arch):
         raise InvalidArgument(f"arch={arch!r} is not an Arch: draw one from architectures() or build Arch(...)")
-    _check_int(batch, "batch", 1)
-    dt = _check_dtype(dtype)
-    scale = _check_scale(scale, "scale")
-    kinds = _check_names(kinds, "kinds", TARGET_KINDS)
+    check_int(batch, "batch", 1)
+    dt = check_dtype(dtype)
+    scale = check_scale(scale, "scale")
+    kinds = check_names(kinds, "kinds", TARGET_KINDS)
     shape = (batch, arch.sizes[-1])
     if arch.loss in ("mse", "huber"):
         return _array(dt, shape, _floats(dt, -scale, scale))
@@ -345,11 +280,11 @@ def cases(
     """
     if archs is not None and not isinstance(archs, (Arch, st.SearchStrategy)):
         raise InvalidArgument(f"archs={archs!r} is neither an Arch nor a strategy: give architectures(...) or an Arch")
-    regimes = _check_names(regimes, "regimes", REGIMES)
+    regimes = check_names(regimes, "regimes", REGIMES)
     if isinstance(dtypes, str) or not isinstance(dtypes, Sequence) or not dtypes:
         raise InvalidArgument(f"dtypes={dtypes!r} is not a nonempty sequence: give a tuple, like {DTYPE_NAMES}")
-    dtypes = tuple(_check_dtype(d, "dtypes").name for d in dtypes)
-    _check_range(min_batch, max_batch, "min_batch", "max_batch")
+    dtypes = tuple(check_dtype(d, "dtypes").name for d in dtypes)
+    check_range(min_batch, max_batch, "min_batch", "max_batch")
     return _cases(archs, regimes, dtypes, min_batch, max_batch, target_kinds(targets))
 
 
