@@ -256,11 +256,11 @@ def _fast_fd(ctx: CaseContext, produced: Gradients, name: str, digest: str,
     """
     if ctx.kinks:
         return None, 0.0, "fast check not used: pre-activations within rounding of a kink"
-    from .references import fd_directional, fd_stack_directional, finite_diff
+    from .references import directions, fd_directional, fd_stack_directional
 
     include_x = produced.dx is not None
     rng = np.random.default_rng(int(digest[:16], 16))
-    dirs = finite_diff.random_directions(case64, FAST_DIRECTIONS, rng, include_x=include_x)
+    dirs = directions.random_directions(case64, FAST_DIRECTIONS, rng, include_x=include_x)
     try:
         fd, seconds = _cached((f"{name}:directional:{int(include_x)}", digest),
                               lambda: (fd_directional.DirectionalFD if getattr(case64.arch, "is_mlp", True)
@@ -275,7 +275,7 @@ def _fast_fd(ctx: CaseContext, produced: Gradients, name: str, digest: str,
         if g is None or np.shape(g) != u.shape[1:]:
             return None, seconds, f"fast check cannot read d{t}"
         pred += (u.reshape(FAST_DIRECTIONS, -1) @ np.asarray(g, dtype=np.float64).ravel())
-        bound += ctx.scales.get(t, 0.0) * np.sqrt(finite_diff.squared_norms(u))
+        bound += ctx.scales.get(t, 0.0) * np.sqrt(directions.squared_norms(u))
     values, errors = fd.values, fd.errors(full=False)
     kink = ~np.isfinite(errors)
     tol = ctx.tolerance(name)

@@ -9,7 +9,7 @@ from benchmarks import nets
 from benchmarks.run import goals_table, parse_args
 from benchmarks.section import Goal
 from bpcheck import engine
-from bpcheck.references import finite_diff, jax_ref, status
+from bpcheck.references import directions, jax_ref, status
 from bpcheck.spec import UsageError, param_names
 
 needs_torch = pytest.mark.skipif(not status("torch").available, reason=status("torch").reason or "")
@@ -83,23 +83,23 @@ def test_plot_writes_a_png_and_no_temporary(tmp_path):
 
 def test_squared_norms_match_the_plain_sum():
     v = np.random.default_rng(0).standard_normal((3, 4, 5))
-    assert np.allclose(finite_diff.squared_norms(v), (v ** 2).reshape(3, -1).sum(axis=1), rtol=1e-14)
+    assert np.allclose(directions.squared_norms(v), (v ** 2).reshape(3, -1).sum(axis=1), rtol=1e-14)
 
 
 def test_checked_directions_still_names_a_non_finite_direction():
     case = nets.make_case("1k")
-    dirs = finite_diff.random_directions(case, 2, np.random.default_rng(0))
+    dirs = directions.random_directions(case, 2, np.random.default_rng(0))
     dirs["b2"] = dirs["b2"].copy()
     dirs["b2"][1, 0] = np.nan
     with pytest.raises(UsageError, match=r"directions\['b2'\] has non-finite values"):
-        finite_diff.checked_directions(dirs, case.arch.param_shapes())
+        directions.checked_directions(dirs, case.arch.param_shapes())
 
 
 def test_random_directions_are_unit_and_seeded():
     case = nets.make_case("1k")
-    a = finite_diff.random_directions(case, 3, np.random.default_rng(7))
-    b = finite_diff.random_directions(case, 3, np.random.default_rng(7))
-    norms = np.sqrt(sum(finite_diff.squared_norms(v) for v in a.values()))
+    a = directions.random_directions(case, 3, np.random.default_rng(7))
+    b = directions.random_directions(case, 3, np.random.default_rng(7))
+    norms = np.sqrt(sum(directions.squared_norms(v) for v in a.values()))
     assert np.allclose(norms, 1.0, rtol=1e-14) and all(np.array_equal(a[k], b[k]) for k in a)
 
 

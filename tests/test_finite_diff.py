@@ -7,8 +7,8 @@ import pytest
 
 from bpcheck import engine
 from bpcheck.ops import LOSS_RULES, RULES
+from bpcheck.references import directions, fd_dense, fd_mlp, fd_mlp_pass
 from bpcheck.references import fd as fd_ref
-from bpcheck.references import fd_dense, fd_mlp, fd_mlp_pass
 from bpcheck.references import finite_diff as fd
 from bpcheck.spec import ACTIVATIONS, LOSS_OUTPUT, LOSSES, Arch, Case, UsageError, UserFunctionError, init_params
 
@@ -349,7 +349,7 @@ def test_directional_values_agree_with_engine_dot_u(pairs):
     rng = np.random.default_rng(9)
     for case, eng, _ in pairs[::3]:
         for include_x in (False, True):
-            u = fd.random_directions(case, 3, rng, include_x=include_x)
+            u = directions.random_directions(case, 3, rng, include_x=include_x)
             values, errors = fd_ref.directional(case, u)
             want = sum((eng.tensors()[n] * u[n]).reshape(3, -1).sum(axis=1) for n in u)
             judged = np.isfinite(errors)
@@ -374,10 +374,10 @@ def test_directional_flags_a_kinked_direction_and_checks_its_input():
 
 def test_random_directions_are_unit_and_reproducible():
     case = random_case(np.random.default_rng(0), Arch((3, 4, 2), ("tanh", "identity"), "mse"), 5)
-    u = fd.random_directions(case, 6, np.random.default_rng(42), include_x=True)
-    again = fd.random_directions(case, 6, np.random.default_rng(42), include_x=True)
+    u = directions.random_directions(case, 6, np.random.default_rng(42), include_x=True)
+    again = directions.random_directions(case, 6, np.random.default_rng(42), include_x=True)
     norms = np.sqrt(sum((v.reshape(6, -1) ** 2).sum(axis=1) for v in u.values()))
     np.testing.assert_allclose(norms, 1.0, rtol=1e-14)
     assert set(u) == {*case.params, "x"} and all(np.array_equal(u[n], again[n]) for n in u)
     with pytest.raises(UsageError, match="k=0"):
-        fd.random_directions(case, 0, np.random.default_rng(0))
+        directions.random_directions(case, 0, np.random.default_rng(0))

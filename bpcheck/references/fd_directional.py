@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..spec import Case
+from .directions import checked_directions, directional_steps
 from .fd_mlp import _fd_run, _float64, _loss_base, _Scales
 from .fd_mlp_pass import Net as _Net
 from .finite_diff import (
@@ -18,8 +19,6 @@ from .finite_diff import (
     REL_STEP,
     STEP_FACTORS,
     changes_rounding,
-    checked_directions,
-    directional_steps,
     richardson,
     rounding_error,
 )

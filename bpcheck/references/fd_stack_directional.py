@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..spec import Case
+from .directions import checked_directions, directional_steps
 from .fd_mlp import _float64, _loss_base
 from .fd_stack import rounding_scales, stack_layers
 from .fd_stack_model import Moved, Stack, differs
@@ -20,8 +21,6 @@ from .finite_diff import (
     REL_STEP,
     STEP_FACTORS,
     changes_rounding,
-    checked_directions,
-    directional_steps,
     richardson,
     rounding_error,
 )
