@@ -58,7 +58,7 @@ def _measure(args: argparse.Namespace, chosen, folder) -> int:
 
     from .. import baselines
     from .. import references as refs
-    from ..mutants import render, sweep
+    from ..mutants import false_alarms, render, sweep
     from ..spec import BpcheckError
     from ..version import __version__
 
@@ -79,10 +79,10 @@ def _measure(args: argparse.Namespace, chosen, folder) -> int:
         def progress(done: int, total: int) -> None:
             if done % 250 == 0 or done == total:
                 print(f"engine: {done}/{total} cases", file=sys.stderr)
-        engine = sweep.run_engine(args.fp_cases, args.seed, references, names, progress, runner=args.runner).to_dict()
+        engine = false_alarms.run_engine(args.fp_cases, args.seed, references, names, progress, runner=args.runner).to_dict()
     stacks = None
     if args.fp_stacks:
-        stacks = sweep.run_engine(args.fp_stacks, args.seed, references, names, runner=args.runner, stacks=True).to_dict()
+        stacks = false_alarms.run_engine(args.fp_stacks, args.seed, references, names, runner=args.runner, stacks=True).to_dict()
         print(f"engine on {args.fp_stacks} layered stacks: bpcheck {stacks['bpcheck_false_positives']} false alarms, "
               + ", ".join(f"{b} {v}" for b, v in stacks["baseline_false_positives"].items()), file=sys.stderr)
     meta = {
