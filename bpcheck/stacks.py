@@ -168,8 +168,12 @@ def build_case(rng, kinds: Sequence[str] | None = None, regime: str = "ordinary"
     kinds = layer_kinds() if kinds is None else tuple(kinds)
     if regime not in REGIMES:
         raise UsageError(f"regime {regime!r}{suggest(regime, REGIMES)} is unknown: choose from {', '.join(REGIMES)}")
+    return case_for(rng, build_arch(rng, kinds, regime, max_width), regime, dtype, max_batch)
+
+
+def case_for(rng, arch: Arch, regime: str = "ordinary", dtype: str = "float64", max_batch: int = MAX_BATCH) -> Case:
+    """A Case on a given stack, drawn through rng as build_case draws its own (params, batch, x, y, regime moves)."""
     dt = np.dtype(dtype)
-    arch = build_arch(rng, kinds, regime, max_width)
     p_scale, d_scale = SCALES[regime]
     params = {key: rng.uniform(-p_scale, p_scale, shape).astype(dt) for key, shape in arch.param_shapes().items()}
     batch = int(rng.integers(1, max_batch + 1))

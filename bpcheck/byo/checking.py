@@ -293,12 +293,16 @@ def draw_cases(archs: Arch | Any | None, n: int, seed: int, dtypes: Sequence[str
     archs: a fixed Arch, a strategy of Archs, or None for the sweep's small nets.
     """
     from ..draw import archs_for, draw, regime_and_dtype
+    from ..stacks import case_for
     from ..strategies import REGIMES
     from ..strategies import cases as case_strategy
 
     out = []
     for i in range(n):
         regime, dt = regime_and_dtype(i, REGIMES, tuple(dtypes))
+        if isinstance(archs, Arch) and not archs.is_mlp:  # a stack: drawn as the layered sweep draws its cases
+            out.append(case_for(np.random.default_rng([seed, i]), archs, regime, dt))
+            continue
         chosen = archs if archs is not None else archs_for(regime, 3, 4)
         out.append(draw(case_strategy(archs=chosen, regimes=(regime,), dtypes=(dt,), targets=targets), (seed, i)))
     return out

@@ -22,6 +22,7 @@ from .. import engine
 from ..compare import CaseContext, compare_tensor, factor_name
 from ..compare.metrics import norm
 from ..ops import LOSS_RULES, RULES, Loss
+from ..references.layered import n_out as output_width
 from ..spec import Arch, Grads
 
 Factor = Callable[[np.ndarray], float]
@@ -67,7 +68,9 @@ def _textbook_ce(z: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def variants(arch: Arch) -> list[Variant]:
     """The common alternatives to arch.loss (mean reduction, as torch), most specific first."""
-    loss, out_act, k = arch.loss, arch.activations[-1], arch.sizes[-1]
+    last_kind, last_config = arch.layers[-1]
+    loss, k = arch.loss, output_width(arch)
+    out_act = last_config.get("activation", "identity") if last_kind == "dense" else ""
     base = LOSS_RULES[loss]
     found: list[Variant] = []
     if loss == "mse":
@@ -141,7 +144,14 @@ class _Matcher:
         self.ctx, self.user = ctx, user
         self.tol = ctx.tolerance("torch")
         case = ctx.case64
-        self.declared = engine.backward(case.arch, case.params, list(ctx.caches), case.y).grads
+        # The comparison's own forward for an MLP; a stack has none (ctx.caches is ()), so the layers' forward is
+        # the model the conventions are recomputed on (only ever turning a disagreement into CONVENTION).
+        self.caches, self.output = (list(ctx.caches), None) if ctx.caches else _forward(case)
+        self.declared = self._backward(None)
+
+    def _backward(self, rule: Loss | None) -> Grads:
+        case = self.ctx.case64
+        return engine.backward(case.arch, case.params, self.caches, case.targets, loss_rule=rule, output=self.output).grads
 
     def fits(self, name: str, h: np.ndarray) -> bool:
         u = self.user.get(name)
@@ -154,8 +164,12 @@ class _Matcher:
         return compare_tensor(name, np.asarray(u), h, self.tol, scale, kink=self.ctx.kinks.get(name)).ok
 
     def gradient(self, variant: Variant) -> Grads:
-        case = self.ctx.case64
-        return engine.backward(case.arch, case.params, list(self.ctx.caches), case.y, loss_rule=variant.rule).grads
+        return self._backward(variant.rule)
+
+
+def _forward(case) -> tuple[list, np.ndarray]:
+    out, caches = engine.forward(case.arch, case.params, case.x)
+    return caches, out
 
 
 def explain(ctx: CaseContext, user: Grads) -> Explanation:
@@ -214,7 +228,7 @@ def _remainder(m: _Matcher, rest: list[str], g: Grads, relative: str, *, whole: 
     """The tensors the best loss leaves, against simple shapes relative to its gradient g; and whether
     those shapes explain every one of them."""
     case = m.ctx.case64
-    batch, n_out = case.batch, case.arch.sizes[-1]
+    batch, n_out = case.batch, output_width(case.arch)
     if batch > 1 and all(n.startswith("b") for n in rest) and all(m.fits(n, g[n] / batch) for n in rest):
         return (f"{_names(rest)} = 1/batch x {relative}: the bias gradients average over the batch while the "
                 "weight gradients sum"), True

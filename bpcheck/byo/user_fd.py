@@ -35,9 +35,34 @@ class NonFiniteLoss(ValueError):
     """The user's loss is not finite at the case (or a step from it): its FD cannot run here."""
 
 
+def _kinked(arch) -> bool:
+    """Has the net a kink: a kinked activation (an MLP), a layer with a pattern (a stack), or a kinked loss?"""
+    if LOSS_RULES[arch.loss].kink:
+        return True
+    if arch.is_mlp:
+        return any(ops.rule(a).kink for a in arch.activations)
+    return any(step.layer.pattern is not None for step in engine.plan(arch))
+
+
+def _stack_regions(case: Case, params: dict[str, np.ndarray], x: np.ndarray) -> list[np.ndarray]:
+    """_regions for a stack: each layer's pattern (Layer.pattern: relu's sign, max-pool's argmax) on its input."""
+    out, regions = x, []
+    for step in engine.plan(case.arch):
+        local = {name: params[key] for name, key in step.keys.items()}
+        if step.layer.pattern is not None:  # the pattern takes a leading axis of perturbed copies: one here
+            regions.append(np.asarray(step.layer.pattern(step.config, {k: v[None] for k, v in local.items()}, out[None])))
+        out, cache = step.layer.forward(step.config, local, out)
+    rule = LOSS_RULES[case.arch.loss]
+    if rule.kink:
+        regions.append(rule.regions(cache[1] if rule.from_logits else out, case.targets))
+    return regions
+
+
 def _regions(case: Case, params: dict[str, np.ndarray], x: np.ndarray) -> list[np.ndarray]:
     """Which side of each kink every kinked pre-activation (and a kinked loss) lies on, by bpcheck's forward."""
     arch = case.arch
+    if not arch.is_mlp:
+        return _stack_regions(case, params, x)
     _, caches = engine.forward(arch, params, x)
     out = [ops.rule(act).regions(c.z) for act, c in zip(arch.activations, caches) if ops.rule(act).kink]
     rule = LOSS_RULES[arch.loss]
@@ -58,7 +83,7 @@ def user_gradients(loss, case64: Case, *, with_x: bool = False) -> Gradients:
     flat = np.concatenate([theta[n].ravel() for n in names])
     owner = np.repeat(np.arange(len(names)), sizes)
     base = _value(loss, case64.params, case64.x)
-    kinked = any(ops.rule(a).kink for a in case64.arch.activations) or LOSS_RULES[case64.arch.loss].kink
+    kinked = _kinked(case64.arch)
     home = _regions(case64, case64.params, case64.x) if kinked else []
     last: dict[int, np.ndarray] = {}     # coordinate -> its last five values (changes), at -h, -h/2, 0, h/2, h
     largest = [abs(base)]

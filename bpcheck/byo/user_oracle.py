@@ -24,10 +24,12 @@ from dataclasses import replace
 
 import numpy as np
 
+from .. import engine
 from ..compare import CaseContext, compare, compare_gradients, factor_name, first_bad_layer, kind_of, merge_masks
 from ..compare.diagnose import find_bug
 from ..compare.metrics import norm
 from ..ops import LOSS_RULES
+from ..references.layered import n_layers, n_out
 from ..results import CheckResult, Verdict, worst_label
 from ..spec import Case, Gradients
 from .conventions import Explanation, explain
@@ -78,11 +80,9 @@ def with_user_fd(result: CheckResult | None, ctx: CaseContext, declared: Gradien
         if found.variant is not None and not found.unmatched and _same_value(fd, found.variant, ctx):
             return [_convention(v, found.sentence) for v in verdicts] + [mine]
         return verdicts + [mine]
-    layer, how = first_bad_layer(metrics, (), case.arch.n_layers)
+    layer, how = first_bad_layer(metrics, (), n_layers(case.arch))
     head = dict(tensors=metrics, tolerance=tol, first_bad_layer=layer, localised_by=how, kinks=kinks)
-    out_rule = LOSS_RULES[case.arch.loss]
-    caches = ctx.caches[-1]
-    output = caches.z if out_rule.from_logits else caches.a
+    output = loss_input(ctx, LOSS_RULES[case.arch.loss])
     if analytic_agree:
         return verdicts + [_noise_or_factor(head, fd, declared.loss, f"the declared {case.arch.loss}",
                                             "torch, jax" if any(v.reference != ENGINE_REF for v in analytic)
@@ -90,7 +90,7 @@ def with_user_fd(result: CheckResult | None, ctx: CaseContext, declared: Gradien
     found = explain(ctx, {k: np.asarray(v) for k, v in produced.grads.items()})
     if found.variant is not None and not found.unmatched:
         variant = found.variant
-        value = float((variant.value or variant.rule).forward(output, ctx.case64.y))
+        value = float((variant.value or variant.rule).forward(output, ctx.case64.targets))
         mine = _noise_or_factor(head, fd, value, variant.words, "the gradient of that loss", case)
         if mine.label == "FD_NOISE" and variant.assumes:
             # loss_fn is the declared loss (or its sum); the gradient assumes something of the data: not noise.
@@ -123,10 +123,9 @@ def relocalise(result: CheckResult, ctx: CaseContext, produced: Gradients, found
     tensors (half-SSE, summed CE), so that a bug in layer 1 is named in layer 1 whatever the loss scaling."""
     if result.label != "ENGINE" or found.variant is None or not found.unmatched or found.complete:
         return result  # no convention, or simple shapes relative to it explain the rest (a bias averaged)
-    from .. import engine
-
     c64 = ctx.case64
-    g = engine.backward(c64.arch, c64.params, list(ctx.caches), c64.y, loss_rule=found.variant.rule)
+    caches, out = (list(ctx.caches), None) if ctx.caches else _swap(engine.forward(c64.arch, c64.params, c64.x))
+    g = engine.backward(c64.arch, c64.params, caches, c64.targets, loss_rule=found.variant.rule, output=out)
     c = compare(ctx, produced, g, CONVENTION_REF)
     if c.agree:
         return result
@@ -140,11 +139,26 @@ def relocalise(result: CheckResult, ctx: CaseContext, produced: Gradients, found
                                           if v.label == "ENGINE" else v for v in result.verdicts))
 
 
+def loss_input(ctx: CaseContext, rule) -> np.ndarray:
+    """What rule reads on ctx's case: the comparison's own forward for an MLP (z_L from logits, else a_L); for a
+    stack, which has none, the layers' forward (the output, or the last dense layer's z)."""
+    if ctx.caches:
+        last = ctx.caches[-1]
+        return last.z if rule.from_logits else last.a
+    c64 = ctx.case64
+    out, caches = engine.forward(c64.arch, c64.params, c64.x)
+    return caches[-1].z if rule.from_logits else out
+
+
+def _swap(pair):
+    out, caches = pair
+    return caches, out
+
+
 def _same_value(fd: Gradients, variant, ctx: CaseContext) -> bool:
     """Is loss_fn's value that of the variant's loss (or of the loss its assumption leaves, variant.value)?"""
-    last = ctx.caches[-1]
     rule = variant.value or variant.rule
-    value = float(rule.forward(last.z if rule.from_logits else last.a, ctx.case64.y))
+    value = float(rule.forward(loss_input(ctx, rule), ctx.case64.targets))
     return _close(fd.loss, value)
 
 
@@ -176,7 +190,7 @@ def _noise_or_factor(head: dict, fd: Gradients, value: float, what: str, judges:
             f"{judges} confirm, but its finite differences differ beyond their estimate (noise per evaluation "
             f"{fd.meta.get('noise', 0.0):.2g}, e.g. float32 internals or log(1 - a) at saturation)"))
     k = fd.loss / value if value else float("inf")
-    label = factor_name(k, case.batch, case.arch.sizes[-1], 1e-6) if np.isfinite(k) else ""
+    label = factor_name(k, case.batch, n_out(case.arch), 1e-6) if np.isfinite(k) else ""
     text = f"{k:.6g}" + (f" ({label})" if label else "")
     return Verdict(SOURCE, "CONVENTION", **head, reason=(
         f"the user's loss_fn is {text} x {what} here ({fd.loss:.6g} against {value:.6g}); the gradient is that of "

@@ -25,39 +25,12 @@ import numpy as np
 
 from .. import engine
 from ..layers import LAYERS
+from ..layers.bugs import param_zeros, rows_to_row0, upstream_ones  # noqa: F401 (the catalog's wrappers)
 from ..spec import Arch, Case, Gradients, init_params, split_key
 from .catalog import Conditions, Mutant
 
 Backward = Callable[..., tuple[np.ndarray, dict[str, np.ndarray]]]
 Template = Callable[[np.random.Generator], tuple[tuple[int, ...], list[tuple[str, dict[str, Any]]]]]
-
-
-def upstream_ones(kind: str) -> Backward:
-    """The kind's backward run on a cotangent of ones: dy ignored (right only for loss.sum() on this output)."""
-    right = LAYERS[kind].backward
-    return lambda config, params, cache, dy: right(config, params, cache, np.ones_like(dy))
-
-
-def rows_to_row0(kind: str) -> Backward:
-    """Every sample's dL/dx written into row 0 (a loop indexing dx[0] for dx[n]): right only for batch 1."""
-    right = LAYERS[kind].backward
-
-    def backward(config, params, cache, dy):
-        dx, grads = right(config, params, cache, dy)
-        wrong = np.zeros_like(dx)
-        wrong[0] = dx.sum(axis=0)
-        return wrong, grads
-    return backward
-
-
-def param_zeros(kind: str, name: str) -> Backward:
-    """The gradient of one param never computed: the zeros it was allocated with are returned."""
-    right = LAYERS[kind].backward
-
-    def backward(config, params, cache, dy):
-        dx, grads = right(config, params, cache, dy)
-        return dx, {**grads, name: np.zeros_like(params[name])}
-    return backward
 
 
 def shape(kind: str, code: str) -> Backward:
