@@ -238,10 +238,7 @@ def _judge(ctx: CaseContext, produced: Gradients, ran: dict[str, Gradients], com
             diagnosis = "" if bug is None else bug.sentence
         layer, how = c.first_bad if not c.agree else (None, "")
         note = notes.get(name, "")
-        arch = ctx.case64.arch
-        # a stack's layer is named by its kind too (every layer of an MLP is dense)
-        kind = "" if layer is None or arch.is_mlp else f"layer {layer} is a {arch.layers[layer - 1][0]} layer"
-        reason = "; ".join(p for p in (reason, note, kind) if p)
+        reason = "; ".join(p for p in (reason, note) if p)
         out[name] = Verdict(name, label, c.tensors + c.traces, c.tol, layer, how, c.kinks, diagnosis, reason,
                             timing.get(name, 0.0), versions.get(name, ""), bug)
     return out

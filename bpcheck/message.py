@@ -69,7 +69,7 @@ def verdict_message(v: Verdict, who: str = "engine") -> str:
     loss = next((t for t in v.failing_tensors if t.name == "loss"), None)
     if loss is not None and loss is not worst:  # a wrong forward: say so whatever tensor leads the message
         parts.append(loss_sentence(loss, v.reference, who))
-    if v.first_bad_layer is not None:
+    if v.first_bad_layer is not None and not (v.bug is not None and v.bug.get("kind")):  # a stack's says where itself
         if v.localised_by == "da":  # a stack: the layer whose backward passed a wrong gradient down
             parts.append(f"layer {v.first_bad_layer} is the first whose dL/d(input) disagrees")
         else:

@@ -33,7 +33,8 @@ def test_layer_mutant_caught_and_located(name):
         assert layer == want_layer and tensor in want_tensors, (name, layer, tensor, want_layer, want_tensors)
         kind = case.arch.layers[want_layer - 1][0]
         text = result.message()
-        assert f"layer {want_layer} is the first" in text and f"layer {want_layer} is a {kind} layer" in text, text
+        bug = result.verdict("torch").bug  # the diagnosis as data: the planted layer by position and kind
+        assert (bug.get("layer"), bug.get("kind")) == (want_layer, kind) and f"layer {want_layer} ({kind})" in text, text
         assert f"d{tensor}" in text or tensor in text, text
         clean = check_case(case, ("torch",), producer=engine.gradients)
         assert clean.label == "AGREE", (name, clean.message())

@@ -24,10 +24,11 @@ import numpy as np
 
 from .. import ops
 from ..ops import LOSS_RULES
+from ..references.layered import is_mlp, targets
 from ..references.layered import n_out as output_width
-from ..references.layered import targets
 from ..results import Diagnosis, TensorMetrics, Tolerance
 from ..spec import Gradients
+from .layer_bugs import located, stack_bug
 from .metrics import compare_tensor
 from .tolerance import CaseContext
 
@@ -100,11 +101,20 @@ def diagnose(ctx: CaseContext, mine: Gradients, ref: Gradients, ref_name: str, t
 
 def find_bug(ctx: CaseContext, mine: Gradients, ref: Gradients, ref_name: str, tol: Tolerance,
              metrics: tuple[TensorMetrics, ...], first_bad: tuple[int | None, str]) -> Diagnosis | None:
-    """The diagnosis as data (results.Diagnosis); None when nothing disagrees."""
+    """The diagnosis as data (results.Diagnosis); None when nothing disagrees. A stack's names the layer (its
+    position and kind) and, when one fits, that layer's bug shape (layer_bugs.py)."""
     bad = [m.name for m in metrics if not m.ok and not m.name.startswith(("dz", "da")) and m.name != "loss"]
     if not bad:
         return _loss_only(metrics, ref_name)
     t = _Test(ctx, mine, ref, ref_name, tol)
+    if not is_mlp(ctx.case64.arch):
+        found = stack_bug(ctx, mine, ref, ref_name, tol, bad, first_bad, t.kink)
+        return found or located(ctx.case64.arch, _shapes(t, bad, first_bad), bad, first_bad)
+    return _shapes(t, bad, first_bad)
+
+
+def _shapes(t: _Test, bad: list[str], first_bad: tuple[int | None, str]) -> Diagnosis:
+    ctx, mine, ref, ref_name = t.ctx, t.mine, t.ref, t.ref_name
     theirs, ours = ref.tensors(), mine.tensors()
     layer, how = first_bad
     # Layer patterns first: a wrong derivative can zero a layer's gradient (the leaky slope dropped where
