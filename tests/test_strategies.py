@@ -221,7 +221,7 @@ def test_a_fixed_arch_is_kept():
 
 def test_default_cross_entropy_targets_sum_to_one_in_every_regime():
     # the tiny regime draws rows of values near 1e-240, which a floor on the divisor left summing to 1e-24
-    from bpcheck.byo.checking import draw_cases
+    from bpcheck.byo.cases import draw_cases
 
     cases = draw_cases(Arch.parse("2-4-2", "relu,softmax", "cross_entropy"), 400, 0, ("float64", "float32"))
     for case in cases:

@@ -4,11 +4,13 @@
                     layout=None, timeout=None) -> Result
     load_function("path/to/file.py:function") -> the function
 
-Modules: checking (orchestration, case drawing), calls (validation, mutation and memory checks),
-layouts (row, column, custom), conventions (which loss the gradient follows), loading, result.
+Modules: checking (orchestration), cases (case drawing), calls (validation, mutation and memory checks),
+layouts (row, column, custom), conventions (which loss the gradient follows), loading, result; isolation and
+worker_process (the worker process the user's code runs in; worker.py is its side).
 """
 
-from .checking import DEFAULT_CASES, build_cases, check_gradients, draw_cases
+from .cases import build_cases, draw_cases
+from .checking import DEFAULT_CASES, check_gradients
 from .layouts import COLUMN, ROW, Layout, custom_layout, resolve_layout
 from .loading import UserCallError, load_function
 from .result import CaseOutcome, Finding, Result
