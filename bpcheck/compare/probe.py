@@ -11,8 +11,11 @@ norms) gets this generic fallback instead, in either dtype (E_t is in units of t
           + PROBE ||g64|| (PROBE samples of margin, the rounding of the result itself, and a floor from the
           whole gradient for tensors zero by a symmetry), in rounding.py's units.
   kinks   a layer whose piece (Layer.pattern: relu's sign, max-pool's argmax) changes when its input and
-          params move by their rounding, +-gamma of each entry, may land on either side in a correct
-          float32 producer: the samples it changes, and every param of that layer and below, are left out.
+          params move by their rounding, +-gamma of each entry, and its input also by PROBE times the error
+          the float32 run carried into it from the layers below, may land on either side in a correct
+          producer: the samples it changes, and every param of that layer and below, are left out (every
+          sample, below a layer whose backward mixes the rows, such as batchnorm).
+  floors  compare/terms.py bounds the terms each backward adds, which the sample misses where it is exact.
 
 Without torch the scales stay empty (rtol alone; a float32 stack then needs torch to be judged fairly).
 """
@@ -40,19 +43,49 @@ def probe(case: Case, case64: Case, trace: Gradients | None, gamma: float) -> tu
     float64 value being the cancellation of terms of the whole gradient's size."""
     if is_mlp(case.arch):
         return {}, {}
-    return _scales(case, trace), _kinks(case64, gamma)
+    g32 = _float32_run(case, trace)
+    eps = _EPS32 if case.x.dtype == np.float32 else float(np.finfo(np.float64).eps)
+    return _scales(case, trace, g32), _kinks(case64, gamma, _forward_errors(case64, g32, eps))
 
 
-def _scales(case: Case, trace: Gradients | None) -> dict[str, float]:
+def _float32_run(case: Case, trace: Gradients | None) -> Gradients | None:
+    """torch's Gradients of the case in float32 (one correct float32 implementation), or None without torch."""
     from ..references import status
 
     if trace is None or not status("torch").available:
-        return {}
+        return None
     from ..references import torch_ref
 
     try:
-        g32 = torch_ref.gradients(case.astype("float32"), "float32")
+        return torch_ref.gradients(case.astype("float32"), "float32")
     except Exception:  # noqa: BLE001  (a probe that cannot run leaves rtol alone, as without torch)
+        return None
+
+
+def _forward_errors(case64: Case, g32: Gradients | None, eps: float) -> list[np.ndarray | None]:
+    """Per layer, PROBE times the float32 run's error on that layer's input (its forward values against the
+    float64 forward), in the producer's eps: how far rounding may move what the layer's kink is decided on.
+    None where the run gave no value (layer 1's input, the case's x, is exact)."""
+    values = None if g32 is None else g32.meta.get("forward")
+    steps = plan(case64.arch)
+    if not values or len(values) != len(steps):
+        return [None] * len(steps)
+    out: list[np.ndarray | None] = [None]
+    x = np.asarray(case64.x, dtype=np.float64)
+    a = x
+    from ..layers import LAYERS
+
+    for step, (_, a32) in zip(steps[:-1], values[:-1]):
+        local = {name: np.asarray(case64.params[key], dtype=np.float64)[None] for name, key in step.keys.items()}
+        a = LAYERS[step.kind].reference(step.config, local, a[None])[0]
+        with np.errstate(all="ignore"):
+            err = PROBE * (np.asarray(a32, dtype=np.float64) - a) * (eps / _EPS32)
+        out.append(np.where(np.isfinite(err), err, 0.0) if np.shape(err) == a.shape else None)
+    return out
+
+
+def _scales(case: Case, trace: Gradients | None, g32: Gradients | None) -> dict[str, float]:
+    if trace is None or g32 is None:
         return {}
     pairs: dict[str, tuple[Any, Any]] = {k: (g32.tensors().get(k), v) for k, v in trace.tensors().items()}
     pairs["loss"] = (g32.loss, trace.loss)
@@ -76,16 +109,21 @@ def _scales(case: Case, trace: Gradients | None) -> dict[str, float]:
     return out
 
 
-def _kinks(case64: Case, gamma: float) -> dict[str, np.ndarray]:
-    """Masks of what a kink within rounding reaches (see the module docstring); {} when no layer has one."""
+def _kinks(case64: Case, gamma: float, errors: list[np.ndarray | None]) -> dict[str, np.ndarray]:
+    """Masks of what a kink within rounding reaches (see the module docstring); {} when no layer has one.
+
+    A layer's input may move by its own rounding (+-gamma of each entry, as its params) and by what the layers
+    below carried into it (errors, the float32 run's sample: a leaky_relu's z of 7e-9 that float32 rounding
+    carries 5e-9 from below lands on either side). The rows a flip reaches pass down unchanged through layers whose
+    rows do not interact; a layer that mixes them (batchnorm) passes them to every row below it."""
     from ..layers import LAYERS
 
     x = np.asarray(case64.x, dtype=np.float64)
     batch = x.shape[0]
-    hit_rows = np.zeros(batch, dtype=bool)
-    lowest = None  # the highest position whose piece may flip: its params and everything below are reached
+    flips: dict[int, np.ndarray] = {}  # position -> the rows whose piece may flip there
     a = x
-    for step in plan(case64.arch):
+    steps = plan(case64.arch)
+    for step, carried in zip(steps, errors):
         layer = LAYERS[step.kind]
         local = {name: np.asarray(case64.params[key], dtype=np.float64) for name, key in step.keys.items()}
         if layer.pattern is not None:
@@ -94,19 +132,25 @@ def _kinks(case64: Case, gamma: float) -> dict[str, np.ndarray]:
                 rows = np.zeros(batch, dtype=bool)
                 for sign in (1.0, -1.0):
                     moved_x, moved_p = _moved(a, sign * gamma), {k: _moved(v, sign * gamma) for k, v in local.items()}
+                    if carried is not None:
+                        moved_x = moved_x + sign * carried
                     flipped = np.asarray(layer.pattern(step.config, moved_p, moved_x)) != np.asarray(home)
                     rows |= flipped.reshape(batch, -1).any(axis=1) if flipped.ndim else bool(flipped)
                 if rows.any():
-                    hit_rows |= rows if layer.per_sample else True
-                    lowest = step.position
+                    flips[step.position] = rows
         a = layer.reference(step.config, {k: v[None] for k, v in local.items()}, a[None])[0]
-    if lowest is None:
+    if not flips:
         return {}
+    lowest = max(flips)  # the highest position whose piece may flip: its params and everything below are reached
     masks = {key: np.ones(shape, dtype=bool) for key, shape in case64.arch.param_shapes().items()
              if _position(key) <= lowest}
-    masks["x"] = _rows(hit_rows, x.shape)
-    for step in plan(case64.arch)[: lowest - 1]:  # the outputs below the kink: their gradient passed through it
-        masks[f"da{step.position}"] = _rows(hit_rows, (batch, *step.out_shape))
+    rows = np.zeros(batch, dtype=bool)
+    for step in reversed(steps[:lowest]):  # rows reached in dL/d(input of each layer), from the top kink down
+        rows = rows | flips.get(step.position, False)
+        if rows.any() and not LAYERS[step.kind].per_sample:
+            rows = np.ones(batch, dtype=bool)
+        name = "x" if step.position == 1 else f"da{step.position - 1}"
+        masks[name] = _rows(rows, x.shape if step.position == 1 else (batch, *step.in_shape))
     return masks
 
 

@@ -31,6 +31,8 @@ numpy forward), never from the engine's.
 The loss value is a tensor like the others, named 'loss', with its own scale E_loss (loss_value.py). References run in float64 on
 the (exactly representable) float64 copy of the case, so the table is keyed by the producer's dtype.
 The model lives in rounding.py, with the masks of coordinates that rounding can push across a kink.
+A stack that is not a dense MLP has no such model: its E_t is the float32 probe's sample (probe.py) plus a
+bound on the terms each layer's backward adds (terms.py), which the sample misses where it happens to be exact.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from .forward import LayerCache, forward_of
 from .loss_value import loss_scale
 from .probe import probe
 from .rounding import ambiguous, error_scales, forward_errors
+from .terms import terms
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ class CaseContext:
         dtype = dtype_name(case.x.dtype)
         if not caches:  # no dense rounding model for this stack: the float32 probe, or rtol alone in float64
             scales, kinks = probe(case, case64, trace, gamma_for(case64, dtype))
+            for name, floor in terms(case64, trace).items():  # what the probe's one sample may have missed
+                scales[name] = scales.get(name, 0.0) + floor
             return cls(case, case64, (), scales, _largest(trace), kinks, {})
         fwd = forward_errors(case64, caches)
         scales: dict[str, float] = {}
