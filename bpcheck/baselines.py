@@ -61,7 +61,7 @@ def _grads_of(producer: Producer, case: Case, arrays: list[np.ndarray]) -> list[
     it, so that a function which changes its inputs in place changes what the checker sees.
     """
     params, x = _split(case, arrays)
-    y = case.y.astype(np.float64)
+    y = _targets(case)
     fn = getattr(producer, "fn", None)
     if fn is not None:
         grads = fn(case.arch, params, x, y)
@@ -75,7 +75,13 @@ def _grads_of(producer: Producer, case: Case, arrays: list[np.ndarray]) -> list[
 
 def _loss_at(case: Case, arrays: list[np.ndarray]) -> float:
     params, x = _split(case, arrays)
-    return engine.loss(case.arch, params, x, case.y.astype(np.float64))
+    return engine.loss(case.arch, params, x, _targets(case))
+
+
+def _targets(case: Case) -> np.ndarray:
+    """y in float64, but integer class labels (cross_entropy's (batch,)) as they are: cast to float they would be read
+    as a (batch,) target row, which does not broadcast against the (batch, n_out) output."""
+    return case.y if np.issubdtype(case.y.dtype, np.integer) else case.y.astype(np.float64)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -49,6 +49,20 @@ def test_scale_mutant_fails(name):
 
 
 @pytest.mark.parametrize("name", baselines.BASELINES)
+def test_integer_labels_are_targets_not_a_crash(name):
+    # a cross_entropy stack with integer class labels (batch,), case 60 of `report --layers all` (seed 0): the
+    # wrapper once cast the labels to float, which the loss read as a (batch,) target row and raised on
+    from bpcheck.mutants.false_alarms import stack_case
+
+    _need(name)
+    case = stack_case(0, 60)
+    assert case.y.shape == (case.batch,) and case.arch.loss == "cross_entropy" and not case.arch.is_mlp
+    r = baselines.run_baseline(name, engine.gradients, case)
+    assert not r.caught and not r.error, r.message
+    assert baselines.run_baseline(name, planted.scaled("W4", 1.01), case).caught
+
+
+@pytest.mark.parametrize("name", baselines.BASELINES)
 def test_catalog_mutant_fails(name):
     _need(name)
     assert baselines.run_baseline(name, get("tanh_prime_one_minus_tanh").produce, smooth_case()).caught

@@ -220,7 +220,7 @@ def test_mutants_give_the_same_results_in_one_process_in_two_and_on_a_local_clus
     """mutants --jobs 2 and --scheduler local:2: one task a mutant, the false-alarm cases in chunks; mutants.json
     equal to one process's but for wall times, the command line and the executor."""
     argv = ["mutants", "--only", "bias_sign_flipped,ce_forgets_y,missing_1_over_batch", "--cases", "3",
-            "--fp-cases", "30", "--shrink", "greedy", "--refs", "fd,torch", "--no-baselines"]
+            "--fp-cases", "30", "--fp-stacks", "6", "--shrink", "greedy", "--refs", "fd,torch", "--no-baselines"]
     got = {}
     for name, where in (("one", []), ("jobs", ["--jobs", "2"]), ("dask", ["--scheduler", "local:2"])):
         assert main([*argv, *where, "--out", str(tmp_path / name)]) == 0

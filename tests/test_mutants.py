@@ -117,7 +117,7 @@ def test_draw_cases_honours_conditions_and_is_deterministic():
 
 def test_cli_writes_the_reports(tmp_path, capsys):
     code = main(["mutants", "--only", "bias_sign_flipped,ce_forgets_y", "--cases", "2", "--fp-cases", "3",
-                 "--no-baselines", "--shrink", "greedy", "--refs", "fd", "--out", str(tmp_path)])
+                 "--fp-stacks", "3", "--no-baselines", "--shrink", "greedy", "--refs", "fd", "--out", str(tmp_path)])
     assert code == 0
     data = json.loads((tmp_path / "mutants.json").read_text())
     assert data["meta"]["references"] == ["fd"]  # --refs, as report, check and replay spell it
@@ -125,7 +125,22 @@ def test_cli_writes_the_reports(tmp_path, capsys):
     assert data["mutants"][0]["localised"] is True and data["mutants"][0]["minimal"]["by"] == "greedy"
     md = (tmp_path / "mutants.md").read_text()
     assert "| `bias_sign_flipped` |" in md and "False alarms on the unmutated engine (3 cases" in md
-    assert "bias_sign_flipped" in capsys.readouterr().out
+    stacks = data["meta"]["stacks_engine"]
+    assert stacks["n"] == 3 and stacks["bpcheck_false_positives"] == 0 and sum(g["cases"] for g in stacks["by_group"].values()) == 3
+    assert "on layered stacks (3 cases of `report --layers all`" in md
+    out = capsys.readouterr().out
+    assert "bias_sign_flipped" in out and "(of 3 layered stacks)" in out
+
+
+def test_the_stacks_false_alarm_run_judges_the_layered_sweeps_cases():
+    # the same cases as `report --layers all` with that seed, so the two counts speak of the same stacks
+    from bpcheck.draw import draw_case
+    from bpcheck.mutants.false_alarms import stack_case
+    from bpcheck.stacks import layer_kinds
+
+    for i in (0, 7, 13):
+        a, b = stack_case(5, i), draw_case(5, i, layers=layer_kinds())
+        assert a.arch == b.arch and np.array_equal(a.x, b.x) and a.regime == b.regime and a.x.dtype == b.x.dtype
 
 
 def test_cli_unknown_mutant_is_a_usage_error(tmp_path, capsys):

@@ -1,7 +1,7 @@
 """Run the catalog of real backprop bugs against bpcheck and against torch gradcheck and jax check_grads.
 
 Each mutant runs over --cases cases drawn under its conditions; the unmutated engine runs over
---fp-cases cases (every regime, float64 and float32) for the false alarms. Writes mutants.md and
+--fp-cases MLP cases and --fp-stacks layered stacks (every regime, float64 and float32) for the false alarms. Writes mutants.md and
 mutants.json to --out and prints a compact table. Exit 0 when bpcheck catches every mutant, names
 the layer and tensor of every one-layer bug and raises no false alarm; 1 otherwise.
 """
@@ -22,9 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cases", type=int_at_least(1), default=8, help="cases per mutant (default %(default)s)")
     p.add_argument("--fp-cases", type=int_at_least(0), default=2000,
                    help="cases of the unmutated engine for the false-alarm count (default %(default)s; 0 skips)")
-    p.add_argument("--fp-stacks", type=int_at_least(0), default=0,
-                   help="cases of the unmutated engine on the layer mutants' stacks (conv, pooling, norms, dropout) "
-                        "for the false-alarm count (default %(default)s)")
+    p.add_argument("--fp-stacks", type=int_at_least(0), default=2000,
+                   help="cases of the unmutated engine on layered stacks (those of `report --layers all`: every kind, "
+                        "regime and dtype) for the false-alarm count (default %(default)s; 0 skips)")
     p.add_argument("--only", default="", help="comma-separated mutant names (default: every mutant)")
     p.add_argument("--refs", default=None, help="bpcheck references, e.g. fd,torch (default: all available)")
     p.add_argument("--no-baselines", action="store_true", help="run bpcheck only")
@@ -74,15 +74,17 @@ def _measure(args: argparse.Namespace, chosen, folder) -> int:
                                          runner=args.runner, on_done=done)
     if stopped is not None:
         raise BpcheckError(f"the mutants run stopped after {len(mutants)} of {len(chosen)} mutants: {stopped}")
+    def progress(done: int, total: int) -> None:
+        if done % 250 == 0 or done == total:
+            print(f"engine: {done}/{total} cases", file=sys.stderr)
+
     engine = None
     if args.fp_cases:
-        def progress(done: int, total: int) -> None:
-            if done % 250 == 0 or done == total:
-                print(f"engine: {done}/{total} cases", file=sys.stderr)
         engine = false_alarms.run_engine(args.fp_cases, args.seed, references, names, progress, runner=args.runner).to_dict()
     stacks = None
     if args.fp_stacks:
-        stacks = false_alarms.run_engine(args.fp_stacks, args.seed, references, names, runner=args.runner, stacks=True).to_dict()
+        stacks = false_alarms.run_engine(args.fp_stacks, args.seed, references, names, progress, runner=args.runner,
+                                         stacks=True).to_dict()
         print(f"engine on {args.fp_stacks} layered stacks: bpcheck {stacks['bpcheck_false_positives']} false alarms, "
               + ", ".join(f"{b} {v}" for b, v in stacks["baseline_false_positives"].items()), file=sys.stderr)
     meta = {

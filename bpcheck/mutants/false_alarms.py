@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import zlib
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
@@ -16,7 +15,6 @@ from .. import references as refs
 from ..executors import Runner
 from ..spec import BpcheckError, Case
 from ..sweep import set_up_worker
-from .layered import draw_stack_case
 from .sweep import CaseOutcome, check_one
 
 
@@ -39,12 +37,11 @@ class EngineOutcome:
 
 
 def stack_case(seed: int, index: int) -> Case:
-    """Case index of the layered false-alarm run: the layer mutants' stack templates in turn, entropy apart from
-    the mutants' own cases."""
-    from .layered import LAYER_MUTANTS
+    """Case index of the layered false-alarm run: case index of `report --layers all` with this seed (a stack of
+    every registered kind, every regime and dtype in turn), so the two runs judge the same stacks."""
+    from ..stacks import layer_kinds
 
-    m = LAYER_MUTANTS[index % len(LAYER_MUTANTS)]
-    return draw_stack_case(m.conditions, (seed, zlib.crc32(m.name.encode()), 1_000_000 + index))
+    return draw.draw_case(seed, index, layers=layer_kinds())
 
 
 def _draw_for(stacks: bool):
@@ -57,8 +54,8 @@ def _engine_task(seed: int, references, run_baselines, stacks: bool, chunk: tupl
 
 def run_engine(n: int, seed: int, references=None, run_baselines: tuple[str, ...] = baselines.BASELINES,
                progress=None, *, runner: Runner | None = None, stacks: bool = False) -> EngineOutcome:
-    """The engine over n cases from draw.draw_case (every regime and dtype, evenly), or with stacks from the layer
-    mutants' stack templates (stack_case), wherever runner runs them;
+    """The engine over n cases from draw.draw_case (every regime and dtype, evenly), or with stacks from the layered
+    sweep (stack_case), wherever runner runs them;
     a case whose worker died twice is an ERROR alarm (a crash never passes). Raises KeyboardInterrupt, and
     BpcheckError when a Dask scheduler goes away."""
     done: dict[int, CaseOutcome] = {}

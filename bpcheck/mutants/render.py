@@ -123,10 +123,11 @@ def markdown(summary: dict[str, Any]) -> str:
                     for a in e["bpcheck_alarms"]]
     stacks = summary["meta"].get("stacks_engine")
     if stacks:
-        out += ["", f"## False alarms on the unmutated engine on layered stacks ({stacks['n']} cases, the layer "
-                "mutants' stack templates, float64)", ""]
+        out += ["", f"## False alarms on the unmutated engine on layered stacks ({stacks['n']} cases of `report --layers "
+                "all`: every kind, every regime, float64 and float32)", ""]
         out += engine_table(stacks, baselines)
-        out += [f"\nbpcheck false alarm: case {a['index']} ({a['arch']}): {a['label']}" for a in stacks["bpcheck_alarms"]]
+        out += [f"\nbpcheck false alarm: case {a['index']} ({a['arch']}, {a['regime']}, {a['dtype']}): {a['label']}"
+                for a in stacks["bpcheck_alarms"]]
     out += ["", "## Time", ""] + time_table(summary)
     out += ["", "## Minimal cases", "", "The first case that caught each mutant, made smaller while still caught "
             "(fewer rows, float64, rounded numbers); the full case is in mutants.json.", ""]
@@ -156,6 +157,11 @@ def compact(summary: dict[str, Any]) -> str:
         e = summary["engine"]
         rows.append(f"{'false alarms':{w}}  {e['bpcheck_false_positives']:>7}  {'':>7}  "
                     + "  ".join(f"{e['baseline_false_positives'][b]:>14}" for b in baselines) + f"   (of {e['n']} engine cases)")
+    stacks = summary["meta"].get("stacks_engine")
+    if stacks:
+        rows.append(f"{'false alarms':{w}}  {stacks['bpcheck_false_positives']:>7}  {'':>7}  "
+                    + "  ".join(f"{stacks['baseline_false_positives'][b]:>14}" for b in baselines)
+                    + f"   (of {stacks['n']} layered stacks)")
     return "\n".join(rows)
 
 
