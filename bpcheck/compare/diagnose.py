@@ -109,7 +109,7 @@ def find_bug(ctx: CaseContext, mine: Gradients, ref: Gradients, ref_name: str, t
     t = _Test(ctx, mine, ref, ref_name, tol)
     if not is_mlp(ctx.case64.arch):
         found = stack_bug(ctx, mine, ref, ref_name, tol, bad, first_bad, t.kink)
-        return found or located(ctx.case64.arch, _shapes(t, bad, first_bad), bad, first_bad)
+        return found or located(ctx.case64.arch, _shapes(t, bad, first_bad), bad, first_bad, mine.dout is not None)
     return _shapes(t, bad, first_bad)
 
 

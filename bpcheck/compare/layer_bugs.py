@@ -94,16 +94,21 @@ def stack_bug(ctx, mine, ref, ref_name: str, tol, bad: list[str], first_bad: tup
     fits = [f for f in fits if f[2]] or fits
     if len(fits) > 1:
         return _ambiguous(arch, fits, bad, first_bad)
+    if fits and mine.dout is None and len(bad) == 1 and bad[0] != "x" and fits[0][0] != first_bad[0]:
+        return _ambiguous(arch, fits, bad, first_bad, own=True)  # one wrong tensor: its own layer's bug fits it too
     return _named(arch, fits[0][0], fits[0][1], bad, first_bad) if fits else None
 
 
-def _ambiguous(arch, fits, bad: list[str], first_bad) -> Diagnosis:
+def _ambiguous(arch, fits, bad: list[str], first_bad, own: bool = False) -> Diagnosis:
     first, key = locate(arch, bad, first_bad)
     each = [f"layer {k} ({arch.layers[k - 1][0]}): {bug.says}" for k, bug, _ in fits]
+    if own:
+        each.append(f"a bug in {where(arch, first, key)} itself (the only tensor that disagrees)")
     name = " or ".join(each)
     sentence = (f"{name}: this case cannot tell them apart (the first tensor from the output that disagrees is "
                 f"{where(arch, first, key)})")
-    params = (("layer", fits[0][0]), ("layers", ",".join(str(k) for k, _, _ in fits)),
+    layers = [k for k, _, _ in fits] + ([first] if own and first is not None else [])
+    params = (("layer", fits[0][0]), ("layers", ",".join(map(str, layers))),
               ("kind", arch.layers[fits[0][0] - 1][0]), ("shape", fits[0][1].code), ("key", key))
     return Diagnosis("layer_bug_ambiguous", name, sentence, params)
 
@@ -128,8 +133,9 @@ def _named(arch, k: int, bug, bad: list[str], first_bad) -> Diagnosis:
     return Diagnosis("layer_bug", f"layer {k} ({kind}): {bug.says}", sentence, params)
 
 
-def located(arch, found: Diagnosis | None, bad: list[str], first_bad) -> Diagnosis | None:
-    """A stack's diagnosis that names no layer (a factor, zeros, unexplained) prefixed with where it starts."""
+def located(arch, found: Diagnosis | None, bad: list[str], first_bad, traced: bool) -> Diagnosis | None:
+    """A stack's diagnosis that names no layer (a factor, zeros, unexplained) prefixed with where it starts and,
+    without the producer's trace, the layers the bug can be in (a layer's dL/d(input) shows only below it)."""
     if found is None or is_mlp(arch) or found.get("kind") is not None:
         return found
     layer, key = locate(arch, bad, first_bad)
@@ -138,5 +144,10 @@ def located(arch, found: Diagnosis | None, bad: list[str], first_bad) -> Diagnos
         return found
     kind = arch.layers[layer - 1][0] if layer is not None else ""
     what = "tensor" if key else "layer whose dL/d(input)"
-    return Diagnosis(found.code, found.name, f"{at} is the first {what} from the output that disagrees; {found.sentence}",
-                     found.params + (("layer", layer), ("kind", kind), ("key", key)))
+    sentence = f"{at} is the first {what} from the output that disagrees"
+    span = candidate_layers(arch, bad, first_bad, traced)
+    if len(span) > 1:
+        kinds = ", ".join(arch.layers[k - 1][0] for k in reversed(span))
+        sentence += f" (the bug is in one of layers {span[-1]}-{span[0]}: {kinds})"
+    return Diagnosis(found.code, found.name, f"{sentence}; {found.sentence}", found.params + (
+        ("layer", layer), ("kind", kind), ("key", key), ("layers", ",".join(map(str, span)))))

@@ -149,6 +149,12 @@ def _no_variance_term(config: Config, params: Params, cache: Cache, dy: Array) -
     return cache.inv * (dxhat - dxhat.mean(axis=cache.axes, keepdims=True)), _param_grads(cache, dy)
 
 
+def _no_mean_term(config: Config, params: Params, cache: Cache, dy: Array) -> tuple[Array, Params]:
+    dxhat = _per_channel(params["gamma"], dy) * dy
+    term = (dxhat * cache.xhat).mean(axis=cache.axes, keepdims=True)
+    return cache.inv * (dxhat - cache.xhat * term), _param_grads(cache, dy)
+
+
 def _unbiased(config: Config, params: Params, cache: Cache, dy: Array) -> tuple[Array, Params]:
     # d var / dx taken as 2 (x - mu) / (m - 1): the variance term's mean over m - 1 values instead of m.
     # With one value per statistic xhat is 0 and the term vanishes however it is divided.
@@ -168,6 +174,8 @@ BUG_SHAPES = (
              "treated as constants)", _no_mean_terms),
     BugShape("no_variance_term", "dx of batchnorm without the - xhat mean(dxhat xhat) term (var treated as a constant)",
              _no_variance_term),
+    BugShape("no_mean_term", "dx of batchnorm without the - mean(dxhat) term (mu treated as a constant: the path "
+             "through the mean dropped)", _no_mean_term),
     BugShape("unbiased_variance", "dx of batchnorm with the variance's derivative over m - 1 values (the unbiased "
              "variance) instead of m", _unbiased),
     BugShape("dgamma_no_xhat", "dgamma of batchnorm as sum(dy), not multiplied by xhat", _dgamma_no_xhat),
