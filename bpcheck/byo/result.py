@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ..results import CheckResult, RunResult
 
@@ -12,20 +12,21 @@ VAGUE = ("factor", "unexplained", "factor+unexplained", "shape")  # Diagnosis co
 SHOWN_KINDS = 3  # the top line names at most this many kinds of disagreement; the case lines show the rest
 # Findings the CLI treats as input errors (exit 2): the function cannot be checked at all.
 INPUT_CHECKS: tuple[str, ...] = ("interface", "raises", "timeout")
+# The checks check_gradients and check_layer share, in words; each answer's check_names adds its own.
 CHECK_NAMES: dict[str, str] = {
-    "interface": "keys, shapes and dtypes", "raises": "calls", "timeout": "calls", "finite": "finite values",
-    "dtype": "the case's precision (no float16 for a float64 case)",
-    "mutation": "inputs left unmodified", "stale": "no hidden state (A, B, A gives A twice)",
+    "raises": "calls", "timeout": "calls", "finite": "finite values", "stale": "no hidden state (A, B, A gives A twice)",
 }
 
 
 @dataclass(frozen=True)
 class Finding:
-    """A failed check beyond the value comparison: check is a key of CHECK_NAMES; case its index (if any)."""
+    """A failed check beyond the value comparison: check is a key of the answer's check_names; case its index (if
+    any); arg the argument it names (check_layer's 'x', 'w', ...; '' for none)."""
 
     check: str
     message: str
     case: int | None = None
+    arg: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class Outcomes:
 
     outcomes: tuple
     findings: tuple
+    diagnosis: str
+    ok: bool
+    check_names: ClassVar[dict[str, str]] = CHECK_NAMES
 
     @property
     def input_error(self):
@@ -81,6 +85,21 @@ class Outcomes:
     def failing(self) -> tuple:
         return tuple(o for o in self.outcomes if not o.ok)
 
+    def verdict_lines(self, head: str) -> list[str]:
+        """The summary's top: head, ok or FAIL with the label counts, the diagnosis, one line per failed check."""
+        counts = ", ".join(f"{n} {label}" for label, n in self.labels.items()) or "none compared"
+        lines = [head, f"{'ok' if self.ok else 'FAIL'}: {counts}"]
+        if self.diagnosis:
+            lines.append(f"diagnosis: {self.diagnosis}")
+        for f in self.findings:
+            where = f" (case {f.case})" if f.case is not None else ""
+            lines.append(f"check failed, {self.check_names.get(f.check, f.check)}{where}: {f.message}")
+        return lines
+
+    def passed_lines(self, passed: list[str]) -> list[str]:
+        """'checks passed: ...' naming passed, unless none did or the function could not be checked at all."""
+        return ["checks passed: " + "; ".join(passed)] if passed and not self.input_error else []
+
 
 @dataclass(frozen=True)
 class Result(Outcomes):
@@ -95,6 +114,10 @@ class Result(Outcomes):
     diagnosis: str
     ok: bool
     meta: dict[str, Any] = field(default_factory=dict)
+    check_names: ClassVar[dict[str, str]] = {
+        **CHECK_NAMES, "interface": "keys, shapes and dtypes", "dtype": "the case's precision (no float16 for a float64 case)",
+        "mutation": "inputs left unmodified",
+    }
 
     def run_result(self) -> RunResult:
         """The compared cases as a RunResult with a meta block in the sweep's form (what the report renders)."""
@@ -116,21 +139,14 @@ class Result(Outcomes):
 
     def summary(self) -> str:
         """Several lines: verdict, diagnosis, the checks, the first failing case in full, then one line per case."""
-        counts = ", ".join(f"{n} {label}" for label, n in self.labels.items()) or "none compared"
         head = (f"{self.function} ({self.layout} layout), {len(self.outcomes)} case(s), seed {self.seed}, "
                 f"references {', '.join(self.references)}")
-        lines = [head, f"{'ok' if self.ok else 'FAIL'}: {counts}"]
-        if self.diagnosis:
-            lines.append(f"diagnosis: {self.diagnosis}")
+        lines = self.verdict_lines(head)
         failed = {f.check for f in self.findings}
-        for f in self.findings:
-            where = f" (case {f.case})" if f.case is not None else ""
-            lines.append(f"check failed, {CHECK_NAMES.get(f.check, f.check)}{where}: {f.message}")
-        passed = [CHECK_NAMES[c] for c in ("interface", "finite", "mutation", "stale") if c not in failed]
-        if "dtype" in failed and passed and passed[0] == CHECK_NAMES["interface"]:
+        passed = [self.check_names[c] for c in ("interface", "finite", "mutation", "stale") if c not in failed]
+        if "dtype" in failed and passed and passed[0] == self.check_names["interface"]:
             passed[0] = "keys and shapes"  # a float16 answer did not pass a dtype check
-        if passed and not self.input_error:
-            lines.append("checks passed: " + "; ".join(passed))
+        lines += self.passed_lines(passed)
         first = next((o for o in self.outcomes if not o.ok and o.result is not None), None)
         if first is not None:
             lines.append(f"first failing case, #{first.index}: {first.result.message()}")

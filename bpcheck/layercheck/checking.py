@@ -23,6 +23,7 @@ import numpy as np
 from .. import references as refs
 from ..byo.isolation import DEFAULT_TIMEOUT, Worker
 from ..byo.loading import UserCallError
+from ..byo.result import INPUT_CHECKS
 from ..spec import BpcheckError, UsageError
 from .case_judging import case_config, judge_case, per_sample
 from .cases import LayerCase, draw_cases
@@ -77,7 +78,7 @@ def check_layer(forward: Callable | str, backward: Callable | str | None = None,
         user = UserLayer(forward, backward, form=form, timeout=timeout, in_process=in_process, worker=worker)
         outcomes, findings, first_bad = _run(kind, user, drawn, names, precision)
         smallest = ""
-        if shrink and first_bad is not None and not any(f.check in ("raises", "timeout", "interface") for f in findings):
+        if shrink and first_bad is not None and not any(f.check in INPUT_CHECKS for f in findings):
             from .shrinking import smallest_failing
 
             smallest = smallest_failing(kind, user, first_bad, names, precision, user_config, fixed_shapes)

@@ -4,31 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from ..byo.result import Outcomes
+from ..byo.result import CHECK_NAMES, Finding, Outcomes
 from .judge import PASSING, ArgVerdict
-
-CHECK_NAMES: dict[str, str] = {
-    "interface": "what forward and backward return", "shapes": "gradient shapes",
-    "crash": "no exception on any case", "raises": "calls", "timeout": "calls",
-    "finite": "finite values", "dtype": "gradients in the arrays' dtype", "forward": "the forward's output",
-    "mutation": "arrays, dout and cache left unmodified", "stale": "no hidden state (A, B, A gives A twice)",
-    "twice": "the same answer twice", "linearity": "linear in dout", "zero": "zero dout gives zero gradients",
-    "permutation": "permuting the batch permutes dx and leaves the parameter gradients alone",
-    "float32": "in float32, within float32's rounding of the float64 reference",
-}
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A failed check beyond the comparison: check is a key of CHECK_NAMES; arg the argument it names ('' none)."""
-
-    check: str
-    message: str
-    case: int | None = None
-    arg: str = ""
-
 
 PROPERTIES = ("shapes", "finite", "dtype", "forward", "mutation", "stale", "twice", "linearity", "zero", "permutation",
               "float32")
@@ -84,6 +63,14 @@ class LayerResult(Outcomes):
     ok: bool
     smallest: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    check_names: ClassVar[dict[str, str]] = {
+        **CHECK_NAMES, "interface": "what forward and backward return", "shapes": "gradient shapes",
+        "crash": "no exception on any case", "dtype": "gradients in the arrays' dtype", "forward": "the forward's output",
+        "mutation": "arrays, dout and cache left unmodified", "twice": "the same answer twice",
+        "linearity": "linear in dout", "zero": "zero dout gives zero gradients",
+        "permutation": "permuting the batch permutes dx and leaves the parameter gradients alone",
+        "float32": "in float32, within float32's rounding of the float64 reference",
+    }
 
     @property
     def wrong_args(self) -> tuple[str, ...]:
@@ -93,18 +80,11 @@ class LayerResult(Outcomes):
         return tuple(dict.fromkeys(args))
 
     def summary(self) -> str:
-        counts = ", ".join(f"{n} {label}" for label, n in self.labels.items()) or "none compared"
-        lines = [f"{self.function} as {self.kind}, {len(self.outcomes)} case(s), seed {self.seed}, references "
-                 f"{', '.join(self.references) or 'none'}", f"{'ok' if self.ok else 'FAIL'}: {counts}"]
-        if self.diagnosis:
-            lines.append(f"diagnosis: {self.diagnosis}")
+        lines = self.verdict_lines(f"{self.function} as {self.kind}, {len(self.outcomes)} case(s), seed {self.seed}, "
+                                   f"references {', '.join(self.references) or 'none'}")
         failed = {f.check for f in self.findings}
-        for f in self.findings:
-            where = f" (case {f.case})" if f.case is not None else ""
-            lines.append(f"check failed, {CHECK_NAMES.get(f.check, f.check)}{where}: {f.message}")
-        passed = [CHECK_NAMES[c] for c in PROPERTIES if c not in failed and c in self.meta.get("ran", ())]
-        if passed and not self.input_error:
-            lines.append("checks passed: " + "; ".join(passed))
+        lines += self.passed_lines([self.check_names[c] for c in PROPERTIES
+                                    if c not in failed and c in self.meta.get("ran", ())])
         first = next((o for o in self.outcomes if not o.ok), None)
         if first is not None:
             lines.append(f"first failing case, #{first.index}: {first.message(self.kind)}")
