@@ -79,3 +79,24 @@ def test_tanh_prime_bug_is_named_in_its_layer():
                   "--loss", "mse")
     assert out.returncode == 1, out.stdout + out.stderr
     assert "diagnosis: layer 1 computes tanh' as 1 - a (should be 1 - a²)" in out.stdout
+
+
+def _readme_excerpt(marker: str) -> tuple[list[str], list[str]]:
+    """The README's fenced block after the marker comment: (the command's argv after 'check', the output lines)."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    block = text[text.index(marker):].split("```")[1].strip().splitlines()
+    command = block[0].removeprefix("$ python -m bpcheck check ").split()
+    return command, block[1:]
+
+
+def test_readme_cnn_excerpt():
+    """The README's CNN excerpt is what the command prints (so it stays true), and the fixed function passes."""
+    command, lines = _readme_excerpt("test_readme_cnn_excerpt")
+    done = bpcheck(*command)
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = done.stdout.splitlines()
+    for line in lines:
+        assert line in out, (line, done.stdout)
+    fixed = bpcheck("examples/cnn_kernel_flip.py:grads_fixed", *command[1:])
+    assert fixed.returncode == 0 and "ok: 10 AGREE" in fixed.stdout, fixed.stdout + fixed.stderr
