@@ -228,6 +228,17 @@ def _arrays(args: Any) -> list[tuple[str, np.ndarray]]:
     return out
 
 
+def changed_in_place(label: str, old: np.ndarray, new: np.ndarray) -> str:
+    """'' when new equals old, else 'reshaped label in place (old shape -> new)' or 'modified label in place
+    (old value -> new at the first changed index)'; check_gradients and check_layer add their own advice."""
+    if new.shape != old.shape:
+        return f"reshaped {label} in place ({old.shape} -> {new.shape})"
+    if np.array_equal(new, old, equal_nan=True):
+        return ""
+    where = tuple(int(i) for i in np.argwhere(new != old)[0])
+    return f"modified {label} in place ({old[where]:.6g} -> {new[where]:.6g} at {where})"
+
+
 def _mutated(args: Any, before: list[tuple[str, np.ndarray]]) -> str:
     now = dict(_arrays(args))
     params = args[0]
@@ -235,12 +246,9 @@ def _mutated(args: Any, before: list[tuple[str, np.ndarray]]) -> str:
         new = now.get(label)
         if new is None:
             return f"removed {label} from its arguments: copy the dict before changing it"
-        if new.shape != old.shape or not np.array_equal(new, old, equal_nan=True):
-            if new.shape != old.shape:
-                return f"reshaped {label} in place ({old.shape} -> {new.shape}): work on a copy"
-            where = tuple(int(i) for i in np.argwhere(new != old)[0])
-            return (f"modified {label} in place ({old[where]:.6g} -> {new[where]:.6g} at {where}): work on a copy, "
-                    "e.g. W = W - lr * dW, not W -= lr * dW")
+        change = changed_in_place(label, old, new)
+        if change:
+            return f"{change}: work on a copy" + ("" if new.shape != old.shape else ", e.g. W = W - lr * dW, not W -= lr * dW")
     if isinstance(params, dict) and set(params) != {label[8:-2] for label, _ in before if label.startswith("params")}:
         return "added keys to its params argument: leave the caller's dict alone"
     return ""

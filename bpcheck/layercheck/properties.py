@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..byo.calls import changed_in_place
 from .judge import PROBE_SAFETY
 
 RTOL = 1e-9          # float64: two sums of the same terms in another order
@@ -120,10 +121,8 @@ def mutated(kind: str, before: dict[str, np.ndarray], after: dict[str, np.ndarra
         if new is None:
             continue
         new, old = np.asarray(new), np.asarray(old)
-        if new.shape != old.shape or not np.array_equal(new, old, equal_nan=True):
-            if new.shape != old.shape:
-                return f"{what} reshaped {label} in place ({old.shape} -> {new.shape}): work on a copy"
-            where = tuple(int(i) for i in np.argwhere(new != old)[0])
-            return (f"{what} modified {label} in place ({old[where]:.6g} -> {new[where]:.6g} at {where}): work on a copy "
-                    "(dout.copy(), x.copy()), e.g. dx = dout * mask, not dout[mask == 0] = 0")
+        change = changed_in_place(label, old, new)
+        if change:
+            return f"{what} {change}: work on a copy" + (
+                "" if new.shape != old.shape else " (dout.copy(), x.copy()), e.g. dx = dout * mask, not dout[mask == 0] = 0")
     return ""
