@@ -33,8 +33,9 @@ from .conventions import explain
 from .isolation import DEFAULT_TIMEOUT, RemoteFunction, Worker, isolate
 from .layouts import Layout, resolve_layout
 from .loading import UserCallError, call_user
+from .relocalise import relocalise
 from .result import CaseOutcome, Finding, Result, common_diagnosis
-from .user_oracle import assumption, relocalise, with_user_fd
+from .user_oracle import assumption, with_user_fd
 
 DEFAULT_CASES = 10
 
@@ -180,7 +181,7 @@ def _check_one(index: int, case: Case, grads, name: str, names: list[str], user_
         found = explain(ctx, {k: np.asarray(v) for k, v in grads.items()})
         explanation = found.sentence
         convention = found.variant.key if found.variant is not None else "shape" if found.complete else ""
-        result = relocalise(assumption(result, found, case.arch.loss), ctx, produced, found)
+        result = relocalise(assumption(result, found, case.arch.loss), ctx, produced)
         if result.label == "ENGINE" and found.unmatched and not found.complete:
             convention = ""  # a bug under that convention: the case is named by the bug, relative to the convention
         if result.label == "CONVENTION" and explanation:

@@ -146,7 +146,7 @@ class _Matcher:
         case = ctx.case64
         # The comparison's own forward for an MLP; a stack has none (ctx.caches is ()), so the layers' forward is
         # the model the conventions are recomputed on (only ever turning a disagreement into CONVENTION).
-        self.caches, self.output = (list(ctx.caches), None) if ctx.caches else _forward(case)
+        self.caches, self.output = (list(ctx.caches), None) if ctx.caches else model_forward(case)
         self.declared = self._backward(None)
 
     def _backward(self, rule: Loss | None) -> Grads:
@@ -167,7 +167,7 @@ class _Matcher:
         return self._backward(variant.rule)
 
 
-def _forward(case) -> tuple[list, np.ndarray]:
+def model_forward(case) -> tuple[list, np.ndarray]:
     out, caches = engine.forward(case.arch, case.params, case.x)
     return caches, out
 

@@ -15,7 +15,7 @@ neither ran, bpcheck's engine) judging the gradient of the declared loss:
   exactly a known convention's           when loss_fn's value is that loss's, else ENGINE (the gradient
                                          is not that of the user's own loss).
   both disagree otherwise             -> ENGINE: a real bug, localised and diagnosed relative to the
-                                         convention the gradient follows best (conventions.explain).
+                                         convention the gradient follows (relocalise.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import numpy as np
 
 from .. import engine
 from ..compare import CaseContext, compare, compare_gradients, factor_name, first_bad_layer, kind_of, merge_masks
-from ..compare.diagnose import find_bug
 from ..compare.metrics import norm
 from ..ops import LOSS_RULES
 from ..references.layered import n_layers, n_out
@@ -37,7 +36,6 @@ from .user_fd import SOURCE, NonFiniteLoss, user_gradients
 
 ENGINE_REF = "engine"       # the verdict name of bpcheck's engine on the declared loss (when no torch or jax ran)
 SAME_VALUE = 1e-3           # loss_fn's value within this fraction of a loss's value: the same loss, here
-CONVENTION_REF = "that gradient"   # how a diagnosis relative to a convention's gradient names it
 AGREEING = ("AGREE", "KINK", "CONVENTION")
 
 
@@ -80,7 +78,7 @@ def with_user_fd(result: CheckResult | None, ctx: CaseContext, declared: Gradien
         if found.variant is not None and not found.unmatched and _same_value(fd, found.variant, ctx):
             return [_convention(v, found.sentence) for v in verdicts] + [mine]
         return verdicts + [mine]
-    layer, how = first_bad_layer(metrics, (), n_layers(case.arch))
+    layer, how = first_bad_layer(_resolved(metrics, ctx, declared, fd, verdicts), (), n_layers(case.arch))
     head = dict(tensors=metrics, tolerance=tol, first_bad_layer=layer, localised_by=how, kinks=kinks)
     output = loss_input(ctx, LOSS_RULES[case.arch.loss])
     if analytic_agree:
@@ -118,27 +116,6 @@ def assumption(result: CheckResult, found: Explanation, loss: str) -> CheckResul
     return replace(result, verdicts=verdicts, label=worst_label(labels), ok=not set(labels) & set(result.fail_on))
 
 
-def relocalise(result: CheckResult, ctx: CaseContext, produced: Gradients, found: Explanation) -> CheckResult:
-    """The ENGINE verdicts localised and diagnosed relative to the convention the gradient follows for most
-    tensors (half-SSE, summed CE), so that a bug in layer 1 is named in layer 1 whatever the loss scaling."""
-    if result.label != "ENGINE" or found.variant is None or not found.unmatched or found.complete:
-        return result  # no convention, or simple shapes relative to it explain the rest (a bias averaged)
-    c64 = ctx.case64
-    caches, out = (list(ctx.caches), None) if ctx.caches else _swap(engine.forward(c64.arch, c64.params, c64.x))
-    g = engine.backward(c64.arch, c64.params, caches, c64.targets, loss_rule=found.variant.rule, output=out)
-    c = compare(ctx, produced, g, CONVENTION_REF)
-    if c.agree:
-        return result
-    bug = find_bug(ctx, produced, g, CONVENTION_REF, c.tol, c.tensors, c.first_bad)
-    if bug is not None:
-        bug = replace(bug, sentence=f"relative to {found.variant.words}: {bug.sentence}",
-                      name=f"{bug.name} (the rest follows {found.variant.words})")
-    layer, how = c.first_bad
-    return replace(result, verdicts=tuple(replace(v, first_bad_layer=layer, localised_by=how, bug=bug,
-                                                  diagnosis=bug.sentence if bug else "")
-                                          if v.label == "ENGINE" else v for v in result.verdicts))
-
-
 def loss_input(ctx: CaseContext, rule) -> np.ndarray:
     """What rule reads on ctx's case: the comparison's own forward for an MLP (z_L from logits, else a_L); for a
     stack, which has none, the layers' forward (the output, or the last dense layer's z)."""
@@ -148,11 +125,6 @@ def loss_input(ctx: CaseContext, rule) -> np.ndarray:
     c64 = ctx.case64
     out, caches = engine.forward(c64.arch, c64.params, c64.x)
     return caches[-1].z if rule.from_logits else out
-
-
-def _swap(pair):
-    out, caches = pair
-    return caches, out
 
 
 def _same_value(fd: Gradients, variant, ctx: CaseContext) -> bool:
@@ -176,6 +148,15 @@ def _compare(ctx: CaseContext, declared: Gradients, produced: Gradients, fd: Gra
         scales[key] = s * (norm(mine) / d if d > 0 and mine is not None else 1.0)
     tol = ctx.tolerance(SOURCE)
     return compare_gradients(produced, fd, tol, scales, kink=merge_masks(fd.kink, ctx.kinks)), tol
+
+
+def _resolved(metrics, ctx: CaseContext, declared: Gradients, fd: Gradients, verdicts: list[Verdict]):
+    """metrics for localisation: a tensor FD of loss_fn agrees with only because its error estimate also covers the
+    declared gradient, which the analytic references find the user's tensor differs from, is not cleared by it
+    (a float32 loss_fn's noise hides the top layers): it counts as disagreeing, as they say."""
+    loose = {m.name for m in _compare(ctx, declared, declared, fd)[0] if m.ok}
+    differs = {t.name for v in verdicts if kind_of(v.reference) == "analytic" for t in v.failing_tensors}
+    return tuple(replace(m, ok=False) if m.ok and m.name in loose and m.name in differs else m for m in metrics)
 
 
 def _convention(v: Verdict, reason: str) -> Verdict:

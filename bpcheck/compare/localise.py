@@ -71,6 +71,12 @@ def _union(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
     return np.asarray(a, dtype=bool) | b
 
 
+def layer_of(name: str) -> int | None:
+    """The 1-based position in a param's stack key ('W3' -> 3, 'gamma2' -> 2); None for 'x' and 'loss'."""
+    found = _KEY.fullmatch(name)
+    return int(found.group(1)) if found else None
+
+
 def first_bad_layer(params: tuple[TensorMetrics, ...], traces: tuple[TensorMetrics, ...],
                     n_layers: int) -> tuple[int | None, str]:
     """(layer, 'dz') from the dz traces, (layer + 1, 'da') from a stack's da traces, else (layer, 'params')
@@ -83,7 +89,7 @@ def first_bad_layer(params: tuple[TensorMetrics, ...], traces: tuple[TensorMetri
             if t.name.startswith("dz"):
                 return int(t.name[2:]), "dz"
             return min(int(t.name[2:]) + 1, n_layers), "da"  # da_L wrong: the loss's own backward, above layer L
-    positions = [int(found.group(1)) for m in params if not m.ok and (found := _KEY.fullmatch(m.name))]
+    positions = [p for m in params if not m.ok and (p := layer_of(m.name)) is not None]
     if positions and max(positions) <= n_layers:
         return max(positions), "params"
     return None, ""

@@ -116,6 +116,9 @@ CASES_PER_BUG = 30
 # are not held to it: a saturated layer's gradient can sit below float32 rounding.)
 PLACE = 1e-9
 REVEAL = {"float64": 1e-6, "float32": float("inf")}
+# Below VISIBLE (~100 float32 eps) a float32 case's gradient cannot show the bug over its own rounding: such a
+# case, ENGINE for its convention alone (half SSE without its loss_fn), is not held to name the bug's layer.
+VISIBLE = {"float64": 0.0, "float32": 1e-5}
 
 
 def bug(name: str) -> Bug:
@@ -183,7 +186,8 @@ def truth(b: Bug, case) -> tuple[int | None, tuple[str, ...], float]:
 def judge(b: Bug, result) -> dict:
     """Per case: what bpcheck said against where the bug is. caught: ENGINE cases; misplaced: ENGINE verdicts
     that name another layer or lead with a tensor that does not differ (a verdict that names no layer, as
-    fd:loss_fn's today, is not counted unless no verdict of the case names one); missed: float64 cases
+    fd:loss_fn's when its noise hides the bug's layer, is not counted unless no verdict of the case names one;
+    a float32 case whose gradient the bug changes by less than VISIBLE is not judged); missed: float64 cases
     revealing the bug (REVEAL) not labelled ENGINE."""
     from bpcheck import Case
 
@@ -202,6 +206,8 @@ def judge(b: Bug, result) -> dict:
                 out["missed"].append(f"{o.describe}: {o.label} (rel diff {rel:.1e})")
             continue
         out["caught"] += 1
+        if rel <= VISIBLE[case.x.dtype.name]:
+            continue  # ENGINE for another reason (the engine's convention): the bug does not show at this precision
         named = [v for v in o.result.verdicts if v.label == "ENGINE" and v.first_bad_layer is not None]
         if not named:
             out["misplaced"].append(f"{o.describe}: no ENGINE verdict names a layer, the bug shows in layer {layer} "
