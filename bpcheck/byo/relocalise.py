@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .. import engine
-from ..compare import CaseContext, compare
+from ..compare import CaseContext, Comparison, compare, kind_of
 from ..compare.diagnose import find_bug
 from ..compare.localise import layer_of
 from ..compare.metrics import norm
@@ -41,24 +41,25 @@ def relocalise(result: CheckResult, ctx: CaseContext, produced: Gradients) -> Ch
         return engine.backward(c64.arch, c64.params, caches, c64.targets, loss_rule=rule, output=out)
 
     declared = gradient(None)
-    best: tuple[int, Variant | None, Gradients, object] | None = None
+    best: tuple[int, Variant | None, Gradients, Comparison] | None = None
     for variant in (None, *variants(c64.arch)):
         g = declared if variant is None else gradient(variant)
         c = compare(_scaled(ctx, declared, g), produced, g, DECLARED_REF if variant is None else CONVENTION_REF)
-        layer = 0 if c.agree else c.first_bad[0]
-        if layer is not None and (best is None or layer < best[0]):
+        layer = 0 if c.agree else c.first_bad[0] or 0   # no layer: every param agrees, only x or the loss differ
+        if best is None or layer < best[0]:
             best = (layer, variant, g, c)
     user = [v.first_bad_layer for v in result.verdicts
             if v.reference == SOURCE and v.label == "ENGINE" and v.first_bad_layer is not None]
     if user and (best is None or user[0] < best[0]):
         return _place(result, user[0], "params")   # the user's own loss explains more layers than any we know
-    if best is None or best[0] == 0:   # a known loss explains every tensor: the case is that convention (explain names it)
+    if best is None or best[0] == 0:   # a known loss explains every param: nothing to place against another loss
         return replace(result, verdicts=tuple(_at(v, v.first_bad_layer, v.localised_by)
                                               if v.label == "ENGINE" and v.first_bad_layer is not None else v
                                               for v in result.verdicts))
     layer, variant, g, c = best
-    if variant is None:
-        return _place(result, layer, c.first_bad[1])
+    if variant is None:   # torch's and jax's own localisation is against the declared loss already: FD's may differ
+        return replace(result, verdicts=tuple(_at(v, layer, c.first_bad[1]) if v.label == "ENGINE" and kind_of(v.reference) == "fd"
+                                              else v for v in result.verdicts))
     bug = find_bug(_scaled(ctx, declared, g), produced, g, CONVENTION_REF, c.tol, c.tensors, c.first_bad)
     if bug is not None:
         bug = replace(bug, sentence=f"relative to {variant.words}: {bug.sentence}",
@@ -75,7 +76,7 @@ def _place(result: CheckResult, layer: int, how: str) -> CheckResult:
 def _at(v: Verdict, layer: int, how: str) -> Verdict:
     """v placed at layer; at no layer when none of that layer's tensors disagrees with v's reference: FD of a
     noisy loss_fn, whose error estimate covers the top layers, cannot say where the bug is (the others do)."""
-    if not any(layer_of(t.name) == layer for t in v.failing_tensors):
+    if how == "params" and not any(layer_of(t.name) == layer for t in v.failing_tensors):
         return replace(v, first_bad_layer=None, localised_by="")
     return replace(v, first_bad_layer=layer, localised_by=how)
 
