@@ -1,9 +1,9 @@
 """Plain data for what a check found: numbers and labels, never arrays, plus the Case as JSON.
 
-A `CheckResult` is one case checked against every reference: one `Verdict` per reference
-(its label, per-tensor `TensorMetrics`, the `Tolerance` used, the worst `Entry`, the first layer
-that disagrees, a diagnosis) and an overall label. A `RunResult` is a sweep: a meta block and a
-list of CheckResults. Everything round-trips through JSON: `X.from_dict(x.to_dict()) == x`.
+A `CheckResult` is one case checked against every reference: one `Verdict` per reference (its label,
+per-tensor `TensorMetrics`, the `Tolerance` used, the worst `Entry`, the first layer that disagrees, a
+diagnosis; those parts live in result_parts.py) and an overall label. A `RunResult` is a sweep: a meta block
+and a list of CheckResults. Everything round-trips through JSON: `X.from_dict(x.to_dict()) == x`.
 Non-finite numbers are written as the strings "inf", "-inf" and "nan", so the files stay strict
 JSON; NaN is normalised to one shared object so that equality survives the round trip.
 """
@@ -11,178 +11,15 @@ JSON; NaN is normalised to one shared object so that equality survives the round
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .labels import DEFAULT_FAIL_ON, LABEL_MEANING, LABELS  # noqa: F401 (LABEL_MEANING re-exported from here)
 from .message import check_message, verdict_message
+from .result_parts import Diagnosis, Entry, TensorMetrics, Tolerance, check_keys, dec, enc, num  # noqa: F401 (re-exported)
 from .spec import SpecError
 
 FORMAT_VERSION = 1
-
-NAN = float("nan")
-
-
-def num(value: Any) -> float:
-    """A Python float; every NaN becomes the one shared NAN, so dataclass equality holds for it."""
-    value = float(value)
-    return NAN if math.isnan(value) else value
-
-
-def _set_nums(obj: Any, names: tuple[str, ...]) -> None:
-    """num() on each named field of a frozen dataclass. A Python float other than NaN is num's answer
-    already and is left as it is: results are built per tensor, and the setattrs add up."""
-    for f in names:
-        value = getattr(obj, f)
-        if type(value) is not float or value != value:
-            object.__setattr__(obj, f, num(value))
-
-
-def _enc(value: float) -> float | str:
-    return value if math.isfinite(value) else str(value)  # 'inf', '-inf', 'nan'
-
-
-def _dec(value: Any) -> float:
-    return num(value)  # float('inf') and float('nan') parse the strings _enc writes
-
-
-def _check_keys(d: Any, cls: type, required: tuple[str, ...]) -> None:
-    if not isinstance(d, dict):
-        raise SpecError(f"{cls.__name__} JSON is {type(d).__name__}, not an object: give a file written by bpcheck")
-    missing = [k for k in required if k not in d]
-    if missing:
-        raise SpecError(f"{cls.__name__} JSON is missing {', '.join(missing)}: give a file written by this bpcheck")
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """The bound one comparison used (see bpcheck.compare.tolerance for where each number comes from).
-
-    A tensor t of n coordinates agrees when ||u_t|| <= rtol * max(||a_t||, ||b_t||) + gamma * E_t
-    + atol * sqrt(n), where u_i = max(|a_i - b_i| - fd_mult * err_i - fd_floor, 0) is the error FD's
-    own estimate err does not explain (u = |a - b| for analytic references) and E_t the rounding
-    error scale of the computation (so gamma * E_t is the rounding the producer's dtype allows).
-    """
-
-    kind: str            # "analytic" (torch, jax) or "fd"
-    dtype: str           # the engine's dtype: "float64" or "float32"
-    rtol: float
-    gamma: float
-    fd_mult: float = 0.0
-    fd_floor: float = 0.0
-    atol: float = 0.0    # absolute, per sqrt(coordinate): below it the dtype underflows
-
-    def __post_init__(self) -> None:
-        _set_nums(self, ("rtol", "gamma", "fd_mult", "fd_floor", "atol"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: (_enc(v) if isinstance(v := getattr(self, f.name), float) else v) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, d: Any) -> Tolerance:
-        _check_keys(d, cls, ("kind", "dtype", "rtol", "gamma"))
-        return cls(str(d["kind"]), str(d["dtype"]), _dec(d["rtol"]), _dec(d["gamma"]),
-                   _dec(d.get("fd_mult", 0.0)), _dec(d.get("fd_floor", 0.0)), _dec(d.get("atol", 0.0)))
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One coordinate of a tensor: its index, the engine's and the reference's values and their errors."""
-
-    index: tuple[int, ...]
-    engine: float
-    reference: float
-    abs_err: float
-    rel_err: float
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "index", tuple(map(int, self.index)))
-        _set_nums(self, ("engine", "reference", "abs_err", "rel_err"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"index": list(self.index), "engine": _enc(self.engine), "reference": _enc(self.reference),
-                "abs_err": _enc(self.abs_err), "rel_err": _enc(self.rel_err)}
-
-    @classmethod
-    def from_dict(cls, d: Any) -> Entry:
-        _check_keys(d, cls, ("index", "engine", "reference", "abs_err", "rel_err"))
-        return cls(tuple(d["index"]), _dec(d["engine"]), _dec(d["reference"]), _dec(d["abs_err"]), _dec(d["rel_err"]))
-
-
-_METRIC_FLOATS = ("max_abs", "max_rel", "norm_rel", "cosine", "excess", "tol")
-
-
-@dataclass(frozen=True)
-class TensorMetrics:
-    """How one gradient tensor ("W1", "b1", ..., "x" for dL/dx, "dz2" for a trace) compares.
-
-    max_abs = max |a - b|; max_rel = max |a - b| / max(|a|, |b|, floor); norm_rel = ||a - b|| /
-    max(||a||, ||b||); cosine = <a, b> / (||a|| ||b||) (1 when both are zero); excess = the
-    unexplained error ||u|| / max(||a||, ||b||) and tol the bound it is held to, so ok = excess <= tol.
-    Coordinates in a kink are left out of every number and counted in kinks.
-    """
-
-    name: str
-    max_abs: float
-    max_rel: float
-    norm_rel: float
-    cosine: float
-    excess: float
-    tol: float
-    ok: bool
-    kinks: int = 0
-    worst: Entry | None = None
-    note: str = ""       # why the tensor could not be compared entry by entry (missing, another shape)
-
-    def __post_init__(self) -> None:
-        _set_nums(self, _METRIC_FLOATS)
-        if type(self.ok) is not bool or type(self.kinks) is not int:
-            object.__setattr__(self, "ok", bool(self.ok))
-            object.__setattr__(self, "kinks", int(self.kinks))
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name}
-        d.update({f: _enc(getattr(self, f)) for f in _METRIC_FLOATS})
-        d.update(ok=self.ok, kinks=self.kinks, worst=None if self.worst is None else self.worst.to_dict(), note=self.note)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Any) -> TensorMetrics:
-        _check_keys(d, cls, ("name", *_METRIC_FLOATS, "ok"))
-        worst = d.get("worst")
-        return cls(str(d["name"]), *(_dec(d[f]) for f in _METRIC_FLOATS), bool(d["ok"]), int(d.get("kinks", 0)),
-                   None if worst is None else Entry.from_dict(worst), str(d.get("note", "")))
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    """What a disagreement looks like, as data rather than a sentence to parse back.
-
-    code: the bug shape ('wrong_derivative', 'missing_derivative', 'bias_averaged', 'factor', ...);
-    params: its parameters as (key, value) pairs of JSON scalars (layer, activation, form, factor);
-    name: the bug in words with none of the case's own numbers (batch, coefficients), so that the same
-    bug on many cases reads the same ("layer 1 computes tanh' as 1 - a (should be 1 - a²)");
-    sentence: the whole diagnosis of this case, numbers included (Verdict.diagnosis).
-    """
-
-    code: str
-    name: str
-    sentence: str
-    params: tuple[tuple[str, Any], ...] = ()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return dict(self.params).get(key, default)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "name": self.name, "sentence": self.sentence, "params": dict(self.params)}
-
-    @classmethod
-    def from_dict(cls, d: Any) -> Diagnosis:
-        _check_keys(d, cls, ("code", "name", "sentence"))
-        params = d.get("params") or {}
-        if not isinstance(params, dict):
-            raise SpecError(f"Diagnosis params={params!r:.60} is not an object: give {{key: value}}")
-        return cls(str(d["code"]), str(d["name"]), str(d["sentence"]), tuple(params.items()))
 
 
 @dataclass(frozen=True)
@@ -232,20 +69,20 @@ class Verdict:
             "tensors": [t.to_dict() for t in self.tensors],
             "tolerance": None if self.tolerance is None else self.tolerance.to_dict(),
             "first_bad_layer": self.first_bad_layer, "localised_by": self.localised_by, "kinks": self.kinks,
-            "diagnosis": self.diagnosis, "reason": self.reason, "seconds": _enc(self.seconds), "version": self.version,
+            "diagnosis": self.diagnosis, "reason": self.reason, "seconds": enc(self.seconds), "version": self.version,
             "bug": None if self.bug is None else self.bug.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, d: Any) -> Verdict:
-        _check_keys(d, cls, ("reference", "label"))
+        check_keys(d, cls, ("reference", "label"))
         tol = d.get("tolerance")
         layer = d.get("first_bad_layer")
         return cls(
             str(d["reference"]), str(d["label"]), tuple(TensorMetrics.from_dict(t) for t in d.get("tensors", [])),
             None if tol is None else Tolerance.from_dict(tol), None if layer is None else int(layer),
             str(d.get("localised_by", "")), int(d.get("kinks", 0)), str(d.get("diagnosis", "")),
-            str(d.get("reason", "")), _dec(d.get("seconds", 0.0)), str(d.get("version", "")),
+            str(d.get("reason", "")), dec(d.get("seconds", 0.0)), str(d.get("version", "")),
             None if d.get("bug") is None else Diagnosis.from_dict(d["bug"]),
         )
 
@@ -340,18 +177,18 @@ class CheckResult:
         return {
             "case_id": self.case_id, "arch": self.arch, "dtype": self.dtype, "regime": self.regime,
             "batch": self.batch, "producer": self.producer, "label": self.label, "ok": self.ok,
-            "fail_on": list(self.fail_on), "fast": self.fast, "seconds": _enc(self.seconds), "error": self.error,
+            "fail_on": list(self.fail_on), "fast": self.fast, "seconds": enc(self.seconds), "error": self.error,
             "verdicts": [v.to_dict() for v in self.verdicts], "case": self.case,
         } | ({"engine": self.engine} if self.engine else {})
 
     @classmethod
     def from_dict(cls, d: Any) -> CheckResult:
-        _check_keys(d, cls, ("case_id", "arch", "dtype", "regime", "batch", "case", "verdicts", "label", "ok"))
+        check_keys(d, cls, ("case_id", "arch", "dtype", "regime", "batch", "case", "verdicts", "label", "ok"))
         return cls(
             str(d["case_id"]), str(d["arch"]), str(d["dtype"]), str(d["regime"]), int(d["batch"]), d["case"],
             tuple(Verdict.from_dict(v) for v in d["verdicts"]), str(d["label"]), bool(d["ok"]),
             str(d.get("producer", "engine")), tuple(d.get("fail_on", DEFAULT_FAIL_ON)), bool(d.get("fast", False)),
-            _dec(d.get("seconds", 0.0)), str(d.get("error", "")), str(d.get("engine", "")),
+            dec(d.get("seconds", 0.0)), str(d.get("error", "")), str(d.get("engine", "")),
         )
 
 
@@ -388,7 +225,7 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, d: Any) -> RunResult:
-        _check_keys(d, cls, ("format_version", "results"))
+        check_keys(d, cls, ("format_version", "results"))
         if d["format_version"] != FORMAT_VERSION:
             raise SpecError(f"results JSON has format_version={d['format_version']!r}, but this bpcheck reads "
                             f"{FORMAT_VERSION}: re-run the check with this version")
