@@ -6,7 +6,8 @@
     run = check_cases(cases, seed=0)                   # a sweep: RunResult with a meta block
 
 References run on the float64 copy of the case (they do not depend on the producer), so their
-outputs are cached per case and reference: checking a second producer on the same case reuses them.
+outputs are cached per case and reference (reference_runs.py): checking a second producer on the same case
+reuses them.
 fast=True replaces the per-coordinate FD reference by FD along FAST_DIRECTIONS random unit
 directions (seeded from the case), g.u against the directional derivative; on any disagreement the
 full per-coordinate FD check runs instead, so that the fault can be located.
@@ -14,11 +15,9 @@ full per-coordinate FD check runs instead, so that the fault can be located.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import platform
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -41,39 +40,20 @@ from .compare import (
 from .compare.convention import exact_zeros, find_convention
 from .compare.overflow import overflows
 from .compare.tolerance import dtype_name
+from .reference_runs import (  # noqa: F401 (clear_cache and reference_trace are imported from check)
+    cached,
+    case_digest,
+    clear_cache,
+    pick_trace,
+    reference_trace,
+    run_reference,
+)
 from .results import DEFAULT_FAIL_ON, LABELS, CheckResult, RunResult, TensorMetrics, Verdict, worst_label
 from .spec import Case, Gradients, UsageError, suggest
 from .version import __version__
 
 Producer = Callable[[Case], Gradients]
 FAST_DIRECTIONS = 3
-CACHE_SIZE = 32
-_cache: OrderedDict[tuple[str, str], tuple[Any, float]] = OrderedDict()
-
-
-def case_digest(case: Case) -> str:
-    """sha1 over the arch, dtype, regime and every array's bytes: equal cases, equal digests."""
-    h = hashlib.sha1(f"{case.arch.label()}|{dtype_name(case.x.dtype)}|{case.regime}".encode())
-    for arr in (*case.params.values(), case.x, case.y):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()
-
-
-def _cached(key: tuple[str, str], compute: Callable[[], Any]) -> tuple[Any, float]:
-    """(value, seconds it took) from the cache, or computed, timed and cached (LRU, CACHE_SIZE entries)."""
-    if key in _cache:
-        _cache.move_to_end(key)
-        return _cache[key]
-    start = time.perf_counter()
-    value = compute()
-    _cache[key] = (value, time.perf_counter() - start)
-    while len(_cache) > CACHE_SIZE:
-        _cache.popitem(last=False)
-    return _cache[key]
-
-
-def clear_cache() -> None:
-    _cache.clear()
 
 
 def producer_name(producer: Producer) -> str:
@@ -88,33 +68,6 @@ def _fail_on(labels: Sequence[str]) -> tuple[str, ...]:
         if label not in LABELS:
             raise UsageError(f"fail_on has unknown label {label!r}{suggest(label, LABELS)}: choose from {', '.join(LABELS)}")
     return labels
-
-
-def _run_reference(name: str, case64: Case, digest: str) -> tuple[Gradients | None, float, str]:
-    """(gradients, seconds, error message); the producer's exception becomes the message."""
-    try:
-        grads, seconds = _cached((name, digest), lambda: refs.producer(name)(case64))
-    except Exception as exc:  # any failure of a reference is reported as its ERROR verdict
-        return None, 0.0, f"{type(exc).__name__}: {exc}"
-    return grads, seconds, ""
-
-
-def _trace(ran: dict[str, Gradients]) -> Gradients | None:
-    """The reference whose trace scales the tolerances (an MLP's dz, any other stack's dout): torch or jax before FD."""
-    ordered = sorted(ran, key=lambda n: kind_of(n) == "fd")
-    return next((ran[n] for n in ordered if ran[n].dz is not None or ran[n].dout is not None), None)
-
-
-def reference_trace(case64: Case, names: Sequence[str] | None = None) -> Gradients | None:
-    """torch's or jax's Gradients of the float64 case (whichever of names runs here, torch first; cached, so a
-    check_case that ran them already costs nothing), or None: for callers that need a reference's trace."""
-    ran = {}
-    for name in refs.resolve(names):
-        if kind_of(name) == "analytic" and refs.status(name).available:
-            grads, _, error = _run_reference(name, case64, case_digest(case64))
-            if not error:
-                ran[name] = grads
-    return _trace(ran)
 
 
 def check_case(
@@ -165,7 +118,7 @@ def check_case(
         if not status.available:
             skipped[name] = Verdict(name, "SKIPPED", reason=status.reason or "not available", version=versions[name])
         elif not (fast and kind_of(name) == "fd"):
-            grads, timing[name], error = _run_reference(name, case64, digest)
+            grads, timing[name], error = run_reference(name, case64, digest)
             if error:
                 skipped[name] = Verdict(name, "ERROR", reason=error, seconds=timing[name], version=versions[name])
             else:
@@ -174,7 +127,7 @@ def check_case(
         skipped[name] = Verdict(name, "ERROR", reason=reason, seconds=timing[name], version=versions[name])
         del ran[name]
 
-    ctx = CaseContext.build(case, _trace(ran), case64)
+    ctx = CaseContext.build(case, pick_trace(ran), case64)
     comparisons = compare_all(ctx, produced, ran)
     fast_notes: dict[str, str] = {}
     for name in names:
@@ -185,7 +138,7 @@ def check_case(
             comparisons[name] = Comparison(name, ctx.tolerance(name), (metrics,), (), metrics.kinks, (None, ""))
             timing[name], fast_notes[name] = took, note
             continue
-        grads, timing[name], error = _run_reference(name, case64, digest)  # escalate to every coordinate
+        grads, timing[name], error = run_reference(name, case64, digest)  # escalate to every coordinate
         error = error or overflows(case, {name: grads}).get(name, "")
         if error:
             skipped[name] = Verdict(name, "ERROR", reason=error, seconds=timing[name], version=versions[name])
@@ -193,7 +146,7 @@ def check_case(
         ran[name] = grads
         fast_notes[name] = f"{note}; escalated to the per-coordinate FD check"
         if not ctx.traced:  # FD's trace is the first one: the rounding bounds need it
-            ctx = CaseContext.build(case, _trace(ran), case64)
+            ctx = CaseContext.build(case, pick_trace(ran), case64)
             comparisons = {n: c for n, c in comparisons.items() if n not in ran}
             comparisons.update(compare_all(ctx, produced, ran))
         comparisons[name] = compare(ctx, produced, grads, name)
@@ -259,7 +212,7 @@ def _fast_fd(ctx: CaseContext, produced: Gradients, name: str, digest: str,
     rng = np.random.default_rng(int(digest[:16], 16))
     dirs = directions.random_directions(case64, FAST_DIRECTIONS, rng, include_x=include_x)
     try:
-        fd, seconds = _cached((f"{name}:directional:{int(include_x)}", digest),
+        fd, seconds = cached((f"{name}:directional:{int(include_x)}", digest),
                               lambda: (fd_directional.DirectionalFD if getattr(case64.arch, "is_mlp", True)
                                        else fd_stack_directional.StackDirectionalFD)(case64, dirs))
     except Exception as exc:  # the full check will report it

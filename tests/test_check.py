@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bpcheck import check, engine
+from bpcheck import check, engine, reference_runs
 from bpcheck import references as refs
 from bpcheck.check import check_case, check_cases
 from bpcheck.compare import CaseContext, compare, references_agree
@@ -282,7 +282,7 @@ def test_engine_agrees_with_every_reference_on_random_nets(analytic):
         r = check_case(case, analytic)
         assert r.label in ("AGREE", "KINK") and r.ok, r.message()
         mine = engine.gradients(case)
-        got = {n: check._cache[(n, check.case_digest(case))][0] for n in analytic}
+        got = {n: reference_runs._cache[(n, check.case_digest(case))][0] for n in analytic}
         whole = np.sqrt(sum(np.linalg.norm(t) ** 2 for t in got["torch"].tensors().values()))
         for name, ref in got.items():
             floor = 1e-6 * whole if name == "fd" else 0.0
