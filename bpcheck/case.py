@@ -2,8 +2,10 @@
 
 x is (batch, *arch.in_shape). y is (batch, n_out) floats or, for the loss 'cross_entropy' only, integer class
 labels (batch,), kept int64; `case.targets` is the float matrix every loss evaluation reads (y itself, or
-the labels' one-hot rows). A case file is Case.to_dict(), spec_version 2; spec_version 1 files (dense MLPs,
-arch {'sizes', 'activations', 'loss'}) load through migrate_v1.
+the labels' one-hot rows). A case file is Case.to_dict(), spec_version 3; older files load through migrate:
+spec_version 1 files (dense MLPs, arch {'sizes', 'activations', 'loss'}) through migrate_v1, and spec_version
+1 and 2 files, whose 'gelu' was the tanh approximation, through migrate_v2 ('gelu' became the exact z Phi(z)
+in spec_version 3, torch's nn.GELU() default; the tanh form is 'gelu_tanh').
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import numpy as np
 from .arch import Arch
 from .vocab import DTYPES, LAYERS, DataError, Params, SpecError, UsageError, resolve_dtype, suggest
 
-SPEC_VERSION = 2
-SPEC_VERSIONS = (1, 2)  # what Case.from_dict reads
+SPEC_VERSION = 3
+SPEC_VERSIONS = (1, 2, 3)  # what Case.from_dict reads
+# The layer config keys that name an activation (dense's and the activation layer's).
+_ACTIVATION_KEYS = ("activation", "fn")
 
 
 def migrate_v1(d: dict[str, Any]) -> dict[str, Any]:
@@ -28,6 +32,28 @@ def migrate_v1(d: dict[str, Any]) -> dict[str, Any]:
     unchanged (an MLP's keys and arrays mean the same in both versions)."""
     arch = Arch.from_dict(d.get("arch"))
     return {**d, "spec_version": 2, "arch": arch.to_dict()}
+
+
+def migrate_v2(d: dict[str, Any]) -> dict[str, Any]:
+    """A spec_version 2 case dict as spec_version 3: its 'gelu' meant the tanh approximation, now 'gelu_tanh'.
+
+    Only the names change (a value that is not a layer list is left for Arch to reject with its own message)."""
+    arch = d.get("arch")
+    if isinstance(arch, dict) and isinstance(arch.get("layers"), list):
+        layers = [[layer[0], {k: "gelu_tanh" if k in _ACTIVATION_KEYS and v == "gelu" else v for k, v in layer[1].items()}]
+                  if isinstance(layer, list) and len(layer) == 2 and isinstance(layer[1], dict) else layer
+                  for layer in arch["layers"]]
+        arch = {**arch, "layers": layers}
+    return {**d, "spec_version": 3, "arch": arch}
+
+
+def migrate(d: dict[str, Any]) -> dict[str, Any]:
+    """A case dict of any spec_version in SPEC_VERSIONS as the current one (d itself is not changed)."""
+    if d.get("spec_version") == 1:
+        d = migrate_v1(d)
+    if d.get("spec_version") == 2:
+        d = migrate_v2(d)
+    return d
 
 
 def _is_labels(arch: Arch, y: np.ndarray) -> bool:
@@ -145,8 +171,7 @@ class Case:
         missing = [k for k in ("arch", "dtype", "params", "x", "y") if k not in d]
         if missing:
             raise SpecError(f"case JSON is missing {', '.join(missing)}: give a file written by bpcheck")
-        if version == 1:
-            d = migrate_v1(d)
+        d = migrate(d)
         arch = Arch.from_dict(d["arch"])
         dt = resolve_dtype(d["dtype"])
         if not isinstance(d["params"], dict):

@@ -2,8 +2,8 @@
 
 Every rule works on the last axis (activations) or the last two axes (losses: batch, outputs),
 so a leading axis of perturbed copies, as finite differences use, broadcasts for free.
-Conventions follow torch and jax: relu'(0) = 0, leaky_relu'(0) = 0.01, gelu in its tanh form,
-and the losses' reduction='mean'.
+Conventions follow torch and jax: relu'(0) = 0, leaky_relu'(0) = 0.01, gelu the exact z Phi(z) (torch's
+nn.GELU() default; gelu_tanh is the tanh approximation), and the losses' reduction='mean'.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ ELU_ALPHA = 1.0
 HUBER_DELTA = 1.0
 GELU_C = math.sqrt(2.0 / math.pi)
 GELU_K = 0.044715
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,42 @@ def _log_softmax(z: Array) -> Array:
     return shifted
 
 
+@functools.cache
+def _ndtr() -> Callable[[Array], Array]:
+    """scipy.special.ndtr, the normal cdf Phi, imported at first use: importing scipy.special takes longer
+    than importing the rest of bpcheck (0.25-0.5 s against ~0.1 s, python -X importtime), and only gelu needs it."""
+    from scipy.special import ndtr
+
+    return ndtr
+
+
+def normal_cdf(z: Array) -> Array:
+    """Phi(z) to the last ulps in both tails (no 1 + erf cancellation), in z's dtype."""
+    return _ndtr()(z)
+
+
+def _normal_pdf(z: Array) -> Array:
+    return np.exp(-0.5 * z * z) * np.asarray(INV_SQRT_2PI, dtype=z.dtype)
+
+
 def _gelu(z: Array) -> Array:
-    return 0.5 * z * (1.0 + np.tanh(GELU_C * (z + GELU_K * z**3)))
+    return z * normal_cdf(z)
 
 
 def _gelu_backward(z: Array, a: Array, g: Array) -> Array:
-    t = np.tanh(GELU_C * (z + GELU_K * z**3))
+    return g * (normal_cdf(z) + z * _normal_pdf(z))
+
+
+def _gelu_tanh_t(z: Array) -> Array:
+    return np.tanh(GELU_C * (z + GELU_K * z**3))
+
+
+def _gelu_tanh(z: Array) -> Array:
+    return 0.5 * z * (1.0 + _gelu_tanh_t(z))
+
+
+def _gelu_tanh_backward(z: Array, a: Array, g: Array) -> Array:
+    t = _gelu_tanh_t(z)
     return g * (0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_K * z * z))
 
 
@@ -102,6 +133,17 @@ def _gelu_sigmoid_form(z: Array, a: Array, g: Array) -> Array:
     # d/dz of the other gelu approximation, z * sigmoid(1.702 z), while the forward uses the tanh form.
     s = _sigmoid(1.702 * z)
     return g * (s + 1.702 * z * s * (1 - s))
+
+
+# The wrong gelu derivatives people write: Phi(z) alone (the product rule's z phi(z) dropped), Phi(z) + phi(z)
+# (its z dropped), and the derivative of the other form (tanh for gelu, exact for gelu_tanh), which the
+# diagnosis also names as a whole-layer mix-up of the two forms ("declare gelu_tanh").
+_GELU_WRONG = (
+    WrongForm("phi_only", "Φ(z), the product rule's z φ(z) term dropped", lambda z, a, g: g * normal_cdf(z)),
+    WrongForm("phi_plus_pdf", "Φ(z) + φ(z), the z of z φ(z) dropped",
+              lambda z, a, g: g * (normal_cdf(z) + _normal_pdf(z))),
+    WrongForm("tanh_form", "the derivative of the tanh approximation (gelu_tanh's)", _gelu_tanh_backward),
+)
 
 
 def _silu_backward(z: Array, a: Array, g: Array) -> Array:
@@ -149,8 +191,7 @@ RULES: dict[str, Activation] = {
         Activation("softplus", lambda z: np.logaddexp(z, 0), lambda z, a, g: g * _sigmoid(z), derivative="σ(z)",
                    wrong=(W("of_a", "σ(a), from the output a instead of z", lambda z, a, g: g * _sigmoid(a)),
                           W("output", "a, the activation itself instead of its derivative", lambda z, a, g: g * a))),
-        Activation("gelu", _gelu, _gelu_backward, derivative="the derivative of its tanh form",
-                   wrong=(W("sigmoid_form", "the derivative of the other approximation, z σ(1.702 z)", _gelu_sigmoid_form),)),
+        Activation("gelu", _gelu, _gelu_backward, derivative="Φ(z) + z φ(z)", wrong=_GELU_WRONG),
         # The softmax backward is the Jacobian-vector product J^T g = a * (g - <g, a>).
         Activation("softmax", _softmax, lambda z, a, g: a * (g - (g * a).sum(axis=-1, keepdims=True)),
                    derivative="the full Jacobian, a (g - Σ g a)",
@@ -160,6 +201,9 @@ RULES: dict[str, Activation] = {
                             lambda z, a, g: g * _sigmoid(z)),
                           W("no_sigmoid_term", "z σ(z) (1 - σ(z)), the product rule's σ(z) term forgotten",
                             lambda z, a, g: g * (a * (1 - _sigmoid(z)))))),
+        Activation("gelu_tanh", _gelu_tanh, _gelu_tanh_backward, derivative="the derivative of its tanh form",
+                   wrong=(W("sigmoid_form", "the derivative of the other approximation, z σ(1.702 z)", _gelu_sigmoid_form),
+                          W("exact_form", "Φ(z) + z φ(z), the exact gelu's (declare gelu)", _gelu_backward))),
     )
 }
 assert tuple(RULES) == ACTIVATIONS

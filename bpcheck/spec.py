@@ -14,7 +14,18 @@ from typing import Any
 import numpy as np
 
 from .arch import Arch, LayerSpec, Shape, param_names, split_key
-from .case import SPEC_VERSION, SPEC_VERSIONS, Case, init_params, migrate_v1, one_hot, validate_params, with_weight_decay
+from .case import (
+    SPEC_VERSION,
+    SPEC_VERSIONS,
+    Case,
+    init_params,
+    migrate,
+    migrate_v1,
+    migrate_v2,
+    one_hot,
+    validate_params,
+    with_weight_decay,
+)
 from .vocab import (
     ACTIVATIONS,
     DTYPES,
@@ -39,7 +50,8 @@ DEFAULT_TIMEOUT = 60.0  # seconds per call of a user's function (bpcheck.byo.iso
 __all__ = [
     "ACTIVATIONS", "DEFAULT_TIMEOUT", "DTYPES", "LOSSES", "LOSS_OUTPUT", "PARAMETERS", "SPEC_VERSION", "SPEC_VERSIONS",
     "Arch", "BpcheckError", "Case", "DataError", "Gradients", "Grads", "LayerSpec", "Params", "Shape", "SpecError",
-    "UsageError", "UserFunctionError", "canonical_activation", "init_params", "migrate_v1", "one_hot", "param_names",
+    "UsageError", "UserFunctionError", "canonical_activation", "init_params", "migrate", "migrate_v1", "migrate_v2",
+    "one_hot", "param_names",
     "resolve_dtype", "split_activation", "split_key", "suggest", "validate_params", "with_weight_decay",
 ]
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 ACTIVATIONS: tuple[str, ...] = (
-    "identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu", "softmax", "silu",
+    "identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu", "softmax", "silu", "gelu_tanh",
 )
 LOSSES: tuple[str, ...] = ("mse", "bce", "cross_entropy", "huber")
 # Activations that take a parameter, written 'name:value' ('leaky_relu:0.2'): name -> (what it is, default).

@@ -160,3 +160,31 @@ def test_dense_chain_is_engine_bit_for_bit():
 def test_float32_in_float32_out(kind):
     for d in drawn(kind):
         h.float32_kept(LAYERS[kind], d)
+
+
+def gelu_draws(kind: str, act: str, count: int = 12, seed: int = 5) -> list[h.Draw]:
+    """Draws of kind with act forced, x spread to |z| ~ 9 so both tails (where 1 + erf and 1 + tanh cancel) are hit."""
+    out = []
+    for d in drawn(kind, count, seed):
+        key = "activation" if kind == "dense" else "fn"
+        config = LAYERS[kind].check_config({**d.config, key: act}, d.in_shape)
+        out.append(h.Draw(config, d.in_shape, d.params, 3.0 * d.x, d.dout))
+    return out
+
+
+@pytest.mark.parametrize("act", ["gelu", "gelu_tanh"])
+def test_gelu_and_gelu_tanh_match_torch_jax_and_central_differences(kind, act):
+    """gelu is torch's F.gelu(z) (exact) and jax's gelu(approximate=False); gelu_tanh their tanh forms."""
+    torch, jax, layer = h.need_torch(), h.need_jax(), LAYERS[kind]
+    for d in gelu_draws(kind, act):
+        want = h.engine_grads(layer, d)
+        h.assert_close(want, h.fd_grads(layer, d), h.FD, f"numpy {act} vs FD", d)
+        for name, (y, grads) in (("torch", h.torch_grads(layer, d, torch)), ("jax", h.jax_grads(layer, d, jax))):
+            assert h.norm_rel(y, h.forward_checks(layer, d)) <= h.EXACT, (name, act)
+            h.assert_close(want, grads, h.EXACT, f"numpy {act} vs {name}", d)
+    # and the two forms are different functions: the torch form of the other one is far off
+    d = gelu_draws(kind, act)[0]
+    other = "gelu_tanh" if act == "gelu" else "gelu"
+    key = "activation" if kind == "dense" else "fn"
+    y_other, _ = h.torch_grads(layer, h.Draw({**d.config, key: other}, d.in_shape, d.params, d.x, d.dout), torch)
+    assert h.norm_rel(y_other, h.forward_checks(layer, d)) > 1e-5

@@ -3,6 +3,8 @@ its conventions at kinks, and its stability in the tails."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -61,7 +63,7 @@ def test_kink_conventions_match_torch_and_jax():
     for name in ("relu", "leaky_relu", "elu"):
         rule = ops.RULES[name]
         assert rule.kink and rule.at_zero == rule.backward(z, rule.forward(z), g)[0]
-    assert not any(ops.RULES[n].kink for n in ("sigmoid", "tanh", "softplus", "gelu", "softmax", "identity"))
+    assert not any(ops.RULES[n].kink for n in ("sigmoid", "tanh", "softplus", "gelu", "gelu_tanh", "softmax", "identity"))
     assert ops.RULES["relu"].regions(np.array([-1e-300, 0.0, 5e-324])).tolist() == [-1, 0, 1]
 
 
@@ -83,10 +85,22 @@ def test_bce_and_cross_entropy_are_stable_from_extreme_logits():
         assert ops.LOSS_RULES["bce"].forward(z, np.array([[1.0, 0.0]])) == pytest.approx(500.0)
 
 
-def test_gelu_is_the_tanh_form():
+def test_gelu_is_the_exact_form_and_gelu_tanh_the_approximation():
     z = np.linspace(-4, 4, 9)
+    exact = np.array([0.5 * v * math.erfc(-v / math.sqrt(2)) for v in z])  # z Phi(z), torch's nn.GELU() default
+    np.testing.assert_allclose(ops.RULES["gelu"].forward(z), exact, rtol=1e-14, atol=0)
     tanh_form = 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z**3)))
-    np.testing.assert_array_equal(ops.RULES["gelu"].forward(z), tanh_form)
+    np.testing.assert_array_equal(ops.RULES["gelu_tanh"].forward(z), tanh_form)
+    assert np.abs(ops.RULES["gelu"].forward(z) - tanh_form).max() > 1e-4  # two different functions
+
+
+def test_gelu_is_accurate_deep_in_its_negative_tail():
+    # Phi(z) from the normal cdf, not 1 + erf(z / sqrt 2): the latter keeps no digit at z = -9
+    z = np.array([-9.0, -20.0, -40.0])
+    want = [v * 0.5 * math.erfc(-v / math.sqrt(2)) for v in z]
+    np.testing.assert_allclose(ops.RULES["gelu"].forward(z), want, rtol=1e-13)
+    dwant = [0.5 * math.erfc(-v / math.sqrt(2)) + v * math.exp(-v * v / 2) / math.sqrt(2 * math.pi) for v in z]
+    np.testing.assert_allclose(ops.RULES["gelu"].backward(z, None, np.ones(3)), dwant, rtol=1e-13)
 
 
 def test_cross_entropy_gradient_is_exact_for_rows_not_summing_to_one():

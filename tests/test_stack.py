@@ -1,4 +1,4 @@
-"""The layered data model (issue 15): stacks, their validation, spec_version 2 files and the generic engine.
+"""The layered data model (issue 15): stacks, their validation, spec_version 1-3 files and the generic engine.
 
 The engine's MLP numbers are checked against tests/engine_v1.py, a frozen copy of the MLP-only engine
 bpcheck had before the layers (e684ffb): both run on the same drawn cases, nothing is hard-coded.
@@ -16,7 +16,7 @@ import pytest
 
 from bpcheck import engine
 from bpcheck.ops import LOSS_RULES
-from bpcheck.spec import Arch, Case, DataError, SpecError, init_params, migrate_v1, split_key
+from bpcheck.spec import SPEC_VERSION, Arch, Case, DataError, SpecError, init_params, migrate, migrate_v1, split_key
 
 from . import engine_v1
 from .nets import random_case
@@ -92,10 +92,55 @@ def test_a_spec_version_1_file_written_before_layers_loads_as_the_same_case(path
         assert case.params[k].tobytes() == np.array(v, dtype=np.float64).astype(dt).tobytes()
     assert case.x.tobytes() == np.array(raw["x"]).astype(dt).tobytes()
     assert case.y.tobytes() == np.array(raw["y"]).astype(dt).tobytes()
-    migrated = migrate_v1(raw)
-    assert migrated["spec_version"] == 2 and migrated["arch"] == case.arch.to_dict() and raw["spec_version"] == 1
+    assert migrate_v1(raw)["spec_version"] == 2
+    migrated = migrate(raw)
+    assert migrated["spec_version"] == SPEC_VERSION and migrated["arch"] == case.arch.to_dict() and raw["spec_version"] == 1
     assert case.to_dict() == {**migrated, "regime": case.regime}
     _same_gradients(engine.gradients(case), engine_v1.gradients(case))
+
+
+def _arrays_unchanged(case: Case, raw: dict) -> None:
+    dt = np.dtype(raw["dtype"])
+    for k, v in raw["params"].items():
+        assert case.params[k].tobytes() == np.array(v, dtype=np.float64).astype(dt).tobytes()
+    assert case.x.tobytes() == np.array(raw["x"]).astype(dt).tobytes()
+    assert case.y.tobytes() == np.array(raw["y"]).astype(dt).tobytes()
+
+
+def test_a_spec_version_2_file_whose_gelu_was_the_tanh_form_loads_as_gelu_tanh():
+    # Written by bpcheck before spec_version 3 (`bpcheck check tests/corpus/gelu_erf.py:grads --arch 3-4-2
+    # --activations gelu,identity --loss mse --cases 4 --seed 7 --report DIR`, its cases/c882f4e44fa8.json; and a
+    # stack through Case.to_dict): 'gelu' meant the tanh approximation then, so it must load as gelu_tanh.
+    result = json.loads((DATA / "case_v2_gelu_check_result.json").read_text())
+    raw = result["case"]
+    assert raw["spec_version"] == 2 and raw["arch"]["layers"][0] == ["dense", {"n": 4, "activation": "gelu"}]
+    case = Case.from_dict(raw)
+    assert case.arch == Arch((3, 4, 2), ("gelu_tanh", "identity"), "mse")
+    _arrays_unchanged(case, raw)
+    assert case.to_dict() == {**migrate(raw), "regime": case.regime} and case.to_dict()["spec_version"] == SPEC_VERSION
+    stack_raw = json.loads((DATA / "case_v2_gelu_stack.json").read_text())
+    stack = Case.from_dict(stack_raw)
+    assert [c.get("activation", c.get("fn")) for _, c in stack.arch.layers] == ["gelu_tanh", None, "gelu_tanh", "identity"]
+    _arrays_unchanged(stack, stack_raw)
+    # the numbers are the tanh form's: the engine's loss on the migrated case is the tanh-form net's, written out here
+    h = case.x @ case.params["W1"] + case.params["b1"]
+    h = 0.5 * h * (1 + np.tanh(np.sqrt(2 / np.pi) * (h + 0.044715 * h**3)))
+    want = np.mean((h @ case.params["W2"] + case.params["b2"] - case.y) ** 2)
+    assert engine.loss(case.arch, case.params, case.x, case.y) == pytest.approx(want, rel=1e-14)
+    assert engine.loss(Arch((3, 4, 2), ("gelu", "identity"), "mse"), case.params, case.x, case.y) != pytest.approx(want, rel=1e-6)
+
+
+def test_a_spec_version_1_file_with_gelu_loads_as_gelu_tanh_and_a_new_file_keeps_gelu():
+    from .test_no_false_alarms import GELU_SATURATED_CASES  # cases written by bpcheck's sweep in spec_version 1
+
+    raw = next(iter(GELU_SATURATED_CASES.values()))
+    assert raw["spec_version"] == 1 and "gelu" in raw["arch"]["activations"]
+    case = Case.from_dict(raw)
+    assert case.arch.activations == tuple("gelu_tanh" if a == "gelu" else a for a in raw["arch"]["activations"])
+    _arrays_unchanged(case, raw)
+    arch = Arch((3, 4, 2), ("gelu", "identity"), "mse")
+    exact = Case(arch, init_params(arch, np.random.default_rng(0)), np.ones((2, 3)), np.zeros((2, 2)))
+    assert Case.from_dict(json.loads(json.dumps(exact.to_dict()))).arch.activations == ("gelu", "identity")
 
 
 def test_a_broken_spec_version_1_arch_still_names_its_value():

@@ -134,3 +134,13 @@ def test_replay_of_a_spec_version_1_file_written_before_layers(capsys):
     code = main(["replay", str(path), "--refs", "fd"])
     out = capsys.readouterr().out
     assert code == 0 and "verdict: ok AGREE" in out and "2-3-1 tanh,sigmoid bce" in out
+
+
+def test_replay_of_a_spec_version_2_report_case_whose_gelu_was_the_tanh_form(capsys):
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "case_v2_gelu_check_result.json"
+    code = main(["replay", str(path), "--refs", "fd,torch,jax"])
+    out = capsys.readouterr().out
+    # the engine replays the old file as it was meant, tanh form, and agrees with the references' gelu_tanh
+    assert code == 0 and "3-4-2 gelu_tanh,identity mse" in out and "ok AGREE" in out, out

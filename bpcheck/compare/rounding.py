@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import ops
-from ..ops import GELU_C, GELU_K, LOSS_RULES, _count, sigmoid, softmax
+from ..ops import GELU_C, GELU_K, LOSS_RULES, _count, normal_cdf, sigmoid, softmax
 from ..references.layered import targets
 from ..spec import Case
 from .forward import LayerCache
@@ -85,8 +85,9 @@ def forward_errors(case64: Case, caches: Sequence[LayerCache]) -> Forward:
     u_z = sqrt((a_{l-1}^2 + u_a_{l-1}^2) @ W_l^2) + |b_l| (each product rounds, and so does its input;
     computed without squares underflowing, _norm_product);
     u_a = |act(z + u_z s) - act(z)| + max(|a|, act's own rounding) (to first order, by a finite
-    difference of ops.RULES, and _rule_rounding; for gelu at least 0.5 |z| |t|, the rounding of 1 + t,
-    which float32's probe cannot show once its t is -1 and its gelu 0, from z ~ -4.5 on).
+    difference of ops.RULES, and _rule_rounding; for gelu_tanh at least 0.5 |z| |t|, the rounding of 1 + t,
+    which float32's probe cannot show once its t is -1 and its gelu 0, from z ~ -4.5 on; for gelu the same
+    with t = erf(z / sqrt 2), since torch computes 0.5 z (1 + erf(z / sqrt 2)) however accurate ops' Phi is).
     x is exact, so u_a_0 = 0.
     """
     u_a = None
@@ -100,8 +101,8 @@ def forward_errors(case64: Case, caches: Sequence[LayerCache]) -> Forward:
         # a z within rounding of the kink may land on the other side (so a carries up to u_z, not 0).
         moved = np.maximum(np.abs(forward(cache.z + step) - cache.a), np.abs(forward(cache.z - step) - cache.a))
         own = _rule_rounding(forward, cache.a, cache.z)
-        if act == "gelu":  # 0.5 z (1 + t): 1 + t carries eps |t| however small it is (see _gelu_cancellation)
-            own = np.maximum(own, 0.5 * np.abs(cache.z) * np.abs(_gelu_t(cache.z)))
+        if act in ("gelu", "gelu_tanh"):  # 0.5 z (1 + t): 1 + t carries eps |t| however small (_gelu_cancellation)
+            own = np.maximum(own, 0.5 * np.abs(cache.z) * np.abs(_gelu_t(act, cache.z)))
         u_a = moved / _DELTA + np.maximum(np.abs(cache.a), own)
         out.append((u_z, u_a))
     return out
@@ -188,13 +189,14 @@ def _act_sensitivity(act: str, cache: LayerCache, da: np.ndarray, u_z: np.ndarra
         moved = moved + np.abs(rule.backward(cache.z + _DELTA * u_z * s, cache.a, da) - base)
         # z's sign decides a kinked rule, and float32 may round a tiny z to 0: no own-rounding term there.
         moved = moved + _rule_rounding(rule.backward, base, cache.z, cache.a, da) * _DELTA
-        if act == "gelu":
-            moved = moved + _gelu_cancellation(cache.z, da) * _DELTA
+        if act in ("gelu", "gelu_tanh"):
+            moved = moved + _gelu_cancellation(act, cache.z, da) * _DELTA
     return moved / _DELTA
 
 
-def _gelu_cancellation(z: np.ndarray, da: np.ndarray) -> np.ndarray:
-    """The rounding of gelu's backward in 1 + t and 1 - t^2 (t = tanh(u), u = C (z + K z^3)), per eps.
+def _gelu_cancellation(act: str, z: np.ndarray, da: np.ndarray) -> np.ndarray:
+    """The rounding of gelu_tanh's backward in 1 + t and 1 - t^2 (t = tanh(u), u = C (z + K z^3)), per eps;
+    for gelu, of 1 + t in Phi = (1 + t) / 2, t = erf(z / sqrt 2), as torch computes it: |da| |t| / 2.
 
     The computed t carries eps |t|, so 1 + t carries eps |t| however small 1 + t is: relative to the
     result, the error grows without bound as z goes negative. float32's t reaches -1 exactly near
@@ -203,11 +205,15 @@ def _gelu_cancellation(z: np.ndarray, da: np.ndarray) -> np.ndarray:
     tanh rounds differently, on two gelu outputs in 10,000 sweep cases). Bound: |da| |t| (1/2 + |z| C
     (1 + 3 K z^2)), the two terms' coefficients times the error of 1 + t (1 - t^2 = (1 - t)(1 + t)).
     """
-    t = _gelu_t(z)
+    t = _gelu_t(act, z)
+    if act == "gelu":  # Phi + z phi: phi is an exp, with no cancellation of its own
+        return 0.5 * np.abs(da) * np.abs(t)
     return np.abs(da) * np.abs(t) * (0.5 + np.abs(z) * GELU_C * (1.0 + 3.0 * GELU_K * z * z))
 
 
-def _gelu_t(z: np.ndarray) -> np.ndarray:
+def _gelu_t(act: str, z: np.ndarray) -> np.ndarray:
+    if act == "gelu":
+        return 2.0 * normal_cdf(z) - 1.0  # erf(z / sqrt 2)
     return np.tanh(GELU_C * (z + GELU_K * z**3))
 
 

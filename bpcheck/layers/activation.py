@@ -8,6 +8,7 @@ independent numpy forward for finite differences, the kink pattern and the wrong
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -44,16 +45,17 @@ def torch_activation(act: str, z: Any, torch: Any) -> Any:
         "relu": lambda: torch.relu(z),
         "elu": lambda: F.elu(z, alpha=ops.ELU_ALPHA),
         "softplus": lambda: torch.logaddexp(z, torch.zeros((), dtype=z.dtype)),
-        "gelu": lambda: F.gelu(z, approximate="tanh"),
+        "gelu": lambda: F.gelu(z),  # nn.GELU()'s default: the exact z Phi(z)
         "softmax": lambda: torch.softmax(z, dim=-1),
         "silu": lambda: F.silu(z),
+        "gelu_tanh": lambda: F.gelu(z, approximate="tanh"),
     }
     return table[base]()
 
 
 def jax_activation(act: str, z: Any, jax: Any) -> Any:
     """act(z) in jax. relu and leaky_relu by `z > 0` (jax.nn.leaky_relu uses z >= 0, which gives 1 at 0);
-    jax.nn.elu's branch z > 0 gives elu'(0) = alpha; gelu is jax's own tanh form."""
+    jax.nn.elu's branch z > 0 gives elu'(0) = alpha; gelu and gelu_tanh are jax's own exact and tanh forms."""
     jnp = jax.numpy
     base, slope = split_activation(act)
     if base == "leaky_relu":
@@ -65,11 +67,13 @@ def jax_activation(act: str, z: Any, jax: Any) -> Any:
         "relu": lambda: jnp.where(z > 0, z, 0.0),
         "elu": lambda: jax.nn.elu(z, alpha=ops.ELU_ALPHA),
         "softplus": lambda: jnp.logaddexp(z, 0.0),
-        # jax's own tanh-form gelu, as written: z * sigmoid(2u) is the same function but rounds differently
-        # (1e-162 where tanh(u) is already -1 and the engine and torch give exactly 0), a false REFERENCE.
-        "gelu": lambda: jax.nn.gelu(z, approximate=True),
+        # jax's default is the tanh form: the exact one must be asked for (0.5 z erfc(-z/sqrt 2) inside).
+        "gelu": lambda: jax.nn.gelu(z, approximate=False),
         "softmax": lambda: jax.nn.softmax(z, axis=-1),
         "silu": lambda: jax.nn.silu(z),
+        # jax's own tanh-form gelu, as written: z * sigmoid(2u) is the same function but rounds differently
+        # (1e-162 where tanh(u) is already -1 and the engine and torch give exactly 0), a false REFERENCE.
+        "gelu_tanh": lambda: jax.nn.gelu(z, approximate=True),
     }
     return table[base]()
 
@@ -79,6 +83,13 @@ def jax_activation(act: str, z: Any, jax: Any) -> Any:
 def _half_tanh(z: Array) -> Array:
     # sigma(z) = (1 + tanh(z/2)) / 2: no exp, so no overflow in either tail.
     return 0.5 + 0.5 * np.tanh(0.5 * z)
+
+
+@functools.cache
+def _erfc() -> Any:
+    from scipy.special import erfc  # at first use, as ops does with ndtr: scipy.special is slow to import
+
+    return erfc
 
 
 def _reference_softmax(z: Array) -> Array:
@@ -103,7 +114,9 @@ def reference_activation(act: str, z: Array) -> Array:
         return np.where(z > 0, z, ops.ELU_ALPHA * np.expm1(np.where(z > 0, 0.0, z)))
     if base == "softplus":
         return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
-    if base == "gelu":
+    if base == "gelu":  # erfc where ops uses ndtr: another function of scipy's, as accurate in both tails
+        return 0.5 * z * _erfc()(-z * np.sqrt(0.5))
+    if base == "gelu_tanh":
         return z * (0.5 + 0.5 * np.tanh(ops.GELU_C * z * (1.0 + ops.GELU_K * z * z)))
     if base == "softmax":
         return _reference_softmax(z)

@@ -122,7 +122,7 @@ class _Scales:
         fds = [fd.z_grad(layer) for layer in range(1, net.L + 1)]
         self.dz = tuple(f[0] for f in fds)
         self.dz_kink = tuple(f[2] for f in fds)
-        # What one rounding of a_m costs: eps (|a_m| + |z_m|), since gelu's tanh form loses eps |z|, not eps |a|.
+        # What one rounding of a_m costs: eps (|a_m| + |z_m|), since gelu's 1 + erf (or tanh) loses eps |z|, not eps |a|.
         amag = [np.abs(net.x)] + [np.abs(a) + np.abs(z) for a, z in zip(net.a[1:], net.z)]
         mags = [amag[m - 1] @ np.abs(net.p[f"W{m}"]) + np.abs(net.p[f"b{m}"]) for m in range(1, net.L + 1)]
         row_terms = [(np.abs(g) * mag).sum(axis=1) for g, mag in zip(self.dz, mags)]
