@@ -28,22 +28,7 @@ from tests.corpus.bugs import BUGS, check, judge  # noqa: E402
 from tests.corpus.run import MODES, failures, plans, run, spec, summary  # noqa: E402
 
 # (engine, mode) -> the failure bpcheck gives today (python -m tests.corpus.run ENGINE).
-KNOWN_ENGINE: dict[tuple[str, str], str] = {
-    ('gelu_erf', 'declared'): (
-        "[bpcheck's gelu is the tanh approximation; torch's nn.GELU() default is the exact erf form] seen: "
-        'ENGINE in 29 of 100: vs fd,torch,jax: dW1, db1, dW2 and db2 fit no known convention relative to the '
-        'declared mse gradient (ordinary 10, near_kink 10, saturating 7, huge 2); ENGINE in 2 of 100: vs '
-        'fd,torch,jax: db3 = 1.00011 x the declared mse gradient; dW1, db1, dW2, db2 and dW3 fit no known '
-        'convention relati (saturating 1, ordinary 1); ENGINE in 2 of 100: vs torch,jax: dW3 and db3 fit no '
-        'known convention relative to the declared mse gradient (huge 2); EN...'
-    ),
-    ('gelu_erf', 'loss_fn'): (
-        "[the exact-erf gelu differs from bpcheck's tanh-approximation gelu, and in the huge regime FD of the "
-        "user's loss_fn is too coarse to vouch for it, so torch's and jax's ENGINE stands] seen: ENGINE in 6 of "
-        '100, all huge: vs torch,jax: dW1, db1, dW2 and db2 (2), dW3 and db3 (2), dW2 and db2 (1), db3 (1) fit no '
-        'known convention relative to the declared mse gradient'
-    ),
-}
+KNOWN_ENGINE: dict[tuple[str, str], str] = {}
 
 # (bug, mode) -> what bpcheck gets wrong today (python -m tests.corpus.run --bugs BUG).
 KNOWN_BUG: dict[tuple[str, str], str] = {
@@ -77,12 +62,6 @@ KNOWN_BUG: dict[tuple[str, str], str] = {
         "[near_kink: every coordinate of the bug's layer masked as KINK, for torch and jax too] seen: missed "
         'in 2 of 15 float64 cases that reveal it (KINK 2), e.g. float64 near_kink, 3-5-2 relu,identity mse, '
         'batch 5: KINK (rel diff 8.1e-01)'
-    ),
-    ('gelu_phi_without_z', 'loss_fn'): (
-        "[bpcheck's gelu is the tanh form (torch: erf): in the huge regime the erf form's dW2 differs from "
-        "torch's by 1e-9 while the bug's W1 is within float rounding, and FD of the user's loss_fn is too coarse "
-        "there to say where] seen: 2 ENGINE verdicts in 25 caught cases misplace it: torch names layer 2 b2 (1), "
-        'jax names layer 2 b2 (1); it is in layer 1 W1/b1'
     ),
 }
 

@@ -52,6 +52,9 @@ class Variant:
     # is CONVENTION, and a user's loss_fn may compute `value` (the declared loss, maybe scaled) instead of rule.
     assumes: str = ""
     value: Loss | None = None
+    # Another net rather than another loss (a gelu layer in its other form): its gradient is that arch's,
+    # from its own forward, with the declared loss.
+    arch: Arch | None = None
 
 
 def _scaled(key: str, base: Loss, factor: Factor) -> Loss:
@@ -117,7 +120,30 @@ def variants(arch: Arch) -> list[Variant]:
     if k > 1 and loss in ("mse", "bce", "huber"):
         found.append(Variant("batch_mean", f"{loss} summed over the outputs and averaged over the batch",
                              "the 1/n_out of the mean over all elements is missing", _scaled("batch_mean", base, _outputs)))
-    return found
+    return found + _gelu_forms(arch)
+
+
+# The two gelu forms differ by ~1e-3 relative: a whole net written in the other form matches neither the
+# declared gradient nor any wrong derivative (its forward differs too), so it is a variant of the net.
+_OTHER_GELU = {"gelu": ("gelu_tanh", "the tanh approximation"), "gelu_tanh": ("gelu", "the exact z Φ(z)")}
+
+
+def _gelu_forms(arch: Arch) -> list[Variant]:
+    """Every gelu (gelu_tanh) layer of an MLP in the other form: all at once, then each alone if several."""
+    if not arch.is_mlp:
+        return []
+    where = [i for i, a in enumerate(arch.activations) if a in _OTHER_GELU]
+    out = []
+    for chosen in ([where] + ([[i] for i in where] if len(where) > 1 else [])) if where else []:
+        acts = tuple(_OTHER_GELU[a][0] if i in chosen else a for i, a in enumerate(arch.activations))
+        layers = ", ".join(str(i + 1) for i in chosen)
+        act = arch.activations[chosen[0]]
+        other, words = _OTHER_GELU[act]
+        s = "s" if len(chosen) > 1 else ""
+        out.append(Variant(f"{act}_form", f"the net with layer{s} {layers}'s {act} as {other}",
+                           f"layer{s} {layers}'s {act} {'are' if s else 'is'} {words}; declare {other}",
+                           LOSS_RULES[arch.loss], arch=Arch(arch.sizes, acts, arch.loss, arch.weight_decay)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -164,6 +190,10 @@ class _Matcher:
         return compare_tensor(name, np.asarray(u), h, self.tol, scale, kink=self.ctx.kinks.get(name)).ok
 
     def gradient(self, variant: Variant) -> Grads:
+        if variant.arch is not None:  # another net: its own forward, the declared loss
+            case = self.ctx.case64
+            out, caches = engine.forward(variant.arch, case.params, case.x)
+            return engine.backward(variant.arch, case.params, caches, case.targets, output=out).grads
         return self._backward(variant.rule)
 
 
@@ -196,7 +226,8 @@ def explain(ctx: CaseContext, user: Grads) -> Explanation:
     if variant is not None:
         who = "every gradient" if not rest else _names(matched)
         verb = "matches" if not rest or len(matched) == 1 else "match"
-        parts.append(f"{who} {verb} the gradient of {variant.words}, not of the declared {loss}: {variant.why}")
+        against = "" if variant.arch is not None else f", not of the declared {loss}"
+        parts.append(f"{who} {verb} the gradient of {variant.words}{against}: {variant.why}")
         relative = "that gradient"
     else:
         relative = f"the declared {loss} gradient"

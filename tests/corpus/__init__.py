@@ -27,5 +27,5 @@ ENGINES: tuple[str, ...] = (
     "nielsen_quadratic", "nielsen_mse", "nielsen_cross_entropy", "cs231n_layers", "cs231n_twolayer_l2",
     "ng_course", "half_sse", "summed_ce", "l2_course", "float32_net", "relu_prime_one", "softmax_ce_textbook",
     "clipped_bce", "any_arch", "any_arch_column", "keras_style", "gelu_erf", "softmax_mse", "tape_autodiff",
-    "returns_dx", "leaky_slope_02", "deep_tanh", "multilabel_bce",
+    "returns_dx", "leaky_slope_02", "deep_tanh", "multilabel_bce", "gelu_tanh_gpt2",
 )

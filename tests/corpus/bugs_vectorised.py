@@ -208,6 +208,19 @@ def gelu_phi_without_z(params, x, y):
     return g
 
 
+def gelu_phi_only(params, x, y):
+    zs, h = ge.net(params, x)
+    L = len(zs)
+    d = 2 * (h[-1] - y) / y.size
+    g = {}
+    for l in range(L, 0, -1):
+        if l < L:
+            d = d * ge.Phi(zs[l - 1])     # BUG: GELU' taken as Phi(z), as if z * Phi(z) were Phi(z) times a constant
+        g[f"W{l}"], g[f"b{l}"] = h[l - 1].T @ d, d.sum(0)
+        d = d @ params[f"W{l}"].T
+    return g
+
+
 def softmax_mse_jacobian_plus(params, x, y):
     outs = sm.run(params, x)
     L = len(outs) - 1

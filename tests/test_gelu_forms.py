@@ -1,0 +1,58 @@
+"""gelu is torch's exact z Phi(z), gelu_tanh the tanh approximation, and bpcheck names the common wrong forms.
+
+Every gradient function here is code bpcheck did not write (tests/corpus/): the exact-erf engine, a GPT-2-style
+tanh-form engine, and their planted bugs. The diagnosis must say which form a layer computes, in words.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bpcheck import Arch, check_gradients
+
+pytest.importorskip("torch", reason="judged against torch and jax: pip install torch==2.13.0")
+pytest.importorskip("jax", reason="judged against torch and jax: pip install 'jax[cpu]'")
+
+from tests.corpus import bugs_vectorised as vc  # noqa: E402
+from tests.corpus import gelu_erf, gelu_tanh_gpt2  # noqa: E402
+
+CASES = 8
+
+
+def _check(fn, arch: str, acts: str, loss: str, **kw):
+    return check_gradients(fn, Arch.parse(arch, acts, loss), cases=CASES, seed=3, dtype="float64", in_process=True, **kw)
+
+
+@pytest.mark.parametrize(("fn", "arch", "acts", "loss"), [
+    (gelu_erf.grads, "3-4-2", "gelu,identity", "mse"),
+    (gelu_tanh_gpt2.grads, "3-5-2", "gelu_tanh,identity", "huber"),
+])
+def test_each_form_declared_as_itself_agrees(fn, arch, acts, loss):
+    result = _check(fn, arch, acts, loss)
+    assert result.ok and set(result.labels) <= {"AGREE", "KINK"}, result.summary()
+
+
+@pytest.mark.parametrize(("fn", "arch", "acts", "loss", "declare"), [
+    (gelu_tanh_gpt2.grads, "3-5-2", "gelu,identity", "huber", "layer 1's gelu is the tanh approximation; declare gelu_tanh"),
+    (gelu_erf.grads, "2-5-5-1", "gelu_tanh,gelu_tanh,identity", "mse",
+     "layers 1, 2's gelu_tanh are the exact z Φ(z); declare gelu"),
+])
+def test_a_net_in_the_other_form_is_named_with_the_fix(fn, arch, acts, loss, declare):
+    result = _check(fn, arch, acts, loss)
+    assert not result.ok
+    failing = [o for o in result.outcomes if not o.ok]
+    assert failing and all(declare in o.explanation for o in failing), [o.explanation for o in failing]
+    assert declare in result.diagnosis, result.diagnosis
+
+
+@pytest.mark.parametrize(("fn", "arch", "acts", "layer", "form"), [
+    (vc.gelu_phi_without_z, "3-4-2", "gelu,identity", 1, "Φ(z) + φ(z), the z of z φ(z) dropped"),
+    (vc.gelu_phi_only, "2-5-5-1", "gelu,gelu,identity", 2, "Φ(z), the product rule's z φ(z) term dropped"),
+])
+def test_a_wrong_gelu_derivative_is_named_in_its_layer(fn, arch, acts, layer, form):
+    result = _check(fn, arch, acts, "mse")
+    named = f"layer {layer} computes gelu' as {form} (should be Φ(z) + z φ(z))"
+    engine = [o for o in result.outcomes if o.label == "ENGINE"]
+    # named in every caught case (where |z| is huge, Phi(z) and the tanh form's derivative agree, and it says so)
+    assert engine and all(named in o.name() for o in engine), [o.name() for o in engine]
+    assert named in result.diagnosis, result.diagnosis
