@@ -266,8 +266,8 @@ def test_engine_agrees_with_every_reference_on_random_nets(analytic):
     to the whole gradient (below a width-1 softmax it is exactly 0) is measured against 1e-6 of the whole
     gradient's norm for FD, whose absolute error cannot reach 0.
 
-    jax: up to ~1e-12 on one net here (i = 7, 2-4-1-2 gelu; 1.15e-12 measured once, 5.4e-13 later with the same
-    jax 0.10.2): jax.nn.gelu's own derivative at z = -7.3 is 44x
+    jax: up to ~1e-12 on one net here (when gelu was the tanh form, now gelu_tanh: i = 7, 2-4-1-2; 1.15e-12
+    measured once, 5.4e-13 later with the same jax 0.10.2): jax.nn.gelu(approximate=True)'s own derivative at z = -7.3 is 44x
     the true 1e-16 (about 20 eps absolute), and that error reaches dW1. torch agrees with the engine to
     5e-15 on the same net, and the verdict (whose bound counts the rounding) is AGREE. So jax's raw bound
     here is 2e-12. (Writing gelu as z sigmoid(2u) in the jax reference removes that, but rounds differently
