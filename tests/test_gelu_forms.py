@@ -6,9 +6,12 @@ tanh-form engine, and their planted bugs. The diagnosis must say which form a la
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 
-from bpcheck import Arch, check_gradients
+from bpcheck import Arch, check_gradients, check_layer
 
 pytest.importorskip("torch", reason="judged against torch and jax: pip install torch==2.13.0")
 pytest.importorskip("jax", reason="judged against torch and jax: pip install 'jax[cpu]'")
@@ -56,3 +59,50 @@ def test_a_wrong_gelu_derivative_is_named_in_its_layer(fn, arch, acts, layer, fo
     # named in every caught case (where |z| is huge, Phi(z) and the tanh form's derivative agree, and it says so)
     assert engine and all(named in o.name() for o in engine), [o.name() for o in engine]
     assert named in result.diagnosis, result.diagnosis
+
+
+# --- check-layer: a course-style gelu layer (CS231n's contract: out, cache = forward(x); dx = backward(dout, cache)) --
+
+def _phi(x):
+    return np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+def _Phi(x):
+    return 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+
+
+def gelu_forward(x):
+    return x * _Phi(x), x
+
+
+def gelu_backward(dout, cache):
+    x = cache
+    return dout * (_Phi(x) + x * _phi(x))
+
+
+def gelu_backward_phi_only(dout, cache):
+    return dout * _Phi(cache)    # BUG: the product rule's x * phi(x) dropped
+
+
+def gelu_tanh_forward(x):
+    u = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)
+    return 0.5 * x * (1.0 + np.tanh(u)), (x, np.tanh(u))
+
+
+def gelu_tanh_backward(dout, cache):
+    x, t = cache
+    du = math.sqrt(2.0 / math.pi) * (1.0 + 3 * 0.044715 * x * x)
+    return dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
+
+
+@pytest.mark.parametrize(("forward", "backward", "layer"), [
+    (gelu_forward, gelu_backward, "gelu"), (gelu_tanh_forward, gelu_tanh_backward, "gelu_tanh")])
+def test_check_layer_passes_a_course_style_gelu_of_either_form(forward, backward, layer):
+    result = check_layer(forward, backward, layer=layer, cases=6, in_process=True, shrink=False)
+    assert result.ok, result.summary()
+
+
+def test_check_layer_names_a_course_style_gelu_backward_without_its_z_phi_term():
+    result = check_layer(gelu_forward, gelu_backward_phi_only, layer="gelu", cases=6, in_process=True, shrink=False)
+    assert not result.ok
+    assert "computes gelu' as Φ(z), the product rule's z φ(z) term dropped" in result.diagnosis, result.summary()

@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("functions", nargs="+", metavar="FILE.py:FUNCTION",
                    help="the forward and the backward (a loss layer: the one function)")
     p.add_argument("--layer", required=True, metavar="KIND",
-                   help="affine, relu, conv2d, maxpool2d, avgpool2d, batchnorm, spatial_batchnorm, layernorm, dropout, "
+                   help="affine, relu, tanh, sigmoid, gelu (torch's exact default), gelu_tanh, conv2d, maxpool2d, avgpool2d, "
+                        "batchnorm, spatial_batchnorm, layernorm, dropout, "
                         "softmax_loss, or none (with --shapes)")
     p.add_argument("--config", metavar="JSON", help='fixed config values, e.g. \'{"stride": 2, "pad": 1}\'')
     p.add_argument("--shapes", metavar="JSON", help='--layer none: the forward\'s arrays, e.g. \'{"x": [4, 3], "w": [3, 5]}\'')

@@ -102,7 +102,8 @@ def _form(kind: CourseKind, forward: Any, backward: Any) -> str:
                              "own backward: pass it alone, check_layer(fn, layer=...)")
         if kind.loss or kind.name == "none":
             raise UsageError(f"a {framework} function is checked as a known layer kind: give layer= one of affine, relu, "
-                             "conv2d, maxpool2d, avgpool2d, batchnorm, spatial_batchnorm, layernorm, dropout")
+                             "tanh, sigmoid, gelu, gelu_tanh, conv2d, maxpool2d, avgpool2d, batchnorm, spatial_batchnorm, "
+                             "layernorm, dropout")
         return framework
     if kind.loss:
         if backward is not None:

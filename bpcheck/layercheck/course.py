@@ -76,6 +76,10 @@ KINDS: dict[str, CourseKind] = {k.name: k for k in (
     CourseKind("tanh", "activation", ("x",), {}, to_registry=lambda c, s: {"fn": "tanh"}, overrides={"fn": "tanh"}),
     CourseKind("sigmoid", "activation", ("x",), {}, to_registry=lambda c, s: {"fn": "sigmoid"},
                overrides={"fn": "sigmoid"}),
+    # torch's nn.GELU() default, z Phi(z), and its tanh approximation
+    CourseKind("gelu", "activation", ("x",), {}, to_registry=lambda c, s: {"fn": "gelu"}, overrides={"fn": "gelu"}),
+    CourseKind("gelu_tanh", "activation", ("x",), {}, to_registry=lambda c, s: {"fn": "gelu_tanh"},
+               overrides={"fn": "gelu_tanh"}),
     CourseKind("conv2d", "conv2d", ("x", "w", "b"), {"w": "W", "b": "b"}, ("stride", "pad"), (3,), True,
                to_registry=_conv_registry,
                to_course=lambda reg: {"stride": _pair(reg.get("stride", 1))[0], "pad": _pair(reg.get("padding", 0))[0]},
