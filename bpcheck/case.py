@@ -167,7 +167,7 @@ class Case:
         version = d.get("spec_version")
         if isinstance(version, bool) or version not in SPEC_VERSIONS:
             raise SpecError(f"case JSON has spec_version={version!r}, but this bpcheck reads "
-                            f"{' and '.join(map(str, SPEC_VERSIONS))}: re-create the case with this version")
+                            f"{', '.join(map(str, SPEC_VERSIONS))}: re-create the case with this version")
         missing = [k for k in ("arch", "dtype", "params", "x", "y") if k not in d]
         if missing:
             raise SpecError(f"case JSON is missing {', '.join(missing)}: give a file written by bpcheck")

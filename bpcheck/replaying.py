@@ -39,7 +39,7 @@ def load_case(path: str | os.PathLike[str]) -> tuple[Case, dict[str, Any]]:
     version = case.get("spec_version") if isinstance(case, dict) else None
     if isinstance(case, dict) and (isinstance(version, bool) or version not in SPEC_VERSIONS):  # before the layout it would explain
         raise SpecError(f"case JSON has spec_version={jsonfile.short(version)}, but this bpcheck reads "
-                        f"{' and '.join(map(str, SPEC_VERSIONS))}: re-create the case with this version")
+                        f"{', '.join(map(str, SPEC_VERSIONS))}: re-create the case with this version")
     jsonfile.validate(data, "case.schema.json", name, _FIX)
     if is_result:
         try:
