@@ -91,6 +91,21 @@ def test_a_bug_just_above_the_bound_is_caught_and_one_just_below_passes(index):
     assert below.label not in DEFAULT_FAIL_ON, below.message()
 
 
+def test_jax_on_a_saturated_bce_loss_is_no_false_alarm():
+    # case 202 of `report --layers all --cases 300 --jobs 2 --no-shrink` (seed 0, every reference): bce at |z| ~ 30,
+    # whose log(1 + e^-|z|) rounds at an ulp of 1; jax's loss was 5.4e-16 from torch's against a bound of 1.25e-12
+    # relative of a loss near 0 (REFERENCE), now held to the loss's own arithmetic (loss_value.loss_scale)
+    pytest.importorskip("jax", reason="jax is not installed: pip install jax (or bpcheck[jax])")
+    case = _case(202)
+    assert case.arch.loss == "bce" and case.regime == "saturating"
+    result = check_case(case, ("fd", "torch", "jax"))
+    assert result.label not in DEFAULT_FAIL_ON, result.message()
+    above = check_case(case, ["torch"], producer=lambda c: _moved(c, "loss", 1.05))
+    assert above.label == "ENGINE", above.message()
+    below = check_case(case, ["torch"], producer=lambda c: _moved(c, "loss", 0.95))
+    assert below.label not in DEFAULT_FAIL_ON, below.message()
+
+
 def test_a_kink_below_a_batchnorm_reaches_every_row_of_dx():
     # case 1226: the leaky_relu flips in some rows only, but batchnorm's backward mixes the rows
     case = _case(1226)
