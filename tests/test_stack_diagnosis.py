@@ -141,3 +141,18 @@ def test_the_unshifted_softmax_overflows_on_huge_logits_and_check_says_so():
     r = check_gradients(compose(arch, {"softmax_loss": "softmax_loss_unshifted"}), arch, cases=5, seed=2,
                         references="torch", targets="labels", in_process=True)
     assert not r.ok and [f.check for f in r.findings] == ["finite"] and "nan" in r.findings[0].message, str(r)
+
+
+@pytest.mark.parametrize("with_loss_fn", [False, True], ids=["no loss_fn", "loss_fn"])
+def test_a_layer_bug_under_a_summed_loss_is_named_relative_to_that_convention(with_loss_fn):
+    """The conv's flipped kernel in a net whose loss is summed: the bug shape is tried under the summed loss (the
+    convention the other tensors follow), so it is still named at layer 1 (conv2d)."""
+    arch = STACKS["cnn_pool"]
+    r = check_gradients(compose(arch, bug=("conv_kernel_flipped", 1), reduction="sum"), arch, cases=3,
+                        references="fd,torch", dtype="float64", in_process=True,
+                        loss_fn=loss_fn(arch, None, "sum") if with_loss_fn else None)
+    assert not r.ok and [o.label for o in r.outcomes] == ["ENGINE"] * 3, str(r)
+    for o in r.outcomes:
+        bug = o.result.verdict("torch").bug
+        assert (bug.get("layer"), bug.get("kind"), bug.get("shape")) == (1, "conv2d", "kernel_flipped"), bug
+        assert "the sum of squared errors" in bug.name

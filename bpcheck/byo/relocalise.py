@@ -38,7 +38,9 @@ def relocalise(result: CheckResult, ctx: CaseContext, produced: Gradients) -> Ch
 
     def gradient(variant: Variant | None) -> Gradients:
         rule = None if variant is None else variant.rule
-        return engine.backward(c64.arch, c64.params, caches, c64.targets, loss_rule=rule, output=out)
+        g = engine.backward(c64.arch, c64.params, caches, c64.targets, loss_rule=rule, output=out)
+        # a stack's bug shapes are tried under the loss this gradient follows (compare/layer_bugs.py)
+        return g if rule is None else replace(g, meta={**g.meta, "loss_rule": rule})
 
     declared = gradient(None)
     best: tuple[int, Variant | None, Gradients, Comparison] | None = None

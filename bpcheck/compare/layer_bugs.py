@@ -9,7 +9,8 @@ An MLP has a dz trace and its own derivative forms (diagnose.py). Any other stac
 
 For each candidate layer k, from the output down, each of its kind's bug shapes (bpcheck.layers.bugs: the
 registry's, then the generic ones) is a hypothesis: the gradient of the stack with layer k's backward replaced
-by that bug (engine.backward(swap=), on the layers' forward of the float64 case). The producer must agree with
+by that bug (engine.backward(swap=), on the layers' forward of the float64 case; under the loss a convention's
+gradient follows when the reference is that gradient, Gradients.meta['loss_rule']). The producer must agree with
 it on every tensor it gave under the comparison's tolerance (the rounding scales read as for the convention
 models: relative to the reference's norm). The engine serves as a model of the bug here, never as the judge:
 whether the gradient is wrong was decided by the references.
@@ -75,6 +76,7 @@ def stack_bug(ctx, mine, ref, ref_name: str, tol, bad: list[str], first_bad: tup
         return None
     out, caches = engine.forward(arch, case.params, case.x)
     y = case.targets
+    rule = ref.meta.get("loss_rule")  # the loss a convention's gradient follows (byo's relocalise), else the declared
     ours, theirs = mine.tensors(), ref.tensors()
     names = [n for n in ours if n in theirs and n != "loss"]
     fits = []  # (layer, bug, is the kind's own shape), at most one per layer
@@ -83,7 +85,8 @@ def stack_bug(ctx, mine, ref, ref_name: str, tol, bad: list[str], first_bad: tup
         own = applicable(kind, config, arch.shapes[k - 1])
         for bug in candidates(kind, config, arch.shapes[k - 1]):
             try:
-                hyp = engine.backward(arch, case.params, caches, y, output=out, swap={k: bug.backward}).tensors()
+                hyp = engine.backward(arch, case.params, caches, y, output=out, swap={k: bug.backward},
+                                      loss_rule=rule).tensors()
             except Exception:  # a shape that cannot run on this input (an empty crop) is not this bug
                 continue
             if all(_fits(ctx, tol, n, ours[n], hyp.get(n), theirs[n], kink(n)) for n in names):
