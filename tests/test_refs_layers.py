@@ -88,9 +88,10 @@ def engine_dout(case: Case) -> tuple:
 
 @needs_torch
 @needs_jax
-@pytest.mark.parametrize("mode", ["eager", "jit", "bucketed"])
+@pytest.mark.parametrize("mode", ["eager", "jit", "bucketed", "layers"])
 def test_generic_torch_and_jax_agree_with_each_other_and_the_engine(mode):
-    """Every mode of jax (the generic loop, eager and compiled per signature, and the MLP bucket) and the generic
+    """Every mode of jax (the generic loop, eager and compiled per signature, the MLP bucket, and one padded
+    kernel per layer signature) and the generic
     torch loop: the loss, every gradient and every dout entry agree with the engine to <= 1e-12 in float64."""
     from bpcheck.references import jax_ref, torch_ref
 
@@ -330,17 +331,46 @@ def test_generic_references_agree_on_random_stacks_of_every_kind():
 
 @needs_stacks
 @needs_jax
-def test_one_compile_per_stack_signature():
-    from bpcheck.references import jax_ref
+def test_one_compile_per_layer_signature():
+    """A stack compiles one kernel per layer signature (and its loss's) it has not met yet; the same stack with
+    other values compiles nothing and gives other numbers, the same values the same bytes."""
+    from bpcheck.references import jax_layers, jax_ref
 
     rng = np.random.default_rng(7)
     case = next(c for c in (random_stack(rng) for _ in range(50)) if not c.arch.is_mlp)
+    new = jax_layers.signatures(case) - set(jax_ref._jax().layers.compiled)
     before = jax_ref.compiles()
-    jax_ref.gradients(case)
-    assert jax_ref.compiles() == before + 1
-    again = case.with_params({k: v * 1.5 for k, v in case.params.items()})
-    jax_ref.gradients(again)
-    assert jax_ref.compiles() == before + 1
+    first = jax_ref.gradients(case)
+    assert jax_ref.compiles() == before + len(new)
+    again = jax_ref.gradients(case.with_params({k: v * 1.5 for k, v in case.params.items()}))
+    assert jax_ref.compiles() == before + len(new)
+    assert first.loss != again.loss
+    repeat = jax_ref.gradients(case)
+    assert all(first.grads[k].tobytes() == repeat.grads[k].tobytes() for k in first.grads)
+    assert first.dx.tobytes() == repeat.dx.tobytes() and first.loss == repeat.loss
+
+
+@needs_stacks
+@needs_jax
+def test_a_sweep_of_stacks_compiles_at_most_once_per_layer_signature():
+    """The sweep's own stacks share layer signatures (a padded bucket: kind, config, shapes, batch): N of them
+    compile one kernel per distinct signature, fewer than one per layer, and a second pass compiles nothing."""
+    from bpcheck import draw, stacks
+    from bpcheck.references import jax_layers, jax_ref
+    from bpcheck.references.layered import plan
+
+    cases = [draw.draw_case(5, i, layers=stacks.layer_kinds()) for i in range(24)]
+    needed = set().union(*(jax_layers.signatures(c) for c in cases))
+    kernels = sum(len(jax_layers.units(step)) for c in cases for step in plan(c.arch)) + len(cases)  # + the losses
+    assert len(needed) < 0.75 * kernels, (len(needed), kernels)  # shared: 74 of 156 at this seed
+    new = needed - set(jax_ref._jax().layers.compiled)
+    before = jax_ref.compiles()
+    first = [jax_ref.gradients(c) for c in cases]
+    assert jax_ref.compiles() - before == len(new)
+    again = [jax_ref.gradients(c) for c in cases]
+    assert jax_ref.compiles() - before == len(new)
+    for a, b in zip(first, again):  # deterministic: the same bytes
+        assert a.loss == b.loss and all(a.grads[k].tobytes() == b.grads[k].tobytes() for k in a.grads)
 
 
 @needs_stacks

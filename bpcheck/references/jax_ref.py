@@ -41,11 +41,11 @@ from typing import Any
 import numpy as np
 
 from ..spec import Case, Gradients, UsageError, suggest
-from . import jax_buckets
+from . import jax_buckets, jax_layers
 from .jax_buckets import bucket, count  # noqa: F401  (bucket: re-exported, jax_ref.bucket(arch, batch))
 from .layered import fused_input, is_mlp, plan, signature, targets, weight_keys
 
-MODES = ("bucketed", "eager", "jit")
+MODES = ("bucketed", "layers", "eager", "jit")
 _traces = 0  # how many times a stack's loss was traced for a compile (compiles())
 
 
@@ -61,7 +61,8 @@ class _Jax:
         self.jax, self.jnp = jax, jnp
         self.activations, self.losses = jax_buckets.build_tables(jax, jnp)
         self.bucketed = jax_buckets.make_kernel(self)
-        self.stacks: dict[str, Any] = {}  # layered.signature -> jit of value_and_grad of that stack's loss
+        self.stacks: dict[str, Any] = {}  # layered.signature -> jit of value_and_grad of that stack's loss ("jit")
+        self.layers = jax_layers.Kernels(jax, self.losses)  # one kernel per layer signature
 
 
 _state: _Jax | None = None
@@ -95,8 +96,9 @@ def _jax() -> _Jax:
 
 
 def compiles() -> int:
-    """How many per-stack kernels were traced for compiling so far in this process (not the MLP buckets')."""
-    return _traces
+    """How many kernels were traced for compiling so far in this process: whole stacks ("jit"), layers and losses
+    (jax_layers), not the MLP buckets."""
+    return _traces + (_state.layers.traces if _state is not None else 0)
 
 
 def _stack_loss(arch: Any) -> Any:
@@ -198,8 +200,11 @@ def gradients(case: Case, mode: str = "bucketed") -> Gradients:
                 z, _ = meta["forward"][-1]
                 meta["forward"] = (*meta["forward"][:-1], (z, np.array(_output_activation(st, case.arch, z))))
             da = dout[:-1]
+        elif mode in ("bucketed", "layers"):
+            loss, grads, dx, dz, dout, meta = jax_layers.run(st.layers, case)
+            da = dout[:-1]
         else:
-            loss, grads, dx, dz, dout, meta = _generic(case, mode != "eager")
+            loss, grads, dx, dz, dout, meta = _generic(case, mode == "jit")
             da = dout[:-1]
     return Gradients(
         loss=loss,
