@@ -2,16 +2,25 @@
 
     python -m benchmarks.bench_references                  # every contender, each in a fresh process
     python -m benchmarks.bench_references --only jax:bucketed --n 200 --seed 0
+    python -m benchmarks.bench_references --stacks --n 50   # the sweep's layered stacks: jax per stack vs per layer
 
 Every case is a new random arch (depth 1-4, widths 1-8, batch 1-16, mixed activations and losses),
 as a sweep meets them, so jax's compiles are part of the per-case time. Setup (importing the framework,
 jax's backend start-up) is timed apart. Each contender runs in its own process so that no compile cache
 or thread pool carries over. Also prints the worst norm-relative error against the engine.
+
+--stacks draws the cases as the layered sweep does (bpcheck.draw.draw_case with every kind: conv, pools,
+norms, dropout, flatten, dense, activations; the same N stacks for every contender) and ends with a table of
+the per-case times side by side, as ratios to jax:jit (one compile per whole stack, the default before
+issue 15's per-layer kernels). BPCHECK_JAX_CACHE=off is set for the children, so no contender loads an
+earlier run's compiles from disk.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -20,6 +29,7 @@ import time
 import numpy as np
 
 CONTENDERS = ("torch", "torch:1thread", "jax:bucketed", "jax:eager", "jax:jit")
+STACK_CONTENDERS = ("torch", "jax:jit", "jax:layers", "jax:eager")  # jax:layers is what jax:bucketed does on a stack
 
 
 def random_case(rng: np.random.Generator):
@@ -48,11 +58,21 @@ def worst_error(ref, eng, zero: float = 1e-14) -> float:
     below `zero` is an exact zero up to rounding (a width-1 softmax is constant) and counts as agreeing."""
     pairs = [(np.array(ref.loss), np.array(eng.loss)), (ref.dx, eng.dx)]
     pairs += [(ref.grads[k], eng.grads[k]) for k in eng.grads]
-    pairs += list(zip(ref.dz, eng.dz)) + list(zip(ref.da, eng.da))
+    if eng.da is not None:
+        pairs += list(zip(ref.dz, eng.dz)) + list(zip(ref.da, eng.da))
+    else:  # a stack: the per-layer trace
+        pairs += [(a, b) for a, b in zip(ref.dout, eng.dout) if a is not None and b is not None]
     return max(0.0 if max(np.linalg.norm(a), np.linalg.norm(b)) < zero else norm_rel(a, b) for a, b in pairs)
 
 
-def run(contender: str, n: int, seed: int) -> dict:
+def stack_case(seed: int, index: int):
+    """Case `index` of a layered sweep with this seed (every registered kind), in float64."""
+    from bpcheck import draw, stacks
+
+    return draw.draw_case(seed, index, layers=stacks.layer_kinds()).astype(np.float64)
+
+
+def run(contender: str, n: int, seed: int, stacked: bool = False) -> dict:
     from bpcheck import engine
 
     t0 = time.perf_counter()
@@ -73,14 +93,16 @@ def run(contender: str, n: int, seed: int) -> dict:
     setup = time.perf_counter() - t0
     rng = np.random.default_rng(seed)
     times, worst, buckets = [], 0.0, set()
-    for _ in range(n):
-        case = random_case(rng)
+    for index in range(n):
+        case = stack_case(seed, index) if stacked else random_case(rng)
         t = time.perf_counter()
         grads = produce(case)
         times.append(time.perf_counter() - t)
         worst = max(worst, worst_error(grads, engine.gradients(case)))
         buckets.add(grads.meta.get("bucket"))
-    return {"contender": contender, "setup": setup, "times": times, "worst": worst, "buckets": len(buckets)}
+    compiles = jax_ref.compiles() if contender.startswith("jax") else None
+    return {"contender": contender, "setup": setup, "times": times, "worst": worst, "buckets": len(buckets),
+            "compiles": compiles}
 
 
 def show(r: dict) -> str:
@@ -92,20 +114,45 @@ def show(r: dict) -> str:
             + (f" | {r['buckets']} bucket(s)" if r["contender"] == "jax:bucketed" else ""))
 
 
+def table(rows: list[dict]) -> str:
+    """Per-case time of each contender side by side, as a ratio to jax:jit's."""
+    base = next((statistics.mean(r["times"]) for r in rows if r["contender"] == "jax:jit"), None)
+    lines = ["| contender | per case, mean | median | total | compiles | x faster than jax:jit | worst err vs engine |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        mean = statistics.mean(r["times"])
+        ratio = f"{base / mean:.2f}" if base else "-"
+        lines.append(f"| {r['contender']} | {mean * 1e3:.0f} ms | {statistics.median(r['times']) * 1e3:.0f} ms | "
+                     f"{sum(r['times']):.1f} s | {r['compiles'] if r['compiles'] is not None else '-'} | {ratio} | "
+                     f"{r['worst']:.1e} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", choices=CONTENDERS, help="run one contender in this process")
-    p.add_argument("--n", type=int, default=200, help="random architectures (default 200)")
+    p.add_argument("--only", choices=CONTENDERS + ("jax:layers",), help="run one contender in this process")
+    p.add_argument("--n", type=int, default=None, help="cases (default 200; 50 with --stacks)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stacks", action="store_true", help="the layered sweep's stacks instead of random MLPs")
+    p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a child's result, for the table
     args = p.parse_args(argv)
+    n = args.n if args.n is not None else (50 if args.stacks else 200)
     if args.only:
-        print(show(run(args.only, args.n, args.seed)), flush=True)
+        result = run(args.only, n, args.seed, args.stacks)
+        print(json.dumps(result) if args.json else show(result), flush=True)
         return 0
-    print(f"{args.n} random archs, seed {args.seed}; each contender in a fresh process", flush=True)
-    for contender in CONTENDERS:
+    what = "layered sweep stacks (every kind)" if args.stacks else "random archs"
+    print(f"{n} {what}, seed {args.seed}; each contender in a fresh process", flush=True)
+    rows = []
+    for contender in STACK_CONTENDERS if args.stacks else CONTENDERS:
         cmd = [sys.executable, "-m", "benchmarks.bench_references", "--only", contender,
-               "--n", str(args.n), "--seed", str(args.seed)]
-        subprocess.run(cmd, check=True)
+               "--n", str(n), "--seed", str(args.seed), "--json"] + (["--stacks"] if args.stacks else [])
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                             env={**os.environ, "BPCHECK_JAX_CACHE": "off"}).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+        print(show(rows[-1]), flush=True)
+    if args.stacks:
+        print(table(rows))
     return 0
 
 

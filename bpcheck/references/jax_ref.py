@@ -22,8 +22,10 @@ every case into one of a few fixed shapes and compiles once per shape bucket:
   * the activation of each layer and the loss are integer codes chosen with lax.switch.
 The padded results match the unpadded math ("eager") to ~1e-15 relative (tests check <= 1e-13).
 
-A stack that is not an MLP is compiled once per signature (kinds, configs, shapes, loss, batch and dtype:
-layered.signature), cached for the process; compiles() counts the traces, so tests can see one per signature.
+A stack that is not an MLP is walked layer by layer (jax_layers): one small kernel per layer signature, padded
+into a shape bucket where that is exact (jax_fit), so a sweep's stacks share most compiles (a whole-stack
+compile per case, mode "jit", costs 1-7 s). compiles() counts the traces of both (not the MLP buckets'), so
+tests can see one per signature.
 
 The bucket's compile (the scan with a switch over every activation and loss) still costs 3-7 s on a
 loaded 2-core machine, most of a 200-case report's JAX time. So the first call also points jax's
@@ -183,8 +185,9 @@ def gradients(case: Case, mode: str = "bucketed") -> Gradients:
     """jax.value_and_grad on case (cast to float64): loss, every param's gradient, dL/dx, the per-layer trace.
 
     mode: "bucketed" (default; an MLP is padded into a shape bucket, one compile per bucket, any other stack
-    compiled once per signature), "eager" (no jit, the unpadded math op by op) or "jit" (compiled per
-    signature). All three give writable float64 numpy arrays with the engine's shapes.
+    as "layers"), "layers" (any stack: one compiled kernel per layer signature, jax_layers), "eager" (no jit,
+    the unpadded math op by op) or "jit" (the whole stack compiled per signature). All give writable float64
+    numpy arrays with the engine's shapes.
     """
     if mode not in MODES:
         raise UsageError(f"jax mode {mode!r}{suggest(mode, MODES)} is unknown: use one of {', '.join(MODES)}")
