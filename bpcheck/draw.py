@@ -32,8 +32,9 @@ from .spec import Case, UsageError
 MAX_CHOICES = 20_000
 ATTEMPTS = 8  # an overrun draw (too many choices) retries with the next sub-seed
 # In the default sweep, case i is a layered stack (bpcheck.stacks) when i % LAYERED_EVERY == LAYERED_EVERY - 1;
-# 0: none. Off until check_case judges stacks at sweep speed (see README, "Layered sweeps").
-LAYERED_EVERY = 0
+# 0: none. One in 4 keeps the default 200-case report within ~2x of its MLP-only time, now that jax compiles one
+# small kernel per layer signature instead of one per stack (benchmarks/bench_report.py, README "Layered stacks").
+LAYERED_EVERY = 4
 
 
 def _no_constant(self, choice_type, constraints, *, p=0.05):

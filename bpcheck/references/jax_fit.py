@@ -13,10 +13,11 @@ MLP buckets do (jax_buckets), and the true values are the leading corner of the 
   * conv2d, pools: zero channels (and zero slices of W), extra filters, zero rows and columns at the bottom
     and right of the image: an output the true layer has reads only true pixels or zeros either way (conv's
     own padding is zeros too), the others are cut, and their cotangent is zero;
-  * an elementwise activation (not softmax) sees the whole array as one flat row.
+  * an elementwise activation (not softmax) sees the whole array as one flat row;
+  * batchnorm: zero features (1-D) or channels, each normalised on its own (eps > 0 keeps them finite).
 The cut outputs get a zero cotangent, so they add exact zeros to every gradient. batchnorm (statistics over
 the batch), dropout (the mask is a function of the shape), layernorm and flatten (over or in the order of
-all per-sample dims) are padded only where that holds (rows), or not at all; a kind not named here keeps
+all per-sample dims) are padded only where that holds, or not at all; a kind not named here keeps
 its exact signature. Results are bit-for-bit deterministic for a case (the bucket is a function of it)
 and match the unpadded math to rounding (tests: <= 1e-12 against torch).
 """
@@ -129,6 +130,9 @@ def fit_unit(unit: Unit, batch: int) -> Fit:
         padded = (up(c, MIN_CHANNELS), up(h, MIN_SIDE), up(w, MIN_SIDE))
         kconfig = {**config, "out_channels": up(config["out_channels"], MIN_CHANNELS)} if kind == "conv2d" else config
         return Fit(unit, (kind, kconfig, padded), batch, rows)
+    if kind == "batchnorm":  # statistics per feature or channel: zero ones are independent, rows are not
+        padded = (up(shape[0], MIN_WIDTH),) if len(shape) == 1 else (up(shape[0], MIN_CHANNELS), *shape[1:])
+        return Fit(unit, (kind, config, padded), batch, batch)
     if kind in ROWS_ONLY or kind == "activation":
         return Fit(unit, unit, batch, rows)
     return Fit(unit, unit, batch, batch)

@@ -34,6 +34,11 @@ from .layered import Step, fused_input, plan, targets, weight_keys
 # machine, /tmp/jaxsig/opts.py); the results stay within the tests' 1e-12 of torch.
 COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
+# Run op by op, not compiled: dropout's mask is a constant of its config's seed, so a kernel would serve one layer
+# only, while jax's eager ops are compiled per primitive and shape (129 dropout shapes for 393 dropout layers in
+# 1,250 drawn stacks).
+EAGER = frozenset({"dropout"})
+
 
 class Kernels:
     """The compiled kernels of one process, keyed by signature; traces counts how many were traced."""
@@ -44,20 +49,25 @@ class Kernels:
         self.traces = 0
 
     def layer(self, fit: Fit) -> Any:
-        """jit of (params, x, dy) -> (y, dparams, dx) of the layer in fit's kernel shape."""
+        """(params, x, dy) -> (y, dparams, dx) of the layer in fit's kernel shape: jit, or eager for EAGER kinds."""
+        from ..layers import LAYERS
+
+        jax, (kind, config, _) = self.jax, fit.kernel
+        form = LAYERS[kind].jax
+
+        def kernel(params: dict, x: Any, dy: Any) -> Any:
+            y, pull = jax.vjp(lambda p, a: form(config, p, a, jax), params, x)
+            return (y, *pull(dy))
+
+        if kind in EAGER:
+            return kernel
         key = unit_key(fit)
         if key not in self.compiled:
-            from ..layers import LAYERS
-
-            jax, (kind, config, _) = self.jax, fit.kernel
-            form = LAYERS[kind].jax
-
-            def kernel(params: dict, x: Any, dy: Any) -> Any:
+            def traced(*args: Any) -> Any:
                 self.traces += 1  # runs only while jax traces, once per compile
-                y, pull = jax.vjp(lambda p, a: form(config, p, a, jax), params, x)
-                return (y, *pull(dy))
+                return kernel(*args)
 
-            self.compiled[key] = jax.jit(kernel, compiler_options=COMPILER_OPTIONS)
+            self.compiled[key] = jax.jit(traced, compiler_options=COMPILER_OPTIONS)
         return self.compiled[key]
 
     def loss(self, name: str, rows: int, width: int) -> Any:
@@ -98,7 +108,7 @@ def units(step: Step) -> list[Unit]:
 def signatures(case: Any) -> set[str]:
     """Every kernel key a case needs (its layers' and its loss's): a sweep compiles once per distinct key."""
     steps = plan(case.arch)
-    keys = {unit_key(fit_unit(unit, case.batch)) for step in steps for unit in units(step)}
+    keys = {unit_key(fit_unit(unit, case.batch)) for step in steps for unit in units(step) if unit[0] not in EAGER}
     return keys | {loss_key(case.arch.loss, *loss_bucket(case.batch, steps[-1].out_shape[-1]))}
 
 
