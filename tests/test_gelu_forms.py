@@ -106,3 +106,29 @@ def test_check_layer_names_a_course_style_gelu_backward_without_its_z_phi_term()
     result = check_layer(gelu_forward, gelu_backward_phi_only, layer="gelu", cases=6, in_process=True, shrink=False)
     assert not result.ok
     assert "computes gelu' as Φ(z), the product rule's z φ(z) term dropped" in result.diagnosis, result.summary()
+
+
+def test_the_gelu_form_variant_is_a_net_of_its_own_whose_loss_fn_value_is_its_own():
+    """What FD of a user's loss_fn is compared with when the gradient follows the other gelu form: that net's loss
+    (its own forward), not the declared net's loss read on the declared forward."""
+    import numpy as np
+
+    from bpcheck import engine
+    from bpcheck.byo.checking import _engine_stand_in
+    from bpcheck.byo.conventions import variants
+    from bpcheck.byo.user_oracle import variant_value
+    from bpcheck.compare import CaseContext
+    from bpcheck.spec import Case, init_params
+
+    arch = Arch.parse("3-5-2", "gelu,identity", "huber")
+    rng = np.random.default_rng(4)
+    case = Case(arch, init_params(arch, rng, gain=3.0), 2.0 * rng.standard_normal((6, 3)), rng.standard_normal((6, 2)))
+    ctx = CaseContext.build(case, _engine_stand_in(case))
+    (variant,) = [v for v in variants(arch) if v.arch is not None]
+    assert variant.arch == Arch.parse("3-5-2", "gelu_tanh,identity", "huber")
+    want = engine.loss(variant.arch, case.params, case.x, case.y)
+    assert variant_value(ctx, variant) == want
+    assert abs(want - engine.loss(arch, case.params, case.x, case.y)) > 1e-6 * abs(want)  # the declared net's differs
+    # and a user written in that form is told so with its loss_fn too
+    result = _check(gelu_tanh_gpt2.grads, "3-5-2", "gelu,identity", "huber", loss_fn=gelu_tanh_gpt2.loss)
+    assert "layer 1's gelu is the tanh approximation; declare gelu_tanh" in result.diagnosis, result.diagnosis

@@ -88,7 +88,7 @@ def with_user_fd(result: CheckResult | None, ctx: CaseContext, declared: Gradien
     found = explain(ctx, {k: np.asarray(v) for k, v in produced.grads.items()})
     if found.variant is not None and not found.unmatched:
         variant = found.variant
-        value = float((variant.value or variant.rule).forward(output, ctx.case64.targets))
+        value = variant_value(ctx, variant, output)
         mine = _noise_or_factor(head, fd, value, variant.words, "the gradient of that loss", case)
         if mine.label == "FD_NOISE" and variant.assumes:
             # loss_fn is the declared loss (or its sum); the gradient assumes something of the data: not noise.
@@ -127,11 +127,20 @@ def loss_input(ctx: CaseContext, rule) -> np.ndarray:
     return caches[-1].z if rule.from_logits else out
 
 
+def variant_value(ctx: CaseContext, variant, out: np.ndarray | None = None) -> float:
+    """The value of the loss a variant's gradient is of, on ctx's case: its loss (or variant.value) on out, by
+    default on the comparison's forward (loss_input); for another net (a gelu layer in its other form,
+    variant.arch), that net's own forward and loss."""
+    c64 = ctx.case64
+    if variant.arch is not None:
+        return engine.loss(variant.arch, c64.params, c64.x, c64.targets)
+    rule = variant.value or variant.rule
+    return float(rule.forward(loss_input(ctx, rule) if out is None else out, c64.targets))
+
+
 def _same_value(fd: Gradients, variant, ctx: CaseContext) -> bool:
     """Is loss_fn's value that of the variant's loss (or of the loss its assumption leaves, variant.value)?"""
-    rule = variant.value or variant.rule
-    value = float(rule.forward(loss_input(ctx, rule), ctx.case64.targets))
-    return _close(fd.loss, value)
+    return _close(fd.loss, variant_value(ctx, variant))
 
 
 def _close(a: float, b: float) -> bool:
