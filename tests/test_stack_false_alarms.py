@@ -106,6 +106,22 @@ def test_jax_on_a_saturated_bce_loss_is_no_false_alarm():
     assert below.label not in DEFAULT_FAIL_ON, below.message()
 
 
+@pytest.mark.parametrize("index,bias", [(61, "b3"), (161, "b5")])
+def test_a_subnormal_bias_at_a_kink_is_a_kink_to_jax(index, bias):
+    # cases 61 and 161 of `report --layers all --cases 300 --seed 1` (near_kink, float64): a leaky_relu's z is a bias of
+    # 1e-323 over an input of 0; XLA on CPU reads the subnormal as 0 and takes the other slope: jax REFERENCE (db 5% off)
+    pytest.importorskip("jax", reason="jax is not installed: pip install jax (or bpcheck[jax])")
+    case = draw_case(1, index, layers=layer_kinds())
+    b = np.abs(case.params[bias])
+    assert ((b > 0) & (b < np.finfo(np.float64).tiny)).any()
+    ctx = CaseContext.build(case, reference_trace(case, ["torch"]))
+    assert ctx.kinks[bias].all()
+    result = check_case(case, ("fd", "torch", "jax"))
+    assert result.label not in DEFAULT_FAIL_ON, result.message()
+    above = check_case(case, ["torch"], producer=lambda c: _moved(c, "loss", 1.05))
+    assert above.label == "ENGINE", above.message()
+
+
 def test_a_kink_below_a_batchnorm_reaches_every_row_of_dx():
     # case 1226: the leaky_relu flips in some rows only, but batchnorm's backward mixes the rows
     case = _case(1226)

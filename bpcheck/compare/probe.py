@@ -136,6 +136,12 @@ def _kinks(case64: Case, gamma: float, errors: list[np.ndarray | None]) -> dict[
                         moved_x = moved_x + sign * carried
                     flipped = np.asarray(layer.pattern(step.config, moved_p, moved_x)) != np.asarray(home)
                     rows |= flipped.reshape(batch, -1).any(axis=1) if flipped.ndim else bool(flipped)
+                # XLA on CPU reads a subnormal as 0 (as rounding.ambiguous says): a bias of 1e-323 over an input of
+                # 0 is relu's z = 0 there, on the other side of the kink
+                if any(_has_subnormal(v) for v in (a, *local.values())):
+                    flushed = layer.pattern(step.config, {k: _flushed(v) for k, v in local.items()}, _flushed(a))
+                    flipped = np.asarray(flushed) != np.asarray(home)
+                    rows |= flipped.reshape(batch, -1).any(axis=1) if flipped.ndim else bool(flipped)
                 if rows.any():
                     flips[step.position] = rows
         a = layer.reference(step.config, {k: v[None] for k, v in local.items()}, a[None])[0]
@@ -152,6 +158,18 @@ def _kinks(case64: Case, gamma: float, errors: list[np.ndarray | None]) -> dict[
         name = "x" if step.position == 1 else f"da{step.position - 1}"
         masks[name] = _rows(rows, x.shape if step.position == 1 else (batch, *step.in_shape))
     return masks
+
+
+_TINY64 = float(np.finfo(np.float64).tiny)
+
+
+def _has_subnormal(v: np.ndarray) -> bool:
+    return bool(np.any((v != 0) & (np.abs(v) < _TINY64)))
+
+
+def _flushed(v: np.ndarray) -> np.ndarray:
+    """v with its subnormal entries read as 0 (denormals-are-zero)."""
+    return np.where(np.abs(v) < _TINY64, 0.0, v)
 
 
 def _rows(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
