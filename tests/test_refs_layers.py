@@ -435,3 +435,26 @@ def test_a_stack_bug_is_localised_to_its_layer():
     v = result.verdict("torch")
     assert v.label == "ENGINE" and v.first_bad_layer == i + 1 and v.localised_by == "da", v.message()
     assert f"layer {i + 1} is the first whose dL/d(input) disagrees" in v.message()
+
+
+@needs_stacks
+@needs_torch
+@needs_jax
+def test_the_conv_whose_backward_aborted_xla_runs_and_agrees_with_torch():
+    """Case 2327 of the default sweep (seed 0, a stack): XLA's CPU compiler aborted the process on its conv's
+    backward (kernel 2x5, stride 2, padding 1x2; a failed check in algebraic_simplifier), so the report labelled it
+    ERROR; jax's layer kernels skip that pass now. An abort can't be caught, so the case runs in a child process;
+    its gradients (batch 1 into batchnorm: all but zero below it) are compared with torch's relative to the largest
+    entry of all of them."""
+    import subprocess
+    import sys
+
+    script = ("import numpy as np; from bpcheck import draw; from bpcheck.references import jax_ref, torch_ref; "
+              "c = draw.draw_case(0, 2327).astype(np.float64); j, t = jax_ref.gradients(c), torch_ref.gradients(c); "
+              "scale = max(float(np.max(np.abs(g))) for g in t.grads.values()); print(c.arch.label()); "
+              "print(max(float(np.max(np.abs(j.grads[k] - t.grads[k]))) for k in t.grads) / scale)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    label, err = done.stdout.split("\n")[:2]
+    assert "conv2d(out_channels=3,kernel=2x5,stride=2,padding=1x2)" in label
+    assert float(err) <= AGREE, (label, err)
