@@ -107,11 +107,17 @@ def mse_loss32(arch, p, x, y):
 
 
 def mse_grads(arch, p, x, y, bug=""):
+    """Vectorised backprop of the mean squared error. bug='relu_mask_of_a': relu' taken as (a >= 0) from the
+    activation, which is always 1 (the mask from the wrong array)."""
     zs, acts = forward(arch, p, x)
     d = 2 * (acts[-1] - y) / y.size
     out = {}
     for k in range(arch.n_layers, 0, -1):
-        d = d * act_prime(arch.activations[k - 1], zs[k - 1], acts[k])
+        name = arch.activations[k - 1]
+        if bug == "relu_mask_of_a" and name == "relu":
+            d = d * (acts[k] >= 0)
+        else:
+            d = d * act_prime(name, zs[k - 1], acts[k])
         out[f"W{k}"] = acts[k - 1].T @ d
         out[f"b{k}"] = d.sum(axis=0)
         d = d @ p[f"W{k}"].T

@@ -64,9 +64,10 @@ def merge_masks(*masks: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
 def compare(ctx: CaseContext, produced: Gradients, reference: Gradients, name: str) -> Comparison:
     """Compare produced with reference (called name) on ctx's case.
 
-    Left out: the reference's own kink mask (FD's: its +-h crossed a kink) and the coordinates that
-    rounding in the producer's dtype can push across a kink (ctx.kinks). Exact zeros stay in, so
-    that a subgradient convention there can be seen (convention.py).
+    Left out: the reference's own kink mask (FD's: its +-h crossed a kink) and, for FD, the coordinates
+    that rounding in the producer's dtype can push across a kink (ctx.kinks); torch and jax bound those
+    instead, by what either slope at the straddled unit can change (ctx.slack, straddle.py). Exact zeros
+    stay in, so that a subgradient convention there can be seen (convention.py).
     """
     return compare_all(ctx, produced, {name: reference})[name]
 
@@ -81,10 +82,11 @@ def compare_all(ctx: CaseContext, produced: Gradients, references: dict[str, Gra
     parts = {}
     for name, reference in references.items():
         tol = ctx.tolerance(name, has_estimate=reference.error is not None)
-        params = gradient_items(produced, reference, tol, ctx.scales, merge_masks(reference.kink, ctx.kinks))
+        masks, slack = ctx.at_kinks(name)
+        params = gradient_items(produced, reference, tol, ctx.scales, merge_masks(reference.kink, masks), slack)
         loss = loss_item(produced, reference, tol, ctx.scales.get("loss", 0.0), ctx.dtype)
         params += [loss] if loss is not None else []
-        traces = trace_items(ctx, produced, reference, tol, ctx.kinks)
+        traces = trace_items(ctx, produced, reference, tol, masks, slack)
         parts[name] = (tol, len(items), len(items) + len(params), len(items) + len(params) + len(traces))
         items += params + traces
     metrics = compare_tensors(items)

@@ -17,6 +17,12 @@ from __future__ import annotations
 
 from .tolerance import kind_of
 
+KINK_REASON = {
+    "fd": "coordinates whose finite difference crosses a kink are left out",
+    "analytic": "pre-activations within rounding of a kink: the coordinates they reach are held to what either "
+                "one-sided slope there allows",
+}
+
 
 def _pair(pairs: dict[frozenset[str], bool], a: str, b: str) -> bool:
     return pairs[frozenset((a, b))]
@@ -45,8 +51,7 @@ def blame(
     out: dict[str, tuple[str, str]] = {}
     for r in refs:
         if engine_agrees[r]:
-            out[r] = ("KINK", "coordinates whose finite difference crosses a kink are left out") if kinked.get(r) \
-                else ("AGREE", "")
+            out[r] = ("KINK", KINK_REASON[kind_of(r)]) if kinked.get(r) else ("AGREE", "")
             continue
         if convention.get(r):
             out[r] = ("CONVENTION", "")

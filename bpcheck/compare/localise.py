@@ -25,17 +25,19 @@ _KEY = re.compile(r"[A-Za-z_]+(\d+)")  # a param's stack key: local name + 1-bas
 
 
 def trace_metrics(ctx: CaseContext, produced: Gradients, reference: Gradients, tol: Tolerance,
-                  ambiguous: dict[str, np.ndarray] | None = None) -> tuple[TensorMetrics, ...]:
+                  ambiguous: dict[str, np.ndarray] | None = None,
+                  slack: dict[str, np.ndarray] | None = None) -> tuple[TensorMetrics, ...]:
     """One TensorMetrics per layer, named 'dz1'..'dzL', or () when a side has no usable dz trace.
 
     FD's trace carries its error estimate and kink mask in reference.meta['dz_error'/'dz_kink'];
-    ambiguous adds the rounding-ambiguity masks 'dz1'.. (CaseContext.kinks).
+    ambiguous adds the rounding-ambiguity masks 'dz1'.. (CaseContext.kinks), slack the allowances an exact
+    reference gives the same units instead (CaseContext.slack).
     """
-    return tuple(compare_tensors(trace_items(ctx, produced, reference, tol, ambiguous)))
+    return tuple(compare_tensors(trace_items(ctx, produced, reference, tol, ambiguous, slack)))
 
 
 def trace_items(ctx: CaseContext, produced: Gradients, reference: Gradients, tol: Tolerance,
-                ambiguous: dict[str, np.ndarray] | None = None) -> list[Item]:
+                ambiguous: dict[str, np.ndarray] | None = None, slack: dict[str, np.ndarray] | None = None) -> list[Item]:
     """trace_metrics' tensors, as compare_tensors' items; [] when a side has no usable dz trace."""
     n = n_layers(ctx.case64.arch)
     if not is_mlp(ctx.case64.arch):
@@ -46,9 +48,10 @@ def trace_items(ctx: CaseContext, produced: Gradients, reference: Gradients, tol
         return []
     errs = reference.meta.get("dz_error") or (None,) * n
     kinks = reference.meta.get("dz_kink") or (None,) * n
-    ambiguous = ambiguous or {}
+    ambiguous, slack = ambiguous or {}, slack or {}
     return [(f"dz{layer}", np.asarray(produced.dz[layer - 1]), np.asarray(reference.dz[layer - 1]),
-             tol, ctx.scales.get(f"dz{layer}", 0.0), errs[layer - 1], _union(kinks[layer - 1], ambiguous.get(f"dz{layer}")))
+             tol, ctx.scales.get(f"dz{layer}", 0.0), errs[layer - 1], _union(kinks[layer - 1], ambiguous.get(f"dz{layer}")),
+             slack.get(f"dz{layer}"))
             for layer in range(1, n + 1)]
 
 

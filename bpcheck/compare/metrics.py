@@ -55,20 +55,23 @@ def compare_tensor(
     *,
     err: np.ndarray | None = None,
     kink: np.ndarray | None = None,
+    slack: np.ndarray | None = None,
 ) -> TensorMetrics:
     """Metrics of a (producer side) against b (reference side) and whether they agree under tol.
 
     scale is the tensor's rounding error scale E_t (tolerance.error_scales), err the reference's
-    per-coordinate error estimate and kink a bool mask of coordinates left out (shapes of a and b).
+    per-coordinate error estimate, kink a bool mask of coordinates left out and slack an allowance per
+    coordinate (straddle.py: a unit at a kink may take either slope), all of the shapes of a and b.
     """
-    return compare_tensors([(name, a, b, tol, scale, err, kink)])[0]
+    return compare_tensors([(name, a, b, tol, scale, err, kink, slack)])[0]
 
 
-Item = tuple[str, Any, Any, Tolerance, float, Any, Any]  # compare_tensor's (name, a, b, tol, scale, err, kink)
+# compare_tensor's (name, a, b, tol, scale, err, kink), optionally followed by slack
+Item = tuple[str, Any, Any, Tolerance, float, Any, Any] | tuple[str, Any, Any, Tolerance, float, Any, Any, Any]
 
 
 def compare_tensors(items: Sequence[Item]) -> list[TensorMetrics]:
-    """compare_tensor of each (name, a, b, tol, scale, err, kink), in order, bit for bit, in one pass.
+    """compare_tensor of each (name, a, b, tol, scale, err, kink[, slack]), in order, bit for bit, in one pass.
 
     Small tensors are the common case, where a numpy call costs more than its arithmetic: the elementwise
     steps run once on the kept coordinates of every tensor laid end to end, and each maximum is one
@@ -77,8 +80,10 @@ def compare_tensors(items: Sequence[Item]) -> list[TensorMetrics]:
     """
     out: list[TensorMetrics] = [None] * len(items)  # type: ignore[list-item]
     segs: list[tuple[int, str, tuple[int, ...], np.ndarray | None, Tolerance, float, int]] = []
-    avs, bvs, errs = [], [], []
-    for i, (name, a, b, tol, scale, err, kink) in enumerate(items):
+    avs, bvs, errs, slacks = [], [], [], []
+    for i, item in enumerate(items):
+        name, a, b, tol, scale, err, kink = item[:7]
+        slack = item[7] if len(item) > 7 else None
         if a is None or b is None or _shape(a) != _shape(b):
             out[i] = mismatch(name, a, b)
             continue
@@ -92,7 +97,10 @@ def compare_tensors(items: Sequence[Item]) -> list[TensorMetrics]:
         avs.append(a.ravel() if keep is None else a[keep])
         bvs.append(b.ravel() if keep is None else b[keep])
         errs.append(_kept(err, keep, avs[-1].shape) if tol.fd_mult and err is not None else None)
-        segs.append((i, name, a.shape, keep, tol, scale, 0 if keep is None else int(a.size - keep.sum())))
+        slacks.append(_kept(slack, keep, avs[-1].shape) if slack is not None else None)
+        # a coordinate judged with an allowance for a straddled kink is in a kink too
+        straddled = 0 if slacks[-1] is None else int(np.count_nonzero(slacks[-1]))
+        segs.append((i, name, a.shape, keep, tol, scale, straddled + (0 if keep is None else int(a.size - keep.sum()))))
     if not segs:
         return out
     sizes = [v.size for v in avs]
@@ -116,18 +124,21 @@ def compare_tensors(items: Sequence[Item]) -> list[TensorMetrics]:
         return _norms(v / spread([m if _scalable(m) else 1.0 for m in top]), top, spans)
 
     av_all, bv_all = _joined(avs), _joined(bvs)
-    err_all = None
+    budget = None
     if any(e is not None for e in errs):  # a tensor without an estimate has none to subtract: 0
-        err_all = _joined([np.zeros(n) if e is None else e for e, n in zip(errs, sizes)])
-    diff, unexplained = _unexplained(av_all, bv_all, err_all, spread([seg[4].fd_mult for seg in segs]),
-                                     spread([seg[4].fd_floor for seg in segs]))
+        budget = spread([seg[4].fd_mult for seg in segs]) * _joined([np.zeros(n) if e is None else e
+                                                                      for e, n in zip(errs, sizes)])
+    if any(s is not None for s in slacks):
+        slack_all = _joined([np.zeros(n) if s is None else s for s, n in zip(slacks, sizes)])
+        budget = slack_all if budget is None else budget + slack_all
+    diff, unexplained = _unexplained(av_all, bv_all, budget, spread([seg[4].fd_floor for seg in segs]))
     abs_a, abs_b = np.abs(av_all), np.abs(bv_all)
     top_diff, top_a, top_b = tops(diff), tops(abs_a), tops(abs_b)
     top_unexplained = top_diff if unexplained is diff else tops(unexplained)
     norm_a, norm_b, norm_u = norms(av_all, top_a), norms(bv_all, top_b), norms(unexplained, top_unexplained)
     norm_diff = norm_u
     if unexplained is not diff:  # where nothing was subtracted, unexplained is diff value for value: no second norm
-        budgeted = [e is not None or seg[4].fd_floor != 0 for e, seg in zip(errs, segs)]
+        budgeted = [e is not None or s is not None or seg[4].fd_floor != 0 for e, s, seg in zip(errs, slacks, segs)]
         own = norms(diff, [t if b else 0.0 for t, b in zip(top_diff, budgeted)])
         norm_diff = [d if b else u for d, u, b in zip(own, norm_u, budgeted)]
     # cosine = <a / ||a||, b / ||b||>, read only where both norms are > 0 and finite
@@ -197,17 +208,17 @@ def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(reversed(index))
 
 
-def _unexplained(av: np.ndarray, bv: np.ndarray, err: np.ndarray | None, fd_mult: float | np.ndarray,
+def _unexplained(av: np.ndarray, bv: np.ndarray, budget: np.ndarray | None,
                  fd_floor: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(|a - b|, max(|a - b| - fd_mult err - fd_floor, 0)) (err: flat, of a's shape, or None for none; fd_mult
-    and fd_floor a number or one per coordinate); NaN -> inf.
+    """(|a - b|, max(|a - b| - budget - fd_floor, 0)) (budget: flat, of a's shape, fd_mult err plus any slack,
+    or None for none; fd_floor a number or one per coordinate); NaN -> inf.
 
-    Without a budget (torch, jax) the second is the first, the same array: max(d - 0 - 0, 0) is d, bit for
-    bit, as d >= 0."""
+    Without a budget (torch, jax away from kinks) the second is the first, the same array: max(d - 0 - 0, 0)
+    is d, bit for bit, as d >= 0."""
     diff = np.abs(av - bv)
     diff = np.where(np.isnan(diff), np.inf, diff)  # a NaN anywhere is infinitely wrong
-    if err is not None:
-        return diff, np.maximum(diff - fd_mult * err - fd_floor, 0.0)
+    if budget is not None:
+        return diff, np.maximum(diff - budget - fd_floor, 0.0)
     return diff, (np.maximum(diff - fd_floor, 0.0) if np.any(fd_floor) else diff)
 
 
@@ -217,8 +228,8 @@ def explained(a: np.ndarray, b: np.ndarray, tol: Tolerance, *, err: np.ndarray, 
     keep = ~np.asarray(kink, dtype=bool)
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     a, b = a[keep], b[keep]
-    kept = _kept(err, keep, a.shape) if tol.fd_mult and err is not None else None
-    return not np.any(_unexplained(a, b, kept, tol.fd_mult, tol.fd_floor)[1])
+    kept = tol.fd_mult * _kept(err, keep, a.shape) if tol.fd_mult and err is not None else None
+    return not np.any(_unexplained(a, b, kept, tol.fd_floor)[1])
 
 
 def compare_gradients(
@@ -228,23 +239,25 @@ def compare_gradients(
     scales: dict[str, float] | None = None,
     *,
     kink: dict[str, np.ndarray] | None = None,
+    slack: dict[str, np.ndarray] | None = None,
 ) -> tuple[TensorMetrics, ...]:
     """One TensorMetrics per tensor of reference.tensors() (params in order, then 'x').
 
     The reference's error estimate (FD) is read from reference.error. A tensor the engine lacks, or
     gives with another shape, is a mismatch; dL/dx is compared only when both sides give it.
     """
-    return tuple(compare_tensors(gradient_items(engine, reference, tol, scales, kink)))
+    return tuple(compare_tensors(gradient_items(engine, reference, tol, scales, kink, slack)))
 
 
 def gradient_items(engine: Gradients, reference: Gradients, tol: Tolerance, scales: dict[str, float] | None = None,
-                   kink: dict[str, np.ndarray] | None = None) -> list[Item]:
+                   kink: dict[str, np.ndarray] | None = None, slack: dict[str, np.ndarray] | None = None) -> list[Item]:
     """compare_gradients' tensors, as compare_tensors' items."""
     scales = scales or {}
     kink = kink or {}
+    slack = slack or {}
     err = reference.error or {}
     mine = engine.tensors()
-    return [(name, mine.get(name), b, tol, scales.get(name, 0.0), err.get(name), kink.get(name))
+    return [(name, mine.get(name), b, tol, scales.get(name, 0.0), err.get(name), kink.get(name), slack.get(name))
             for name, b in reference.tensors().items() if not (name == "x" and engine.dx is None)]
 
 

@@ -8,7 +8,9 @@ error_scales     E_t per tensor: the error the backward pass may accumulate, nor
                  output down (see tolerance.py for the recursion), from a reference's dz trace.
 ambiguous        where |z| is within rounding of a kink (|z| <= gamma u_z), a correct producer
                  may land on either side, so its slope there, and every coordinate downstream of
-                 it, is not comparable: those coordinates are left out, as FD's kink mask is.
+                 it, is not comparable to FD's: those coordinates are left out, as FD's kink mask
+                 is. Against torch and jax the same units (ambiguous_units) bound the difference
+                 instead (straddle.py).
                  That includes a z that cancels to exactly 0 (another order, or an FMA, gives an ulp
                  either side); a structural zero, every term 0 (u_z = 0), stays in: every
                  implementation computes exactly 0 there, and the declared subgradient (or a
@@ -120,7 +122,7 @@ def error_scales(case64: Case, caches: Sequence[LayerCache], dz: tuple[np.ndarra
     g = rule.backward(out, y)
     e = norm(np.maximum(_loss_terms(arch.loss, out, y, g), _rule_rounding(rule.backward, g, out, y))
              + np.abs(rule.backward(out + _DELTA * u_out * _signs(out.shape), y) - g) / _DELTA)
-    scales: dict[str, float] = {}
+    scales: dict[str, float] = {} if logits else {f"da{n}": e}  # the output's dL/da, which the loss backward rounds
     for layer in range(n, 0, -1):
         cache, w, d = caches[layer - 1], params[f"W{layer}"], np.asarray(dz[layer - 1], dtype=np.float64)
         act = arch.activations[layer - 1]
@@ -217,18 +219,15 @@ def _gelu_t(act: str, z: np.ndarray) -> np.ndarray:
     return np.tanh(GELU_C * (z + GELU_K * z**3))
 
 
-def ambiguous(case64: Case, caches: Sequence[LayerCache], fwd: Forward, gamma: float,
-              dtype: str = "float64") -> dict[str, np.ndarray]:
-    """Bool masks (keys W1, b1, ..., x, dz1..) of coordinates downstream of a kinked z within rounding of 0.
+def ambiguous_units(case64: Case, caches: Sequence[LayerCache], fwd: Forward, gamma: float,
+                    dtype: str = "float64") -> dict[int, np.ndarray]:
+    """layer -> bool mask, shaped like z_l, of the kinked units within rounding of the kink (only layers with one).
 
     A unit (b, j) of layer l is ambiguous when |z_l[b, j]| <= gamma * u_z and u_z > 0, or z is subnormal
-    in dtype (flushed to 0 by some implementations). Its slope reaches
-    dz_l[b, j], hence dW_l[:, j] and db_l[j]; through the dense W_l it reaches every unit of sample b
-    in the layers below, so every column of their dW and db and the row dx[b]. Empty when none.
+    in dtype (flushed to 0 by some implementations).
     """
-    arch = case64.arch
-    hit: dict[int, np.ndarray] = {}  # the layers with an ambiguous unit: most cases have none
-    for layer, (act, cache) in enumerate(zip(arch.activations, caches), start=1):
+    hit: dict[int, np.ndarray] = {}  # most cases have none
+    for layer, (act, cache) in enumerate(zip(case64.arch.activations, caches), start=1):
         if ops.rule(act).kink:
             z = cache.z
             u_z = fwd[layer - 1][0]
@@ -238,6 +237,17 @@ def ambiguous(case64: Case, caches: Sequence[LayerCache], fwd: Forward, gamma: f
             mask = ((u_z > 0) & (abs_z <= gamma * u_z)) | subnormal
             if mask.any():
                 hit[layer] = mask
+    return hit
+
+
+def ambiguous(case64: Case, caches: Sequence[LayerCache], hit: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
+    """Bool masks (keys W1, b1, ..., x, dz1..) of coordinates downstream of the kinked units within rounding
+    of 0 (hit: ambiguous_units). Empty when none.
+
+    The unit's slope reaches dz_l[b, j], hence dW_l[:, j] and db_l[j]; through the dense W_l it reaches
+    every unit of sample b in the layers below, so every column of their dW and db and the row dx[b].
+    """
+    arch = case64.arch
     if not hit:
         return {}
     masks: dict[str, np.ndarray] = {}

@@ -50,7 +50,8 @@ from ..spec import Case, Gradients
 from .forward import LayerCache, forward_of
 from .loss_value import loss_scale
 from .probe import probe
-from .rounding import ambiguous, error_scales, forward_errors
+from .rounding import ambiguous, ambiguous_units, error_scales, forward_errors
+from .straddle import straddle
 from .terms import terms
 
 
@@ -118,8 +119,9 @@ class CaseContext:
     """What every comparison of one case shares: the float64 copy and its forward caches (the comparison's
     own forward, forward.py; () for a stack that is not an MLP); the error scales E_t (from a reference's dz
     trace; E_loss from the forward alone); scale, the largest entry of that reference's gradient;
-    and the rounding-ambiguity kink masks for the producer's dtype (kinks) and for float64 (kinks64,
-    used between references)."""
+    the rounding-ambiguity kink masks for the producer's dtype (kinks) and for float64 (kinks64,
+    used between references); and slack, what the same ambiguous units allow a producer against an exact
+    reference (torch, jax) instead of those masks (straddle.py; None without a dz trace: the masks apply)."""
 
     case: Case
     case64: Case
@@ -128,6 +130,7 @@ class CaseContext:
     scale: float
     kinks: dict[str, np.ndarray]
     kinks64: dict[str, np.ndarray]
+    slack: dict[str, np.ndarray] | None = None
 
     @classmethod
     def build(cls, case: Case, trace: Gradients | None, case64: Case | None = None) -> CaseContext:
@@ -150,9 +153,16 @@ class CaseContext:
         logits = LOSS_RULES[case64.arch.loss].from_logits
         out, u_out = (caches[-1].z, fwd[-1][0]) if logits else (caches[-1].a, fwd[-1][1])
         scales["loss"] = loss_scale(case64.arch.loss, out, u_out, targets(case64), case64.params, case64.arch.weight_decay)
-        kinks64 = ambiguous(case64, caches, fwd, gamma_for(case64, "float64"))
-        kinks = kinks64 if dtype == "float64" else ambiguous(case64, caches, fwd, gamma_for(case64, dtype), dtype)
-        return cls(case, case64, caches, scales, _largest(trace) if len(scales) > 1 else 1.0, kinks, kinks64)
+        units64 = ambiguous_units(case64, caches, fwd, gamma_for(case64, "float64"))
+        units = units64 if dtype == "float64" else ambiguous_units(case64, caches, fwd, gamma_for(case64, dtype), dtype)
+        kinks64 = ambiguous(case64, caches, units64)
+        kinks = kinks64 if dtype == "float64" else ambiguous(case64, caches, units)
+        slack = None
+        if not units:
+            slack = {}
+        elif trace is not None and trace.dz is not None and len(trace.dz) == len(caches):
+            slack = straddle(case64, caches, fwd, units, trace.dz, gamma_for(case64, dtype), scales)
+        return cls(case, case64, caches, scales, _largest(trace) if len(scales) > 1 else 1.0, kinks, kinks64, slack)
 
     @property
     def traced(self) -> bool:
@@ -165,6 +175,13 @@ class CaseContext:
 
     def tolerance(self, reference: str, *, has_estimate: bool = True) -> Tolerance:
         return tolerance_for(reference, self.case, has_estimate=has_estimate, scale=self.scale)
+
+    def at_kinks(self, reference: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+        """(masks, slack) for comparing a producer with reference: an exact reference (torch, jax) bounds what
+        a straddled kink can change (slack) and masks nothing of its own; FD leaves the coordinates out."""
+        if kind_of(reference) == "analytic" and self.slack is not None:
+            return {}, self.slack
+        return self.kinks, None
 
 
 def _largest(trace: Gradients | None) -> float:
