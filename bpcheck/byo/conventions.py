@@ -173,13 +173,25 @@ class _Matcher:
         # The comparison's own forward for an MLP; a stack has none (ctx.caches is ()), so the layers' forward is
         # the model the conventions are recomputed on (only ever turning a disagreement into CONVENTION).
         self.caches, self.output = (list(ctx.caches), None) if ctx.caches else model_forward(case)
-        self.declared = self._backward(None)
+        self.rule: Loss | None = None
+        self.declared = self.use(None)
 
-    def _backward(self, rule: Loss | None) -> Grads:
+    def use(self, variant: Variant | None) -> Grads:
+        """variant's gradient (the declared loss's for None), the hypothesis the next fits() read."""
         case = self.ctx.case64
-        return engine.backward(case.arch, case.params, self.caches, case.targets, loss_rule=rule, output=self.output).grads
+        if variant is not None and variant.arch is not None:  # another net: its own forward, the declared loss
+            self.rule = None
+            out, caches = engine.forward(variant.arch, case.params, case.x)
+            self.trace = engine.backward(variant.arch, case.params, caches, case.targets, output=out)
+            return self.trace.grads
+        self.rule = None if variant is None else variant.rule
+        self.trace = engine.backward(case.arch, case.params, self.caches, case.targets, loss_rule=self.rule,
+                                     output=self.output)
+        return self.trace.grads
 
-    def fits(self, name: str, h: np.ndarray) -> bool:
+    def fits(self, name: str, h: np.ndarray, k: float = 1.0) -> bool:
+        """Does the user's tensor match h, k x the current hypothesis's gradient (use()) plus terms no kink
+        reaches? A straddled kink moves h as it moves that gradient (CaseContext.at_kinks, compare/straddle.py)."""
         u = self.user.get(name)
         if u is None or np.shape(u) != np.shape(h):
             return False
@@ -187,14 +199,9 @@ class _Matcher:
         d = norm(self.declared[name])
         ratio = norm(h) / d if d > 0 else 1.0
         scale = ratio * self.ctx.scales.get(name, 0.0)
-        return compare_tensor(name, np.asarray(u), h, self.tol, scale, kink=self.ctx.kinks.get(name)).ok
-
-    def gradient(self, variant: Variant) -> Grads:
-        if variant.arch is not None:  # another net: its own forward, the declared loss
-            case = self.ctx.case64
-            out, caches = engine.forward(variant.arch, case.params, case.x)
-            return engine.backward(variant.arch, case.params, caches, case.targets, output=out).grads
-        return self._backward(variant.rule)
+        masks, slack = self.ctx.at_kinks("torch", self.trace, self.rule)
+        allowed = None if slack is None or name not in slack else abs(k) * slack[name]
+        return compare_tensor(name, np.asarray(u), h, self.tol, scale, kink=masks.get(name), slack=allowed).ok
 
 
 def model_forward(case) -> tuple[list, np.ndarray]:
@@ -215,11 +222,12 @@ def explain(ctx: CaseContext, user: Grads) -> Explanation:
     if len(best[1]) == len(names):
         return Explanation(None, tuple(names), (), "")
     for v in variants(ctx.case64.arch):
-        g = m.gradient(v)
+        g = m.use(v)
         matched = [n for n in names if m.fits(n, g[n])]
         if len(matched) > len(best[1]):
             best = (v, matched, g)
     variant, matched, g = best
+    m.use(variant)  # the rest is read relative to it
     rest = [n for n in names if n not in matched]
     loss = ctx.case64.arch.loss
     parts = []
@@ -260,7 +268,7 @@ def _remainder(m: _Matcher, rest: list[str], g: Grads, relative: str, *, whole: 
     those shapes explain every one of them."""
     case = m.ctx.case64
     batch, n_out = case.batch, output_width(case.arch)
-    if batch > 1 and all(n.startswith("b") for n in rest) and all(m.fits(n, g[n] / batch) for n in rest):
+    if batch > 1 and all(n.startswith("b") for n in rest) and all(m.fits(n, g[n] / batch, 1 / batch) for n in rest):
         return (f"{_names(rest)} = 1/batch x {relative}: the bias gradients average over the batch while the "
                 "weight gradients sum"), True
     weights = [n for n in rest if n.startswith("W")]
@@ -277,7 +285,7 @@ def _remainder(m: _Matcher, rest: list[str], g: Grads, relative: str, *, whole: 
         hh = float(np.vdot(h, h))
         k = float(np.vdot(u, h)) / hh if hh > 0 and u.shape == h.shape else 0.0
         rel = 1e-6 if case.x.dtype == np.float64 else 1e-4
-        if k != 0 and abs(k - 1.0) > rel and m.fits(n, k * h):  # a factor of 1 is no convention
+        if k != 0 and abs(k - 1.0) > rel and m.fits(n, k * h, k):  # a factor of 1 is no convention
             label = factor_name(k, batch, n_out, rel)
             text = f"{k:.6g}" + (f" ({label})" if label and label != f"{k:.6g}" else "")
             groups.setdefault(text, []).append(n)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..ops import Loss
 from ..references.layered import n_layers
 from ..results import TensorMetrics, Tolerance
 from ..spec import Gradients
@@ -61,18 +62,20 @@ def merge_masks(*masks: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
     return out
 
 
-def compare(ctx: CaseContext, produced: Gradients, reference: Gradients, name: str) -> Comparison:
+def compare(ctx: CaseContext, produced: Gradients, reference: Gradients, name: str, loss_rule: Loss | None = None) -> Comparison:
     """Compare produced with reference (called name) on ctx's case.
 
     Left out: the reference's own kink mask (FD's: its +-h crossed a kink) and, for FD, the coordinates
     that rounding in the producer's dtype can push across a kink (ctx.kinks); torch and jax bound those
     instead, by what either slope at the straddled unit can change (ctx.slack, straddle.py). Exact zeros
-    stay in, so that a subgradient convention there can be seen (convention.py).
+    stay in, so that a subgradient convention there can be seen (convention.py). loss_rule: the loss whose
+    exact gradient reference is, when not the declared one (a convention's, byo/user_oracle.py).
     """
-    return compare_all(ctx, produced, {name: reference})[name]
+    return compare_all(ctx, produced, {name: reference}, loss_rule)[name]
 
 
-def compare_all(ctx: CaseContext, produced: Gradients, references: dict[str, Gradients]) -> dict[str, Comparison]:
+def compare_all(ctx: CaseContext, produced: Gradients, references: dict[str, Gradients],
+                loss_rule: Loss | None = None) -> dict[str, Comparison]:
     """compare with each reference (name -> Gradients), in order.
 
     Every tensor and trace of every reference goes through one compare_tensors call: for tensors this
@@ -82,7 +85,7 @@ def compare_all(ctx: CaseContext, produced: Gradients, references: dict[str, Gra
     parts = {}
     for name, reference in references.items():
         tol = ctx.tolerance(name, has_estimate=reference.error is not None)
-        masks, slack = ctx.at_kinks(name)
+        masks, slack = ctx.at_kinks(name, reference, loss_rule)
         params = gradient_items(produced, reference, tol, ctx.scales, merge_masks(reference.kink, masks), slack)
         loss = loss_item(produced, reference, tol, ctx.scales.get("loss", 0.0), ctx.dtype)
         params += [loss] if loss is not None else []

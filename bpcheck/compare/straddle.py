@@ -1,6 +1,7 @@
 """How far a correct producer may be from an exact reference where a pre-activation straddles a kink.
 
     slack = straddle(case64, caches, fwd, units, dz, gamma, scales)   # {'W1': .., 'x': .., 'dz1': ..}, or {}
+    slack = straddle(..., loss_rule=variant)        # against another loss's exact gradient (byo/conventions.py)
 
 torch and jax give exact derivatives: for them a coordinate is at a kink only when some pre-activation
 z_l[b, j] sits within its own rounding of the kink (rounding.ambiguous_units: the producer's z and the
@@ -35,7 +36,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import ops
-from ..ops import LOSS_RULES
+from ..ops import LOSS_RULES, Loss
 from ..references.layered import targets
 from ..spec import Case
 from .forward import LayerCache
@@ -43,12 +44,13 @@ from .rounding import Forward
 
 
 def straddle(case64: Case, caches: Sequence[LayerCache], fwd: Forward, units: dict[int, np.ndarray],
-             dz: Sequence[np.ndarray], gamma: float, scales: dict[str, float]) -> dict[str, np.ndarray]:
+             dz: Sequence[np.ndarray], gamma: float, scales: dict[str, float],
+             loss_rule: Loss | None = None) -> dict[str, np.ndarray]:
     """The allowance per coordinate (keys W1, b1, ..., x and dz1..) where the ambiguous units of each layer
     (units[layer]: bool, shaped like z_l) may take either one-sided slope; {} when no unit has a slope jump.
 
-    dz: the reference's float64 dz trace; fwd, gamma and scales: the producer's rounding (forward_errors,
-    tolerance.gamma_for, error_scales)."""
+    dz: the reference's float64 dz trace, of the declared loss or of loss_rule's; fwd, gamma and scales: the
+    producer's rounding (forward_errors, tolerance.gamma_for, error_scales, scaled to that reference)."""
     arch = case64.arch
     jumps = {layer: _jump(arch.activations[layer - 1]) for layer in units}
     if not any(jumps.values()):
@@ -62,7 +64,7 @@ def straddle(case64: Case, caches: Sequence[LayerCache], fwd: Forward, units: di
         hit = units.get(layer)
         e_dz = _carry(act, cache, gamma * fwd[layer - 1][0], e_da, hit)
         if hit is not None and jumps[layer]:
-            da = _da(case64, caches, dz, layer)
+            da = _da(case64, caches, dz, layer, loss_rule or LOSS_RULES[arch.loss])
             rounded = gamma * scales.get(f"da{layer}", 0.0)
             e_dz = e_dz + np.where(hit, jumps[layer] * (np.abs(da) + e_da + rounded), 0.0)
         e_dz = e_dz * (1.0 + gamma)
@@ -81,11 +83,10 @@ def _jump(act: str) -> float:
     return abs(right - left)
 
 
-def _da(case64: Case, caches: Sequence[LayerCache], dz: Sequence[np.ndarray], layer: int) -> np.ndarray:
+def _da(case64: Case, caches: Sequence[LayerCache], dz: Sequence[np.ndarray], layer: int, rule: Loss) -> np.ndarray:
     """The reference's dL/da_l: dz_{l+1} W_{l+1}^T, or the loss's own backward at the output."""
     if layer < case64.arch.n_layers:
         return np.asarray(dz[layer], dtype=np.float64) @ case64.params[f"W{layer + 1}"].T
-    rule = LOSS_RULES[case64.arch.loss]
     if rule.from_logits:  # the loss reads z_L itself: its dz is the gradient at the output
         return np.asarray(dz[layer - 1], dtype=np.float64)
     return rule.backward(caches[-1].a, targets(case64))

@@ -39,16 +39,17 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..ops import LOSS_RULES
+from ..ops import LOSS_RULES, Loss
 from ..references.layered import targets, width
 from ..results import Tolerance
 from ..spec import Case, Gradients
 from .forward import LayerCache, forward_of
 from .loss_value import loss_scale
+from .metrics import norm
 from .probe import probe
 from .rounding import ambiguous, ambiguous_units, error_scales, forward_errors
 from .straddle import straddle
@@ -131,6 +132,9 @@ class CaseContext:
     kinks: dict[str, np.ndarray]
     kinks64: dict[str, np.ndarray]
     slack: dict[str, np.ndarray] | None = None
+    units: dict[int, np.ndarray] = field(default_factory=dict)   # the straddled units slack is built from
+    fwd: tuple = ()                                               # forward_errors, for slack_for
+    trace_dz: tuple | None = None                                 # the dz trace slack was built from
 
     @classmethod
     def build(cls, case: Case, trace: Gradients | None, case64: Case | None = None) -> CaseContext:
@@ -157,12 +161,14 @@ class CaseContext:
         units = units64 if dtype == "float64" else ambiguous_units(case64, caches, fwd, gamma_for(case64, dtype), dtype)
         kinks64 = ambiguous(case64, caches, units64)
         kinks = kinks64 if dtype == "float64" else ambiguous(case64, caches, units)
-        slack = None
+        slack, dz = None, None
         if not units:
             slack = {}
         elif trace is not None and trace.dz is not None and len(trace.dz) == len(caches):
-            slack = straddle(case64, caches, fwd, units, trace.dz, gamma_for(case64, dtype), scales)
-        return cls(case, case64, caches, scales, _largest(trace) if len(scales) > 1 else 1.0, kinks, kinks64, slack)
+            dz = tuple(trace.dz)
+            slack = straddle(case64, caches, fwd, units, dz, gamma_for(case64, dtype), scales)
+        return cls(case, case64, caches, scales, _largest(trace) if len(scales) > 1 else 1.0, kinks, kinks64, slack,
+                   units, tuple(fwd), dz)
 
     @property
     def traced(self) -> bool:
@@ -176,12 +182,28 @@ class CaseContext:
     def tolerance(self, reference: str, *, has_estimate: bool = True) -> Tolerance:
         return tolerance_for(reference, self.case, has_estimate=has_estimate, scale=self.scale)
 
-    def at_kinks(self, reference: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
-        """(masks, slack) for comparing a producer with reference: an exact reference (torch, jax) bounds what
-        a straddled kink can change (slack) and masks nothing of its own; FD leaves the coordinates out."""
-        if kind_of(reference) == "analytic" and self.slack is not None:
-            return {}, self.slack
-        return self.kinks, None
+    def at_kinks(self, reference: str, grads: Gradients | None = None,
+                 loss_rule: Loss | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+        """(masks, slack) for comparing a producer with reference (its Gradients grads, of the declared loss or
+        of loss_rule's): an exact reference (torch, jax, an exact hypothesis) bounds what a straddled kink can
+        change (slack) and masks nothing of its own; FD leaves the coordinates out."""
+        slack = self.slack_for(grads, loss_rule) if kind_of(reference) == "analytic" else None
+        return ({}, slack) if slack is not None else (self.kinks, None)
+
+    def slack_for(self, grads: Gradients | None = None, loss_rule: Loss | None = None) -> dict[str, np.ndarray] | None:
+        """straddle.py's allowances against an exact gradient grads (None: the trace's, ctx.slack), from its own
+        dz trace, with the rounding scaled to it; None when there is no model for it (the masks apply then)."""
+        if not self.slack or grads is None:
+            return self.slack
+        dz = grads.dz
+        if dz is None or self.trace_dz is None or len(dz) != len(self.caches):
+            return None
+        if loss_rule is None and all(a is b for a, b in zip(dz, self.trace_dz)):  # the trace itself
+            return self.slack
+        mine, theirs = norm(np.asarray(dz[-1])), norm(np.asarray(self.trace_dz[-1]))
+        ratio = mine / theirs if theirs > 0 and math.isfinite(mine / theirs) else 1.0
+        return straddle(self.case64, self.caches, list(self.fwd), self.units, dz, gamma_for(self.case64, self.dtype),
+                        {k: ratio * v for k, v in self.scales.items()}, loss_rule)
 
 
 def _largest(trace: Gradients | None) -> float:
