@@ -51,13 +51,22 @@ def half_sse_loss(arch, p, x, y):
     return 0.5 * float(np.sum((acts[-1] - y) ** 2))
 
 
+def half_sse_loss32(arch, p, x, y):
+    """half_sse_loss with float32 internals: a coarse loss, whose finite differences resolve ~1e-3 of a gradient."""
+    _, acts = forward(arch, p, x, np.float32)
+    return 0.5 * float(np.sum((acts[-1] - y.astype(np.float32)) ** 2))
+
+
 def half_sse_grads(arch, p, x, y, bug=""):
-    """Vectorised backprop of half_sse_loss, in bpcheck's row layout. bug='relu1': layer 1's act' left out."""
+    """Vectorised backprop of half_sse_loss, in bpcheck's row layout. bug='relu1': layer 1's act' left out;
+    bug='leaky_slope1': layer 1's leaky_relu' written (z > 0), relu's: the leaky slope dropped."""
     zs, acts = forward(arch, p, x)
     d = acts[-1] - y
     out = {}
     for k in range(arch.n_layers, 0, -1):
-        if not (bug == "relu1" and k == 1):
+        if bug == "leaky_slope1" and k == 1:
+            d = d * (zs[0] > 0)
+        elif not (bug == "relu1" and k == 1):
             d = d * act_prime(arch.activations[k - 1], zs[k - 1], acts[k])
         out[f"W{k}"] = acts[k - 1].T @ d
         out[f"b{k}"] = d.sum(axis=0)

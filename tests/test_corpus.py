@@ -31,39 +31,7 @@ from tests.corpus.run import MODES, failures, plans, run, spec, summary  # noqa:
 KNOWN_ENGINE: dict[tuple[str, str], str] = {}
 
 # (bug, mode) -> what bpcheck gets wrong today (python -m tests.corpus.run --bugs BUG).
-KNOWN_BUG: dict[tuple[str, str], str] = {
-    ('cs231n_relu_mask_from_input', 'declared'): (
-        "[near_kink: every coordinate of the bug's layer masked as KINK, for torch and jax too] seen: missed "
-        'in 3 of 15 float64 cases that reveal it (KINK 3), e.g. float64 near_kink, 4-4-4-3 relu,relu,softmax '
-        'cross_entropy, batch 4: KINK (rel diff 1.4e+00)'
-    ),
-    ('cs231n_relu_mask_from_input', 'loss_fn'): (
-        "[near_kink: every coordinate of the bug's layer masked as KINK, for torch and jax too] seen: missed in"
-        ' 3 of 15 float64 cases that reveal it (KINK 3), e.g. float64 near_kink, 4-4-4-3 relu,relu,softmax '
-        'cross_entropy, batch 4: KINK (rel diff 1.4e+00)'
-    ),
-    ('keras_shared_activation', 'declared'): (
-        "[near_kink: every coordinate of the bug's layer masked as KINK, for torch and jax too] seen: missed "
-        'in 3 of 15 float64 cases that reveal it (KINK 3), e.g. float64 near_kink, 3-4-4-2 elu,elu,identity '
-        'huber, batch 7: KINK (rel diff 8.8e-01)'
-    ),
-    ('keras_shared_activation', 'loss_fn'): (
-        "[near_kink: every coordinate of the bug's layer masked as KINK, for torch and jax too; FD of the "
-        "user's loss_fn cannot resolve the bug and turns torch's ENGINE into CONVENTION] seen: missed in 6 of"
-        ' 15 float64 cases that reveal it (KINK 3, CONVENTION 3), e.g. float64 near_kink, 3-4-4-2 '
-        'elu,elu,identity huber, batch 7: KINK (rel diff 8.8e-01)'
-    ),
-    ('relu_prime_from_activation', 'declared'): (
-        "[near_kink: every coordinate of the bug's layer masked as KINK, for torch and jax too] seen: missed "
-        'in 2 of 15 float64 cases that reveal it (KINK 2), e.g. float64 near_kink, 3-5-2 relu,identity mse, '
-        'batch 5: KINK (rel diff 8.1e-01)'
-    ),
-    ('relu_prime_from_activation', 'loss_fn'): (
-        "[near_kink: every coordinate of the bug's layer masked as KINK, for torch and jax too] seen: missed "
-        'in 2 of 15 float64 cases that reveal it (KINK 2), e.g. float64 near_kink, 3-5-2 relu,identity mse, '
-        'batch 5: KINK (rel diff 8.1e-01)'
-    ),
-}
+KNOWN_BUG: dict[tuple[str, str], str] = {}
 
 
 def _engine_params():

@@ -7,7 +7,12 @@ forward, noise measured from the user's evaluations). Then the vote, with torch 
 neither ran, bpcheck's engine) judging the gradient of the declared loss:
 
   FD of loss_fn agrees                -> the analytic ENGINE verdicts become CONVENTION: the gradient is
-                                         right for the user's loss, which is not the declared one.
+                                         right for the user's loss, which is not the declared one; unless
+                                         FD's own error estimate is wider than the difference it would have
+                                         to resolve (from the declared gradient; or, when loss_fn computes a
+                                         known convention's loss that the gradient follows in most tensors,
+                                         from that loss's exact gradient): then it abstains, says so, and
+                                         torch's and jax's ENGINE stands.
   the analytic references agree       -> FD of loss_fn alone cannot make it ENGINE: FD_NOISE when the
                                          loss_fn's value is the declared loss's (the loss is noisy here),
                                          else CONVENTION naming the factor between the two losses.
@@ -31,7 +36,7 @@ from ..ops import LOSS_RULES
 from ..references.layered import n_layers, n_out
 from ..results import CheckResult, Verdict, worst_label
 from ..spec import Case, Gradients
-from .conventions import Explanation, explain
+from .conventions import Explanation, explain, model_forward
 from .user_fd import SOURCE, NonFiniteLoss, user_gradients
 
 ENGINE_REF = "engine"       # the verdict name of bpcheck's engine on the declared loss (when no torch or jax ran)
@@ -67,12 +72,20 @@ def with_user_fd(result: CheckResult | None, ctx: CaseContext, declared: Gradien
     if agree:
         mine = Verdict(SOURCE, "KINK" if kinks else "AGREE", metrics, tol, kinks=kinks,
                        reason="coordinates whose finite difference crosses a kink are left out" if kinks else "")
+        found = None if analytic_agree else explain(ctx, {k: np.asarray(v) for k, v in produced.grads.items()})
+        exact = None if found is None else _exact_for_loss_fn(ctx, fd, found)
+        if exact is not None and not _resolves(ctx, declared, produced, exact, fd):
+            # loss_fn computes a known convention's loss, whose exact gradient the user's differs from in some
+            # tensors: FD of loss_fn, whose error is wider than that difference, cannot outvote torch and jax.
+            return verdicts + [replace(mine, reason=(
+                f"abstains: agrees within its error estimate, which is wider than the difference between the gradient "
+                f"and the exact gradient of {found.variant.words} (the loss loss_fn computes here) in "
+                f"{', '.join('d' + n for n in found.unmatched)}"))]
         if analytic_agree or not all(m.ok for m in _compare(ctx, declared, declared, fd)[0]):
             return [_convention(v, "the user's loss_fn is not the declared "
                                 f"{case.arch.loss}; the gradient is right for the user's loss") for v in verdicts] + [mine]
         # FD of loss_fn cannot tell the user's gradient from the declared one here (its error is wider than their
         # difference): it vouches for no convention; a known convention that explains every tensor still does.
-        found = explain(ctx, {k: np.asarray(v) for k, v in produced.grads.items()})
         mine = replace(mine, reason="agrees within its error estimate, which is too wide here to tell the gradient "
                        f"from the declared {case.arch.loss}'s")
         if found.variant is not None and not found.unmatched and _same_value(fd, found.variant, ctx):
@@ -136,6 +149,32 @@ def variant_value(ctx: CaseContext, variant, out: np.ndarray | None = None) -> f
         return engine.loss(variant.arch, c64.params, c64.x, c64.targets)
     rule = variant.value or variant.rule
     return float(rule.forward(loss_input(ctx, rule) if out is None else out, c64.targets))
+
+
+def _exact_for_loss_fn(ctx: CaseContext, fd: Gradients, found: Explanation) -> Gradients | None:
+    """The exact gradient of the loss loss_fn computes, when the user's gradient follows a known convention in most
+    tensors but not all (a bug under that convention) and loss_fn's value is that convention's loss; else None."""
+    if found.variant is None or not found.unmatched or found.complete or not _same_value(fd, found.variant, ctx):
+        return None
+    return _gradient_of(ctx, found.variant)
+
+
+def _gradient_of(ctx: CaseContext, variant) -> Gradients:
+    """The exact gradient of variant's loss on ctx's case, on the comparison's own forward (a stack's: the layers'),
+    or, for another net (variant.arch), on that net's own forward."""
+    c64 = ctx.case64
+    if variant.arch is not None:
+        out, caches = engine.forward(variant.arch, c64.params, c64.x)
+        return engine.backward(variant.arch, c64.params, caches, c64.targets, output=out)
+    caches, out = (list(ctx.caches), None) if ctx.caches else model_forward(c64)
+    return engine.backward(c64.arch, c64.params, caches, c64.targets, loss_rule=variant.rule, output=out)
+
+
+def _resolves(ctx: CaseContext, declared: Gradients, produced: Gradients, exact: Gradients, fd: Gradients) -> bool:
+    """Is FD of loss_fn fine enough to see the gradient differ from exact? Its own error estimate and kink mask,
+    laid on exact's values: when they explain the whole difference, FD cannot tell the two apart."""
+    laid = replace(fd, grads=exact.grads, dx=exact.dx if fd.dx is not None else None)
+    return not all(m.ok for m in _compare(ctx, declared, produced, laid)[0])
 
 
 def _same_value(fd: Gradients, variant, ctx: CaseContext) -> bool:
