@@ -46,7 +46,8 @@ def relocalise(result: CheckResult, ctx: CaseContext, produced: Gradients) -> Ch
     best: tuple[int, Variant | None, Gradients, Comparison] | None = None
     for variant in (None, *variants(c64.arch)):
         g = declared if variant is None else gradient(variant)
-        c = compare(_scaled(ctx, declared, g), produced, g, DECLARED_REF if variant is None else CONVENTION_REF)
+        c = compare(_scaled(ctx, declared, g), produced, g, DECLARED_REF if variant is None else CONVENTION_REF,
+                    None if variant is None else variant.rule)
         layer = 0 if c.agree else c.first_bad[0] or 0   # no layer: every param agrees, only x or the loss differ
         if best is None or layer < best[0]:
             best = (layer, variant, g, c)
