@@ -33,14 +33,16 @@ from benchmarks.section import Goal, Section
 REFS = ("fd", "torch", "jax")
 
 
-# `python -m bpcheck` with the default sweep's stacks switched off (what the default was before issue 15).
+# `python -m bpcheck` with the sweep's stacks switched off, and on (one in 4 when the default has them off).
 MLP_ONLY = "import sys; from bpcheck import draw, cli; draw.LAYERED_EVERY = 0; sys.exit(cli.main(sys.argv[1:]))"
+MIXED = ("import sys; from bpcheck import draw, cli; draw.LAYERED_EVERY = draw.LAYERED_EVERY or 4; "
+         "sys.exit(cli.main(sys.argv[1:]))")
 
 
 def run_report(out: Path, cache: Path, cases: int, seed: int, mlp_only: bool = False) -> dict:
     """Run the report command once; returns wall seconds, meta timings, case and architecture counts."""
     env = {**os.environ, "BPCHECK_JAX_CACHE": str(cache)}
-    head = [sys.executable, "-c", MLP_ONLY] if mlp_only else [sys.executable, "-m", "bpcheck"]
+    head = [sys.executable, "-c", MLP_ONLY if mlp_only else MIXED]
     cmd = [*head, "report", "--out", str(out), "--cases", str(cases), "--seed", str(seed)]
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
