@@ -70,6 +70,15 @@ def _fail_on(labels: Sequence[str]) -> tuple[str, ...]:
     return labels
 
 
+
+def _trace(ran: dict[str, Gradients], case64: Case) -> Gradients | None:
+    """The trace the rounding bounds read: one of the references that ran, or, when none left one (--refs fd on a
+    stack: FD keeps no per-layer trace), torch's or jax's run on the side as a measuring instrument, not a judge."""
+    if case64.arch.is_mlp:
+        return pick_trace(ran)
+    return pick_trace(ran) or reference_trace(case64, ["torch"]) or reference_trace(case64, ["jax"])
+
+
 def check_case(
     case: Case,
     references: str | Sequence[str] | None = None,
@@ -127,7 +136,7 @@ def check_case(
         skipped[name] = Verdict(name, "ERROR", reason=reason, seconds=timing[name], version=versions[name])
         del ran[name]
 
-    ctx = CaseContext.build(case, pick_trace(ran), case64)
+    ctx = CaseContext.build(case, _trace(ran, case64), case64)
     comparisons = compare_all(ctx, produced, ran)
     fast_notes: dict[str, str] = {}
     for name in names:
@@ -146,7 +155,7 @@ def check_case(
         ran[name] = grads
         fast_notes[name] = f"{note}; escalated to the per-coordinate FD check"
         if not ctx.traced:  # FD's trace is the first one: the rounding bounds need it
-            ctx = CaseContext.build(case, pick_trace(ran), case64)
+            ctx = CaseContext.build(case, _trace(ran, case64), case64)
             comparisons = {n: c for n, c in comparisons.items() if n not in ran}
             comparisons.update(compare_all(ctx, produced, ran))
         comparisons[name] = compare(ctx, produced, grads, name)

@@ -149,3 +149,24 @@ def test_batchnorm_at_batch_2_over_a_dense_is_no_false_alarm():
     # and the mutant itself, at batch 2, is still caught
     caught = check_case(case, REFS, producer=mutant.produce)
     assert caught.label == "ENGINE", caught.message()
+
+
+def test_fd_alone_judges_float32_stacks_with_a_measured_bound():
+    """--refs fd on a stack: FD keeps no per-layer trace, so the float32 rounding bound once had nothing to read and
+    stood near 0 (137 of 300 cases of report --layers all --refs fd were ENGINE). torch's trace now measures it on
+    the side. Every float32 case of the first 60 passes with FD alone, and a 1% error in its largest tensor is caught by FD alone
+    wherever torch catches it."""
+    cases = [c for c in (_case(i) for i in range(60)) if c.x.dtype == np.float32 and not c.arch.is_mlp]
+    assert len(cases) >= 20
+    for case in cases:
+        result = check_case(case, ["fd"])
+        assert result.label in ("AGREE", "KINK"), (case.arch.label(), result.verdicts[0].message())
+    missed = []
+    for case in cases:  # caught wherever torch catches it (a kink, or a tensor zero by symmetry, hides it from both)
+        right = engine.gradients(case)
+        key = max(right.grads, key=lambda k: float(np.abs(right.grads[k]).max()))
+        wrong = dataclasses.replace(right, grads={**right.grads, key: right.grads[key] * np.float32(1.01)})
+        by_fd, by_torch = (check_case(case, [ref], producer=lambda c, w=wrong: w).label for ref in ("fd", "torch"))
+        if by_torch == "ENGINE" and by_fd != "ENGINE":
+            missed.append((case.arch.label(), key, by_fd))
+    assert missed == []
