@@ -32,10 +32,9 @@ from .spec import Case, UsageError
 MAX_CHOICES = 20_000
 ATTEMPTS = 8  # an overrun draw (too many choices) retries with the next sub-seed
 # In the default sweep, case i is a layered stack (bpcheck.stacks) when i % LAYERED_EVERY == LAYERED_EVERY - 1;
-# 0: none. 4 is fast enough now (jax per layer signature) and gave 0 ENGINE/REFERENCE on 10,000 cases with every
-# reference, but with --refs fd alone stacks with dropout/layernorm are false ENGINE (tol ~1e-35; tests/test_render,
-# test_nothing_lost, test_report_folder sweep that way): off until those are fixed (README, "Layered stacks").
-LAYERED_EVERY = 0
+# 0: none. One in 4 keeps the default 200-case report within ~2x of its MLP-only time, now that jax compiles one
+# small kernel per layer signature instead of one per stack (benchmarks/bench_report.py, README "Layered stacks").
+LAYERED_EVERY = 4
 
 
 def _no_constant(self, choice_type, constraints, *, p=0.05):

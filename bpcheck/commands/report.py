@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", default=None, metavar="KIND,KIND",
                    help="draw every case as a layered stack whose body is built from these kinds (conv2d, maxpool2d, "
                         "avgpool2d, batchnorm, layernorm, dropout, activation, dense; 'all': every kind); default: "
-                        "MLPs only (bpcheck.draw.LAYERED_EVERY = 0)")
+                        "one case in 4 is a stack of every kind, the rest MLPs")
     add_targets(p)
     add_weight_decay(p)
     p.add_argument("--max-width", type=int_at_least(1), default=DEFAULTS["max_width"], help="widest layer (default %(default)s)")
