@@ -434,7 +434,8 @@ def test_a_stack_bug_is_localised_to_its_layer():
     result = check_case(case, "torch", producer=_planted(case, f"da{i}", 1.5))
     v = result.verdict("torch")
     assert v.label == "ENGINE" and v.first_bad_layer == i + 1 and v.localised_by == "da", v.message()
-    assert f"layer {i + 1} is the first whose dL/d(input) disagrees" in v.message()
+    kind = case.arch.layers[i][0]  # the layer by position and kind, from the diagnosis (bpcheck.compare.layer_bugs)
+    assert f"layer {i + 1} ({kind}) is the first whose dL/d(input) disagrees" in v.message()
 
 
 @needs_stacks

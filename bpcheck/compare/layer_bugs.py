@@ -146,8 +146,7 @@ def located(arch, found: Diagnosis | None, bad: list[str], first_bad, traced: bo
     if not at:
         return found
     kind = arch.layers[layer - 1][0] if layer is not None else ""
-    what = "tensor" if key else "layer whose dL/d(input)"
-    sentence = f"{at} is the first {what} from the output that disagrees"
+    sentence = f"{at} is the first {'tensor from the output that' if key else 'whose dL/d(input)'} disagrees"
     span = candidate_layers(arch, bad, first_bad, traced)
     if len(span) > 1:
         kinds = ", ".join(arch.layers[k - 1][0] for k in reversed(span))
