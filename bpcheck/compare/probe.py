@@ -17,7 +17,8 @@ norms) gets this generic fallback instead, in either dtype (E_t is in units of t
           sample, below a layer whose backward mixes the rows, such as batchnorm).
   floors  compare/terms.py bounds the terms each backward adds, which the sample misses where it is exact.
 
-Without torch the scales stay empty (rtol alone; a float32 stack then needs torch to be judged fairly).
+Without torch a float32 stack gets a norm-wise bound instead of the sample (_unsampled), from whichever reference's
+gradient is at hand (FD's, when it ran alone); a float64 one keeps rtol and terms.py's floors.
 """
 
 from __future__ import annotations
@@ -85,8 +86,10 @@ def _forward_errors(case64: Case, g32: Gradients | None, eps: float) -> list[np.
 
 
 def _scales(case: Case, trace: Gradients | None, g32: Gradients | None) -> dict[str, float]:
-    if trace is None or g32 is None:
+    if trace is None:
         return {}
+    if g32 is None:
+        return _unsampled(case, trace)
     pairs: dict[str, tuple[Any, Any]] = {k: (g32.tensors().get(k), v) for k, v in trace.tensors().items()}
     pairs["loss"] = (g32.loss, trace.loss)
     for i, (a, b) in enumerate(zip(g32.dout or (), trace.dout or ()), start=1):
@@ -107,6 +110,22 @@ def _scales(case: Case, trace: Gradients | None, g32: Gradients | None) -> dict[
             out[name] = math.inf
         # else a float32 overflow says nothing of a float64 producer: rtol alone holds that tensor
     return out
+
+
+def _unsampled(case: Case, trace: Gradients) -> dict[str, float]:
+    """Without torch there is no float32 sample; a float32 stack then gets a norm-wise bound in its place: each
+    layer may round at PROBE of the whole gradient, so E_t = ||g_t|| + PROBE (layers + 1) ||g||, and the loss at PROBE
+    (layers + 1) |L|. Looser than the
+    sample (it cannot see where rounding is small), it still holds a 1e-4 relative error far above it."""
+    if case.x.dtype != np.float32:
+        return {}
+    tensors = {k: np.asarray(v, dtype=np.float64) for k, v in trace.tensors().items()}
+    whole = norm(np.concatenate([np.ravel(v) for v in tensors.values()])) if tensors else 0.0
+    depth = len(plan(case.arch)) + 1
+    out = {name: norm(v) + PROBE * depth * whole for name, v in tensors.items()}
+    if trace.loss is not None:  # the forward rounds layer by layer too
+        out["loss"] = PROBE * depth * abs(float(trace.loss))
+    return {k: v for k, v in out.items() if math.isfinite(v)}
 
 
 def _kinks(case64: Case, gamma: float, errors: list[np.ndarray | None]) -> dict[str, np.ndarray]:
