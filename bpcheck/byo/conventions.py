@@ -176,6 +176,7 @@ class _Matcher:
         self.caches, self.output = (list(ctx.caches), None) if ctx.caches else model_forward(case)
         self.rule: Loss | None = None
         self.declared = self.use(None)
+        self.declared_size = self.size
 
     def use(self, variant: Variant | None) -> Grads:
         """variant's gradient (the declared loss's for None), the hypothesis the next fits() read."""
@@ -184,18 +185,12 @@ class _Matcher:
             self.rule = None
             out, caches = engine.forward(variant.arch, case.params, case.x)
             self.trace = engine.backward(variant.arch, case.params, caches, case.targets, output=out)
-            return self._whole(self.trace.grads)
-        self.rule = None if variant is None else variant.rule
-        self.trace = engine.backward(case.arch, case.params, self.caches, case.targets, loss_rule=self.rule,
-                                     output=self.output)
-        return self._whole(self.trace.grads)
-
-    def _whole(self, grads: Grads) -> Grads:
-        """Note how the hypothesis scales the whole gradient against the declared one (whole_ratio)."""
-        declared = getattr(self, "declared", grads)
-        size = math.sqrt(sum(norm(v) ** 2 for v in declared.values()))
-        self.whole_ratio = math.sqrt(sum(norm(v) ** 2 for v in grads.values())) / size if size > 0 else 1.0
-        return grads
+        else:
+            self.rule = None if variant is None else variant.rule
+            self.trace = engine.backward(case.arch, case.params, self.caches, case.targets, loss_rule=self.rule,
+                                         output=self.output)
+        self.size = math.sqrt(sum(norm(v) ** 2 for v in self.trace.grads.values()))  # the whole gradient's norm
+        return self.trace.grads
 
     def fits(self, name: str, h: np.ndarray, k: float = 1.0) -> bool:
         """Does the user's tensor match h, k x the current hypothesis's gradient (use()) plus terms no kink
@@ -207,7 +202,8 @@ class _Matcher:
         # own ratio, or the whole gradient's where that is larger (a tensor zero by a symmetry, such as a conv bias
         # under a batchnorm, is rounding noise in both, and their ratio says nothing of the hypothesis's scale).
         d = norm(self.declared[name])
-        ratio = max(norm(h) / d if d > 0 else 0.0, abs(k) * self.whole_ratio)
+        whole_ratio = self.size / self.declared_size if self.declared_size > 0 else 1.0
+        ratio = max(norm(h) / d if d > 0 else 0.0, abs(k) * whole_ratio)
         scale = ratio * self.ctx.scales.get(name, 0.0)
         masks, slack = self.ctx.at_kinks("torch", self.trace, self.rule)
         allowed = None if slack is None or name not in slack else abs(k) * slack[name]

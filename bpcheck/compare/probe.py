@@ -96,7 +96,7 @@ def _scales(case: Case, trace: Gradients | None, g32: Gradients | None) -> dict[
         pairs[f"da{i}"] = (a, b)
     # A gradient zero by a symmetry (dx of a layernorm over one feature, a gamma before another norm layer) is
     # the cancellation of terms of about the whole gradient's size: one probe sample may show nothing of it.
-    whole = norm(np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in trace.tensors().values()]))
+    whole = _whole(trace)
     out = {}
     for name, (a, b) in pairs.items():
         if a is None or b is None or np.shape(a) != np.shape(b):
@@ -112,17 +112,21 @@ def _scales(case: Case, trace: Gradients | None, g32: Gradients | None) -> dict[
     return out
 
 
+def _whole(trace: Gradients) -> float:
+    """The norm of the trace's whole gradient, every tensor's entries as one vector."""
+    tensors = trace.tensors().values()
+    return norm(np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in tensors])) if tensors else 0.0
+
+
 def _unsampled(case: Case, trace: Gradients) -> dict[str, float]:
     """Without torch there is no float32 sample; a float32 stack then gets a norm-wise bound in its place: each
     layer may round at PROBE of the whole gradient, so E_t = ||g_t|| + PROBE (layers + 1) ||g||, and the loss at PROBE
-    (layers + 1) |L|. Looser than the
-    sample (it cannot see where rounding is small), it still holds a 1e-4 relative error far above it."""
+    (layers + 1) |L|. Looser than the sample (it cannot see where rounding is small), it still holds a 1e-4 relative
+    error far above it."""
     if case.x.dtype != np.float32:
         return {}
-    tensors = {k: np.asarray(v, dtype=np.float64) for k, v in trace.tensors().items()}
-    whole = norm(np.concatenate([np.ravel(v) for v in tensors.values()])) if tensors else 0.0
-    depth = len(plan(case.arch)) + 1
-    out = {name: norm(v) + PROBE * depth * whole for name, v in tensors.items()}
+    whole, depth = _whole(trace), len(plan(case.arch)) + 1
+    out = {name: norm(np.asarray(v, dtype=np.float64)) + PROBE * depth * whole for name, v in trace.tensors().items()}
     if trace.loss is not None:  # the forward rounds layer by layer too
         out["loss"] = PROBE * depth * abs(float(trace.loss))
     return {k: v for k, v in out.items() if math.isfinite(v)}
